@@ -1,0 +1,302 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/replay"
+	"github.com/extauthz/extauthz/internal/token"
+)
+
+// serveConfig holds every serve flag.
+type serveConfig struct {
+	policies       stringList
+	policyPoll     time.Duration
+	grpcAddr       string
+	httpAddr       string
+	logFormat      string
+	logLevel       string
+	audit          bool
+	shutdownGrace  time.Duration
+	prefetchWait   time.Duration
+	maxBodyBytes   int
+	maxTokenBytes  int
+	replayStore    string
+	replayMax      int
+	replayTimeout  time.Duration
+	replayFailOpen bool
+	keys           keys.Config
+}
+
+func (c *serveConfig) flags(fs *flag.FlagSet) {
+	fs.Var(&c.policies, "policy", "policy file or directory (repeatable)")
+	fs.DurationVar(&c.policyPoll, "policy-poll-interval", 2*time.Second, "how often policy files are checked for changes (SIGHUP checks at once)")
+	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9001", "gRPC listen address: host:port or unix:///path")
+	fs.StringVar(&c.httpAddr, "http-addr", ":9090", "HTTP address of /healthz, /readyz, /metrics and /debug/keys")
+	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
+	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.BoolVar(&c.audit, "audit", false, "audit every rule: evaluate and record the decision, but always allow")
+	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight Checks may take to finish after SIGTERM")
+	fs.DurationVar(&c.prefetchWait, "prefetch-wait", 10*time.Second, "how long startup waits for remote key sets before serving")
+	fs.IntVar(&c.maxBodyBytes, "max-body-bytes", check.DefaultMaxBodyBytes, "largest request body parsed for a client assertion; larger is a 400")
+	fs.IntVar(&c.maxTokenBytes, "max-token-bytes", token.DefaultMaxTokenBytes, "largest token parsed; larger is rejected before decoding")
+	fs.StringVar(&c.replayStore, "replay-store", "memory", "jti replay store: memory, or a redis://, rediss:// URL (see docs)")
+	fs.IntVar(&c.replayMax, "replay-max-entries", replay.DefaultMaxEntries, "memory replay store: most unexpired jti entries held")
+	fs.DurationVar(&c.replayTimeout, "replay-timeout", replay.DefaultRedisTimeout, "Redis replay store: timeout of one claim")
+	fs.BoolVar(&c.replayFailOpen, "replay-fail-open", false, "allow client assertions without replay protection when the replay store is down (default: 503)")
+	k := &c.keys
+	fs.IntVar(&k.CacheSize, "key-cache-size", keys.DefaultCacheSize, "issuers whose fetched key sets are cached (LRU)")
+	fs.DurationVar(&k.MinRefresh, "jwks-min-refresh", keys.DefaultMinRefresh, "floor of the key refresh interval (Cache-Control max-age is clamped to it)")
+	fs.DurationVar(&k.MaxRefresh, "jwks-max-refresh", keys.DefaultMaxRefresh, "ceiling of the key refresh interval")
+	fs.DurationVar(&k.RefetchCooldown, "jwks-refetch-cooldown", keys.DefaultRefetchCooldown, "per issuer, the least time between refetches for unknown kids")
+	fs.DurationVar(&k.MaxStale, "jwks-max-stale", keys.DefaultMaxStale, "how long a key set is served while its refreshes fail")
+	fs.DurationVar(&k.FetchWait, "fetch-wait", keys.DefaultFetchWait, "longest a Check waits on a key fetch")
+	fs.DurationVar(&k.FetchTimeout, "fetch-timeout", keys.DefaultFetchTimeout, "timeout of one key fetch")
+	fs.Int64Var(&k.MaxBodyBytes, "fetch-max-bytes", keys.DefaultMaxBodyBytes, "largest key document fetched or key file read")
+}
+
+func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
+	var cfg serveConfig
+	fs := newFlagSet("serve", stderr)
+	cfg.flags(fs)
+	if err := parseFlags(fs, args); err != nil {
+		return 2
+	}
+	if len(cfg.policies) == 0 || fs.NArg() > 0 {
+		fmt.Fprintln(stderr, "extauthz serve: at least one --policy is required, and no arguments")
+		return 2
+	}
+	log, err := newLogger(stderr, cfg.logFormat, cfg.logLevel)
+	if err != nil {
+		fmt.Fprintln(stderr, "extauthz serve:", err)
+		return 2
+	}
+	if err := runServer(ctx, cfg, log); err != nil {
+		log.Error("extauthz: exiting", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// runServer wires every component, serves until ctx ends, then drains.
+func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "extauthz_build_info", Help: "Always 1; the version label says which build runs.",
+	}, []string{"version"})
+	buildInfo.WithLabelValues(version()).Set(1)
+	reg.MustRegister(buildInfo)
+
+	cfg.keys.Logger = log
+	cfg.keys.Registerer = reg
+	plane, err := keys.NewPlane(cfg.keys)
+	if err != nil {
+		return err
+	}
+	defer plane.Close()
+
+	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane})
+	if err != nil {
+		return err
+	}
+	pctx, cancel := context.WithTimeout(ctx, cfg.prefetchWait)
+	plane.Prefetch(pctx, snap.RemoteSources())
+	cancel()
+	store := policy.NewStore(snap)
+	reloader := policy.NewReloader(policy.ReloaderConfig{
+		Paths:        cfg.policies,
+		Store:        store,
+		Options:      policy.Options{Keys: plane},
+		Logger:       log,
+		Prefetch:     plane.Prefetch,
+		PrefetchWait: cfg.prefetchWait,
+		Registerer:   reg,
+	})
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	trigger := make(chan struct{}, 1)
+	go func() {
+		for range hup {
+			select {
+			case trigger <- struct{}{}:
+			default:
+			}
+		}
+	}()
+	rctx, stopReload := context.WithCancel(ctx)
+	defer stopReload()
+	go reloader.Run(rctx, cfg.policyPoll, trigger)
+
+	rs, closer, err := replay.Open(ctx, cfg.replayStore,
+		replay.MemoryConfig{MaxEntries: cfg.replayMax},
+		replay.RedisConfig{Timeout: cfg.replayTimeout})
+	if err != nil {
+		return err
+	}
+	defer closer.Close()
+	if r, ok := rs.(*replay.Redis); ok {
+		if err := r.Ping(ctx); err != nil {
+			log.Warn("replay store not reachable yet; client assertions get 503 until it is", "err", err)
+		}
+	}
+
+	srv := check.New(check.Config{
+		Policy:         store,
+		Replay:         rs,
+		ReplayFailOpen: cfg.replayFailOpen,
+		Audit:          cfg.audit,
+		MaxBodyBytes:   cfg.maxBodyBytes,
+		TokenLimits:    token.Limits{MaxTokenBytes: cfg.maxTokenBytes},
+		Logger:         log,
+		Metrics:        check.NewMetrics(reg),
+	})
+
+	glis, err := listen(cfg.grpcAddr)
+	if err != nil {
+		return err
+	}
+	hlis, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		glis.Close()
+		return fmt.Errorf("extauthz: http listener: %w", err)
+	}
+	gs := grpc.NewServer(
+		grpc.MaxRecvMsgSize(maxCheckRequestBytes),
+		// Envoy keeps long-lived HTTP/2 connections and pings them; allow
+		// its keepalives, and recycle connections now and then so load
+		// spreads over new replicas.
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
+	)
+	authv3.RegisterAuthorizationServer(gs, srv)
+	hs := health.NewServer()
+	healthpb.RegisterHealthServer(gs, hs)
+	hs.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
+
+	var ready atomic.Bool
+	httpSrv := &http.Server{
+		Handler:           adminMux(reg, plane, store, &ready),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	gerr := make(chan error, 1)
+	go func() { gerr <- gs.Serve(glis) }()
+	go func() {
+		if err := httpSrv.Serve(hlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("extauthz: http server", "err", err)
+		}
+	}()
+	ready.Store(true)
+	log.Info("serving", "grpc_addr", addrString(glis), "http_addr", hlis.Addr().String(),
+		"policy_hash", snap.Hash, "rules", len(snap.Rules), "issuers", len(snap.Issuers), "version", version())
+
+	select {
+	case <-ctx.Done():
+	case err := <-gerr:
+		return fmt.Errorf("extauthz: grpc server: %w", err)
+	}
+	// Drain: report NOT_SERVING first so Envoy's health checks and
+	// Kubernetes' readiness move traffic away, then let in-flight Checks
+	// finish within the grace period.
+	log.Info("shutting down", "grace", cfg.shutdownGrace)
+	ready.Store(false)
+	hs.Shutdown()
+	stopped := make(chan struct{})
+	go func() { gs.GracefulStop(); close(stopped) }()
+	timer := time.NewTimer(cfg.shutdownGrace)
+	select {
+	case <-stopped:
+		timer.Stop()
+	case <-timer.C:
+		log.Warn("shutdown grace elapsed; cancelling remaining Checks")
+		gs.Stop()
+		<-stopped
+	}
+	hctx, hcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer hcancel()
+	_ = httpSrv.Shutdown(hctx)
+	log.Info("stopped")
+	return nil
+}
+
+// maxCheckRequestBytes bounds one CheckRequest: Envoy's buffered body
+// (max_request_bytes) plus headers fit well within it.
+const maxCheckRequestBytes = 4 << 20
+
+// listen opens the gRPC listener: host:port, or unix:///path.
+func listen(addr string) (net.Listener, error) {
+	if path, ok := strings.CutPrefix(addr, "unix://"); ok {
+		if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("extauthz: grpc listener: %w", err)
+		}
+		l, err := net.Listen("unix", path)
+		if err != nil {
+			return nil, fmt.Errorf("extauthz: grpc listener: %w", err)
+		}
+		return l, nil
+	}
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("extauthz: grpc listener: %w", err)
+	}
+	return l, nil
+}
+
+func addrString(l net.Listener) string {
+	if l.Addr().Network() == "unix" {
+		return "unix://" + l.Addr().String()
+	}
+	return l.Addr().String()
+}
+
+// adminMux serves liveness, readiness, metrics and the key plane's debug
+// view on the HTTP address.
+func adminMux(reg *prometheus.Registry, plane *keys.Plane, store *policy.Store, ready *atomic.Bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		snap := store.Load()
+		w.Header().Set("Content-Type", "application/json")
+		if !ready.Load() {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{
+			"ready":            ready.Load(),
+			"policy_hash":      snap.Hash,
+			"policy_loaded_at": snap.LoadedAt.UTC().Format(time.RFC3339),
+			"policy_files":     snap.Files,
+		})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.Handle("GET /debug/keys", plane.DebugHandler())
+	return mux
+}

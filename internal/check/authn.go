@@ -1,0 +1,450 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"math"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/replay"
+	"github.com/extauthz/extauthz/internal/token"
+)
+
+// maxSPIFFEIDBytes is the SPIFFE ID standard's length limit for URIs.
+const maxSPIFFEIDBytes = 2048
+
+// authenticate finds the request's credential, checks that the request
+// carries exactly one, and verifies it for rule. A public rule (neither
+// credential) authenticates every request.
+func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpRequest, tr *trace) *decision {
+	ca, br := rule.ClientAssertion, rule.Bearer
+	if ca == nil && br == nil {
+		tr.add("credential", true, "public route: no credential required")
+		return &decision{allow: true, reason: ReasonPublicRoute, vars: &policy.Vars{}}
+	}
+	missing := deny(denyInvalidClient, ReasonMissing)
+	if br != nil {
+		missing = deny(denyBearerMissing, ReasonMissing)
+	}
+
+	// The body matters for client assertions, and for bearer rules because a
+	// token in the body beside the header is a second credential.
+	var form map[string]string
+	if r.isForm() && len(r.body) > 0 {
+		if r.partialBody {
+			return deny(denyInvalidRequest, ReasonPartialBody)
+		}
+		if len(r.body) > s.cfg.MaxBodyBytes {
+			return deny(denyInvalidRequest, ReasonBodyTooLarge)
+		}
+		params, dup, err := parseForm(r.body)
+		switch {
+		case err != nil:
+			return deny(denyInvalidRequest, ReasonBadForm)
+		case dup != "":
+			return deny(denyInvalidRequest, ReasonDuplicateParam)
+		}
+		form = params
+	} else if r.partialBody && ca != nil {
+		return deny(denyInvalidRequest, ReasonPartialBody)
+	}
+	_, hasAssertion := form["client_assertion"]
+	_, hasAssertionType := form["client_assertion_type"]
+	assertion := hasAssertion || hasAssertionType
+
+	if len(r.authorization) > 1 {
+		return deny(denyInvalidRequest, ReasonMalformedReq)
+	}
+	var (
+		bearer, bearerMalformed, basic bool
+		raw                            string
+	)
+	if len(r.authorization) == 1 {
+		raw, bearer, bearerMalformed = bearerToken(r.authorization[0])
+		scheme, _, _ := strings.Cut(r.authorization[0], " ")
+		basic = strings.EqualFold(scheme, "basic")
+	}
+
+	tr.add("request form", true, "client assertion in body: %v; bearer token in Authorization: %v", assertion, bearer)
+	switch {
+	case assertion && bearer:
+		return deny(denyInvalidRequest, ReasonTwoCredentials)
+	case assertion && (basic || hasParam(form, "client_secret")):
+		return deny(denyInvalidRequest, ReasonSecretAndAssert)
+	case bearer && (hasParam(form, "access_token") || queryHas(r.Query, "access_token")):
+		return deny(denyInvalidRequest, ReasonTwoCredentials)
+	case bearerMalformed:
+		return deny(denyInvalidRequest, ReasonMalformedReq)
+	case assertion && ca != nil:
+		return s.clientAssertion(ctx, ca, form, tr)
+	case bearer && br != nil:
+		return s.bearer(ctx, br, raw, tr)
+	}
+	tr.add("credential", false, "the rule requires %s; the request carries none it accepts", accepted(rule))
+	return missing
+}
+
+// accepted names the credentials a rule takes, for explanations.
+func accepted(rule *policy.Rule) string {
+	switch {
+	case rule.ClientAssertion != nil && rule.Bearer != nil:
+		return "a client assertion or a bearer token"
+	case rule.ClientAssertion != nil:
+		return "a client assertion"
+	}
+	return "a bearer token"
+}
+
+func hasParam(form map[string]string, name string) bool {
+	_, ok := form[name]
+	return ok
+}
+
+// queryHas reports whether the raw query names the parameter, in any
+// encoding of its name.
+func queryHas(rawQuery, name string) bool {
+	if rawQuery == "" {
+		return false
+	}
+	for _, pair := range strings.Split(rawQuery, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if k == name {
+			return true
+		}
+		if dk, err := url.QueryUnescape(k); err == nil && dk == name {
+			return true
+		}
+	}
+	return false
+}
+
+// verified is a token that passed signature and time checks for an issuer.
+type verified struct {
+	tok      *token.Token
+	issuer   *policy.Issuer
+	spiffeID string
+	// keysErr is why the issuer's keys were unavailable.
+	keysErr error
+}
+
+// verify parses raw and checks it against the credential's issuers: the
+// issuer is found from the (unverified) iss or SPIFFE trust domain, its
+// allow-list checked before any key is fetched, then the signature and the
+// time claims. On failure it returns the reason and whether the cause is
+// ours (keys unavailable: 503) rather than the token's.
+func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string, now time.Time, tr *trace) (*verified, string, bool) {
+	tok, err := token.Parse(raw, s.cfg.TokenLimits)
+	if err != nil {
+		tr.add("parse token", false, "%v", err)
+		return nil, tokenReason(err), false
+	}
+	tr.add("parse token", true, "alg %s, kid %q, iss %q, sub %q", tok.Header.Alg, tok.Header.Kid, tok.Issuer, tok.Subject)
+	td := ""
+	if tok.HasSubject && strings.HasPrefix(tok.Subject, "spiffe://") {
+		if id, err := parseSPIFFEID(tok.Subject); err == nil {
+			td = id.TrustDomain().Name()
+		}
+	}
+	is := cred.IssuerFor(tok.Issuer, tok.HasIssuer, td)
+	if is == nil {
+		tr.add("issuer", false, "no issuer of the rule has iss %q (or takes sub's trust domain %q)", tok.Issuer, td)
+		return nil, ReasonIssuer, false
+	}
+	tr.add("issuer", true, "issuer %q", is.Name)
+	v := &verified{tok: tok, issuer: is}
+	if !is.Allows(tok.Header.Alg) {
+		tr.add("algorithm", false, "%s is not in the issuer's allow-list %v", tok.Header.Alg, is.Algorithms)
+		return v, ReasonAlgorithm, false
+	}
+	if is.IssuesSVIDs() {
+		if reason := svidRules(tok, is); reason != "" {
+			tr.add("JWT-SVID rules", false, "%s (trust domain %s)", reason, is.TrustDomain)
+			return v, reason, false
+		}
+		v.spiffeID = tok.Subject
+		tr.add("JWT-SVID rules", true, "SPIFFE ID %s", v.spiffeID)
+	}
+	candidates, err := is.Keys.Keys(ctx, tok.Header.Kid)
+	switch {
+	case errors.Is(err, keys.ErrUnknownKID):
+		tr.add("keys", false, "%v", err)
+		return v, ReasonKID, false
+	case err != nil:
+		// The key plane logs each failed fetch once; a line per Check
+		// during an outage would only drown it.
+		tr.add("keys", false, "%v", err)
+		s.cfg.Logger.Debug("check: issuer keys unavailable", "issuer", is.Name, "err", err)
+		v.keysErr = err
+		return v, ReasonKeysDown, true
+	}
+	if err := tok.Verify(candidates); err != nil {
+		tr.add("signature", false, "%v", err)
+		return v, tokenReason(err), false
+	}
+	tr.add("signature", true, "verified with one of %d candidate keys", len(candidates))
+	if err := tok.ValidateTime(now, is.ClockSkew, true); err != nil {
+		tr.add("time claims", false, "%v", err)
+		return v, tokenReason(err), false
+	}
+	tr.add("time claims", true, "exp %d, now %d, skew %s", tok.Expiry, now.Unix(), is.ClockSkew)
+	return v, "", false
+}
+
+// svidRules applies the JWT-SVID standard to a token of a SPIFFE issuer:
+// RS/ES/PS only, `aud` present, `typ` JWT or JOSE if set, and `sub` a valid
+// SPIFFE ID of the issuer's own trust domain.
+func svidRules(tok *token.Token, is *policy.Issuer) string {
+	switch tok.Header.Alg[0] {
+	case 'R', 'E', 'P':
+		if tok.Header.Alg == "EdDSA" {
+			return ReasonAlgorithm
+		}
+	default:
+		return ReasonAlgorithm
+	}
+	if !tok.HasAudience {
+		return ReasonAudience
+	}
+	if t := tok.Header.Typ; t != "" && t != "JWT" && t != "JOSE" {
+		return ReasonTokenType
+	}
+	id, err := parseSPIFFEID(tok.Subject)
+	if !tok.HasSubject || err != nil || id.TrustDomain().Name() != is.TrustDomain {
+		return ReasonSubject
+	}
+	return ""
+}
+
+func parseSPIFFEID(s string) (spiffeid.ID, error) {
+	if len(s) > maxSPIFFEIDBytes {
+		return spiffeid.ID{}, errors.New("check: SPIFFE ID too long")
+	}
+	return spiffeid.FromString(s)
+}
+
+// clientAssertion verifies an RFC 7523 client assertion (RFC 7521 §4.2
+// request rules, RFC 7523 §3 token rules).
+func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion, form map[string]string, tr *trace) *decision {
+	typ, hasType := form["client_assertion_type"]
+	raw := form["client_assertion"]
+	switch {
+	case !hasType || raw == "":
+		tr.add("client_assertion_type", false, "client_assertion and client_assertion_type are both required")
+		return deny(denyInvalidRequest, ReasonMalformedReq)
+	case typ != assertionTypeJWT:
+		tr.add("client_assertion_type", false, "%q is not %s", typ, assertionTypeJWT)
+		return deny(denyInvalidClient, ReasonAssertionType)
+	}
+	now := s.cfg.Now()
+	v, reason, ours := s.verify(ctx, &ca.Credential, raw, now, tr)
+	if reason != "" {
+		return s.verifyDeny(v, reason, ours, denyInvalidClient)
+	}
+	tok, is := v.tok, v.issuer
+	d := &decision{issuer: is, spiffeID: v.spiffeID}
+	fail := func(reason string) *decision {
+		tr.add("client assertion", false, "%s", reason)
+		d.kind, d.reason = denyInvalidClient, reason
+		return d
+	}
+	// rfc7523bis: a single audience, so an assertion minted for one server
+	// cannot be replayed at another that also appears in a list.
+	if len(tok.Audience) != 1 || !ca.HasAudience(tok.Audience[0]) {
+		return fail(ReasonAudience)
+	}
+	clientID, ok := assertionClient(tok, is)
+	if !ok {
+		return fail(ReasonSubject)
+	}
+	d.clientID = clientID
+	if id, ok := form["client_id"]; ok && id != clientID {
+		return fail(ReasonClientIDParam)
+	}
+	exp := time.Unix(tok.Expiry, 0)
+	if exp.Sub(now) > ca.MaxLifetime || (tok.HasIssuedAt && exp.Sub(time.Unix(tok.IssuedAt, 0)) > ca.MaxLifetime) {
+		return fail(ReasonLifetime)
+	}
+	if ca.ReplayProtected(is) {
+		if !tok.HasID || tok.ID == "" {
+			return fail(ReasonJTIMissing)
+		}
+		if r := s.claimJTI(ctx, is, tok.ID, exp.Add(is.ClockSkew)); r != nil {
+			r.issuer, r.clientID, r.spiffeID = is, d.clientID, d.spiffeID
+			if r.allow {
+				d.reason = r.reason
+			} else {
+				return r
+			}
+		}
+	}
+	tr.add("client assertion", true, "aud %q, client id %q, lifetime within %s, replay protected: %v", tok.Audience[0], clientID, ca.MaxLifetime, ca.ReplayProtected(is))
+	d.allow = true
+	if d.reason == "" {
+		d.reason = ReasonAllowed
+	}
+	d.vars = &policy.Vars{
+		Claims:     tok.Claims,
+		ClientID:   clientID,
+		SpiffeID:   v.spiffeID,
+		Scopes:     claimScopes(tok.Claims),
+		Issuer:     is.Name,
+		Credential: "client_assertion",
+	}
+	return d
+}
+
+// assertionClient maps an assertion's sub to the client id: through
+// client_ids when it names the sub; else sub itself when it equals iss (RFC
+// 7523 self-signed), or when it is the verified SPIFFE ID of a JWT-SVID
+// issuer that has no client_ids to consult.
+func assertionClient(tok *token.Token, is *policy.Issuer) (string, bool) {
+	if !tok.HasSubject || tok.Subject == "" {
+		return "", false
+	}
+	if id, ok := is.ClientIDs[tok.Subject]; ok {
+		return id, true
+	}
+	if tok.HasIssuer && tok.Subject == tok.Issuer {
+		return tok.Subject, true
+	}
+	if is.IssuesSVIDs() && len(is.ClientIDs) == 0 {
+		return tok.Subject, true
+	}
+	return "", false
+}
+
+// claimJTI records the jti once. It returns nil when the claim succeeded, a
+// deny, or (with ReplayFailOpen) an allow marker when the store is down.
+func (s *Server) claimJTI(ctx context.Context, is *policy.Issuer, jti string, until time.Time) *decision {
+	err := s.cfg.Replay.Claim(ctx, is.Name, jti, until)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, replay.ErrReplayed):
+		return deny(denyInvalidClient, ReasonReplayed)
+	case errors.Is(err, replay.ErrFull):
+		s.cfg.Logger.Warn("check: replay store full; denying client assertions until entries expire", "issuer", is.Name)
+		return deny(denyUnavailable, ReasonReplayFull)
+	}
+	if s.cfg.ReplayFailOpen {
+		s.cfg.Logger.Error("check: replay store unavailable; allowing WITHOUT replay protection (--replay-fail-open)", "issuer", is.Name, "err", err)
+		s.cfg.Metrics.replayFailOpen()
+		return &decision{allow: true, reason: ReasonReplayDown}
+	}
+	s.cfg.Logger.Error("check: replay store unavailable; denying", "issuer", is.Name, "err", err)
+	return deny(denyUnavailable, ReasonReplayDown)
+}
+
+// verifyDeny builds the deny for a failed verify.
+func (s *Server) verifyDeny(v *verified, reason string, ours bool, kind denyKind) *decision {
+	if ours {
+		kind = denyUnavailable
+	}
+	d := deny(kind, reason)
+	if v != nil {
+		d.issuer = v.issuer
+		if ra, ok := keys.RetryAfter(v.keysErr); ok {
+			d.retryAfter = int(math.Ceil(ra.Seconds()))
+		}
+	}
+	return d
+}
+
+// bearer verifies an RFC 6750 bearer token: an RFC 9068 access token or a
+// JWT-SVID.
+func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, tr *trace) *decision {
+	v, reason, ours := s.verify(ctx, &br.Credential, raw, s.cfg.Now(), tr)
+	if reason != "" {
+		return s.verifyDeny(v, reason, ours, denyBearerInvalid)
+	}
+	tok, is := v.tok, v.issuer
+	d := &decision{issuer: is, spiffeID: v.spiffeID}
+	switch strings.ToLower(tok.Header.Typ) {
+	case "", "jwt", "jose", "at+jwt", "application/at+jwt":
+	default:
+		tr.add("typ", false, "%q is neither an access token nor a JWT", tok.Header.Typ)
+		d.kind, d.reason = denyBearerInvalid, ReasonTokenType
+		return d
+	}
+	audOK := false
+	for _, a := range tok.Audience {
+		if br.HasAudience(a) {
+			audOK = true
+			break
+		}
+	}
+	if !audOK {
+		tr.add("audience", false, "aud %q has none of %v", tok.Audience, br.Audiences)
+		d.kind, d.reason = denyBearerInvalid, ReasonAudience
+		return d
+	}
+	tr.add("audience", true, "aud %q", tok.Audience)
+	d.clientID = bearerClient(tok.Claims)
+	scopes := claimScopes(tok.Claims)
+	for _, want := range br.Scopes {
+		if !contains(scopes, want) {
+			tr.add("scopes", false, "token scopes %v lack %q", scopes, want)
+			d.kind, d.reason = denyBearerScope, ReasonScope
+			return d
+		}
+	}
+	tr.add("scopes", true, "token scopes %v include %v", scopes, br.Scopes)
+	d.allow, d.reason = true, ReasonAllowed
+	d.vars = &policy.Vars{
+		Claims:     tok.Claims,
+		ClientID:   d.clientID,
+		SpiffeID:   v.spiffeID,
+		Scopes:     scopes,
+		Issuer:     is.Name,
+		Credential: "bearer",
+	}
+	return d
+}
+
+// bearerClient is the spec's client_id of an access token: client_id, else
+// azp (OIDC), else "".
+func bearerClient(claims map[string]any) string {
+	if s, ok := claims["client_id"].(string); ok {
+		return s
+	}
+	if s, ok := claims["azp"].(string); ok {
+		return s
+	}
+	return ""
+}
+
+// claimScopes reads the `scope` string (RFC 8693, RFC 9068) or, failing
+// that, the `scp` list some servers issue.
+func claimScopes(claims map[string]any) []string {
+	if s, ok := claims["scope"].(string); ok {
+		return scopeList(s)
+	}
+	switch scp := claims["scp"].(type) {
+	case []any:
+		out := make([]string, 0, len(scp))
+		for _, e := range scp {
+			if s, ok := e.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	case string:
+		return scopeList(scp)
+	}
+	return nil
+}
+
+func contains(list []string, s string) bool {
+	for _, e := range list {
+		if e == s {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,68 @@
+package check
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/extauthz/extauthz/internal/policy"
+)
+
+// Metrics are the Check server's Prometheus metrics. A nil *Metrics records
+// nothing, so tests and tools need not register any.
+type Metrics struct {
+	decisions     *prometheus.CounterVec
+	latency       *prometheus.HistogramVec
+	verifications *prometheus.CounterVec
+	failOpen      prometheus.Counter
+}
+
+// NewMetrics registers the Check metrics with reg.
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "extauthz_decisions_total",
+			Help: "Check decisions by decision, rule and reason code.",
+		}, []string{"decision", "rule", "reason"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "extauthz_check_duration_seconds",
+			Help:    "Time to decide a Check, by decision and rule.",
+			Buckets: []float64{.00005, .0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25},
+		}, []string{"decision", "rule"}),
+		verifications: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "extauthz_token_verifications_total",
+			Help: "Token verifications by issuer and result (a reason code, or allowed).",
+		}, []string{"issuer", "result"}),
+		failOpen: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "extauthz_replay_fail_open_total",
+			Help: "Client assertions allowed without replay protection because the replay store was unavailable (--replay-fail-open).",
+		}),
+	}
+	reg.MustRegister(m.decisions, m.latency, m.verifications, m.failOpen)
+	return m
+}
+
+func (m *Metrics) observe(_ *policy.Snapshot, d *decision, elapsed time.Duration) {
+	if m == nil {
+		return
+	}
+	decision, rule := "deny", ""
+	if d.allow {
+		decision = "allow"
+	}
+	if d.rule != nil {
+		rule = d.rule.Name
+	}
+	m.decisions.WithLabelValues(decision, rule, d.reason).Inc()
+	m.latency.WithLabelValues(decision, rule).Observe(elapsed.Seconds())
+	if d.issuer != nil {
+		m.verifications.WithLabelValues(d.issuer.Name, d.reason).Inc()
+	}
+}
+
+func (m *Metrics) replayFailOpen() {
+	if m == nil {
+		return
+	}
+	m.failOpen.Inc()
+}

@@ -1,0 +1,172 @@
+package check
+
+import (
+	"strconv"
+	"strings"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	rpcstatus "google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/extauthz/extauthz/internal/policy"
+)
+
+// decision is the outcome of one Check, before it becomes Envoy's response.
+type decision struct {
+	allow  bool
+	reason string
+	kind   denyKind // for denies
+	rule   *policy.Rule
+	issuer *policy.Issuer
+	// clientID and spiffeID identify the caller once the token verified.
+	clientID string
+	spiffeID string
+	// headers are the rule's headers to set on an allowed request.
+	headers []header
+	// vars are the CEL variables once the credential is known.
+	vars *policy.Vars
+	// retryAfter is the 503's Retry-After in seconds, 0 for the default.
+	retryAfter int
+	// audit is the would-be decision ("allow" or "deny") under audit mode.
+	audit string
+}
+
+type header struct{ name, value string }
+
+func deny(kind denyKind, reason string) *decision {
+	return &decision{kind: kind, reason: reason}
+}
+
+// response turns d into Envoy's CheckResponse.
+func (d *decision) response(snap *policy.Snapshot) *authv3.CheckResponse {
+	resp := &authv3.CheckResponse{DynamicMetadata: d.metadata()}
+	if d.allow {
+		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
+		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: d.okResponse(snap)}
+		return resp
+	}
+	code := codes.PermissionDenied
+	if d.kind.status() == 401 {
+		code = codes.Unauthenticated
+	}
+	resp.Status = &rpcstatus.Status{Code: int32(code)}
+	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: d.deniedResponse(snap)}
+	return resp
+}
+
+// okResponse sets the rule's headers, overwriting whatever the client sent,
+// and removes every other managed header, so a client can never smuggle
+// x-client-id (or x_client_id) to the upstream.
+func (d *decision) okResponse(snap *policy.Snapshot) *authv3.OkHttpResponse {
+	ok := &authv3.OkHttpResponse{}
+	if len(d.headers) > 0 {
+		ok.Headers = make([]*corev3.HeaderValueOption, len(d.headers))
+		for i, h := range d.headers {
+			ok.Headers[i] = &corev3.HeaderValueOption{
+				Header:       &corev3.HeaderValue{Key: h.name, Value: h.value},
+				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+			}
+		}
+	}
+	if n := len(snap.Managed); n > 0 {
+		ok.HeadersToRemove = make([]string, 0, n)
+	next:
+		for _, m := range snap.Managed {
+			for _, h := range d.headers {
+				if h.name == m {
+					continue next
+				}
+			}
+			ok.HeadersToRemove = append(ok.HeadersToRemove, m)
+		}
+	}
+	return ok
+}
+
+func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpResponse {
+	realm := snap.Realm
+	var hs []*corev3.HeaderValueOption
+	add := func(k, v string) {
+		hs = append(hs, &corev3.HeaderValueOption{
+			Header:       &corev3.HeaderValue{Key: k, Value: v},
+			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+		})
+	}
+	body := ""
+	switch d.kind {
+	case denyBearerMissing:
+		add("www-authenticate", `Bearer realm="`+realm+`"`)
+	case denyBearerInvalid:
+		add("www-authenticate", `Bearer realm="`+realm+`", error="invalid_token"`)
+	case denyBearerScope:
+		scopes := ""
+		if d.rule != nil && d.rule.Bearer != nil {
+			scopes = d.rule.Bearer.ScopeList
+		}
+		add("www-authenticate", `Bearer realm="`+realm+`", error="insufficient_scope", scope="`+scopes+`"`)
+	case denyInvalidClient:
+		body = `{"error":"invalid_client"}`
+	case denyInvalidRequest:
+		body = `{"error":"invalid_request"}`
+		if d.rule != nil && d.rule.Bearer != nil && d.rule.ClientAssertion == nil {
+			add("www-authenticate", `Bearer realm="`+realm+`", error="invalid_request"`)
+		}
+	case denyAccess:
+		body = `{"error":"access_denied"}`
+	case denyUnavailable:
+		body = `{"error":"temporarily_unavailable"}`
+		ra := d.retryAfter
+		if ra <= 0 {
+			ra = retryAfterSeconds
+		}
+		add("retry-after", strconv.Itoa(ra))
+	}
+	if body != "" {
+		add("content-type", "application/json")
+		add("cache-control", "no-store")
+	}
+	return &authv3.DeniedHttpResponse{
+		Status:  &typev3.HttpStatus{Code: typev3.StatusCode(d.kind.status())},
+		Headers: hs,
+		Body:    body,
+	}
+}
+
+// retryAfterSeconds is what a 503 tells clients when nothing better is
+// known: short enough not to stall a token endpoint.
+const retryAfterSeconds = 5
+
+// metadata is the spec's dynamic_metadata, for Envoy's access logs and rate
+// limits.
+func (d *decision) metadata() *structpb.Struct {
+	decision, rule, issuer := "deny", "", ""
+	if d.allow {
+		decision = "allow"
+	}
+	if d.rule != nil {
+		rule = d.rule.Name
+	}
+	if d.issuer != nil {
+		issuer = d.issuer.Name
+	}
+	f := map[string]*structpb.Value{
+		"decision":  structpb.NewStringValue(decision),
+		"rule":      structpb.NewStringValue(rule),
+		"reason":    structpb.NewStringValue(d.reason),
+		"issuer":    structpb.NewStringValue(issuer),
+		"client_id": structpb.NewStringValue(d.clientID),
+		"spiffe_id": structpb.NewStringValue(d.spiffeID),
+	}
+	if d.audit != "" {
+		f["audit_decision"] = structpb.NewStringValue(d.audit)
+	}
+	return &structpb.Struct{Fields: f}
+}
+
+// scopeList splits a scope claim the way RFC 6749 writes it.
+func scopeList(s string) []string {
+	return strings.Fields(s)
+}

@@ -1,0 +1,202 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime/debug"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/replay"
+	"github.com/extauthz/extauthz/internal/token"
+)
+
+// DefaultMaxBodyBytes bounds the form body read for a client assertion.
+const DefaultMaxBodyBytes = 64 << 10
+
+// Config builds a Server.
+type Config struct {
+	Policy *policy.Store
+	Replay replay.Store
+	// ReplayFailOpen allows a client assertion when the replay store cannot
+	// be asked, instead of the default 503. Loud in logs and metrics.
+	ReplayFailOpen bool
+	// Audit turns every rule into an audit rule: evaluate, record, allow.
+	Audit bool
+	// MaxBodyBytes bounds the body; a larger one is a 400 before parsing.
+	MaxBodyBytes int
+	TokenLimits  token.Limits
+	// Now is the clock; nil means time.Now.
+	Now     func() time.Time
+	Logger  *slog.Logger
+	Metrics *Metrics
+}
+
+// Server is the ext_authz v3 Authorization service.
+type Server struct {
+	authv3.UnimplementedAuthorizationServer
+	cfg Config
+}
+
+// New returns a Server. cfg.Policy and cfg.Replay are required.
+func New(cfg Config) *Server {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	return &Server{cfg: cfg}
+}
+
+// Check implements the Authorization service. It returns a gRPC error only
+// for a bug (a recovered panic); every deny is a normal response.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+	start := time.Now()
+	defer func() {
+		if p := recover(); p != nil {
+			s.cfg.Logger.Error("check: panic", "panic", p, "stack", string(debug.Stack()))
+			s.cfg.Metrics.observe(nil, &decision{reason: ReasonInternal}, time.Since(start))
+			resp, err = nil, status.Error(codes.Internal, "check: internal error")
+		}
+	}()
+	return s.check(ctx, req, nil), nil
+}
+
+func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace) *authv3.CheckResponse {
+	start := time.Now()
+	snap := s.cfg.Policy.Load()
+	r := readRequest(req)
+	d := s.decide(ctx, snap, r, req.GetAttributes().GetContextExtensions()["rule"], tr)
+	if !d.allow && (s.cfg.Audit || (d.rule != nil && d.rule.Audit)) {
+		tr.add("audit mode", true, "would deny (%s); allowed without headers", d.reason)
+		d.audit = "deny"
+		d.allow, d.headers = true, nil
+	} else if d.rule != nil && (s.cfg.Audit || d.rule.Audit) {
+		d.audit = "allow"
+	}
+	if d.allow {
+		tr.add("decision", true, "allow (%s)", d.reason)
+	} else {
+		tr.add("decision", false, "deny: HTTP %d (%s)", d.kind.status(), d.reason)
+	}
+	elapsed := time.Since(start)
+	s.cfg.Metrics.observe(snap, d, elapsed)
+	s.log(r, d, elapsed)
+	return d.response(snap)
+}
+
+// decide runs the policy for one request.
+func (s *Server) decide(ctx context.Context, snap *policy.Snapshot, r *httpRequest, ruleName string, tr *trace) *decision {
+	rule, err := snap.Select(ruleName, &r.Request)
+	switch {
+	case err != nil:
+		tr.add("select rule", false, "context_extensions names rule %q, which the policy does not have", ruleName)
+		return deny(denyAccess, ReasonUnknownRule)
+	case rule == nil && snap.DefaultAllow:
+		tr.add("select rule", true, "no rule matched %s %s%s; default_action allow", r.Method, r.Host, r.Path)
+		return &decision{allow: true, reason: ReasonDefaultAllow}
+	case rule == nil:
+		tr.add("select rule", false, "no rule matched %s %s%s; default_action deny", r.Method, r.Host, r.Path)
+		return deny(denyAccess, ReasonNoRule)
+	case ruleName != "":
+		tr.add("select rule", true, "rule %q named by context_extensions", rule.Name)
+	default:
+		tr.add("select rule", true, "rule %q is the first whose match holds", rule.Name)
+	}
+	d := s.authenticate(ctx, rule, r, tr)
+	d.rule = rule
+	if !d.allow {
+		return d
+	}
+	return s.authorize(ctx, rule, r, d, tr)
+}
+
+// authorize runs the rule's CEL requirements and computes its headers for an
+// authenticated (or public) request.
+func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpRequest, d *decision, tr *trace) *decision {
+	vars := d.vars
+	vars.Request = &r.Request
+	for _, e := range rule.Require {
+		ok, err := e.True(ctx, vars)
+		if err != nil {
+			s.cfg.Logger.Debug("check: require expression failed", "rule", rule.Name, "err", err)
+			tr.add("require", false, "%s: %v", e.Source, err)
+		} else {
+			tr.add("require", ok, "%s", e.Source)
+		}
+		if !ok {
+			d.allow, d.kind, d.reason = false, denyAccess, ReasonRequire
+			return d
+		}
+	}
+	for _, h := range rule.Headers {
+		if v, ok := h.Value(ctx, vars); ok {
+			d.headers = append(d.headers, header{name: h.Name, value: v})
+			tr.add("header "+h.Name, true, "%s = %q", h.Source, v)
+		} else {
+			tr.add("header "+h.Name, true, "%s: no value; the header is removed", h.Source)
+		}
+	}
+	return d
+}
+
+func (s *Server) log(r *httpRequest, d *decision, elapsed time.Duration) {
+	level := slog.LevelInfo
+	if d.allow {
+		level = slog.LevelDebug
+	}
+	lg := s.cfg.Logger
+	if !lg.Enabled(context.Background(), level) {
+		return
+	}
+	rule, issuer := "", ""
+	if d.rule != nil {
+		rule = d.rule.Name
+	}
+	if d.issuer != nil {
+		issuer = d.issuer.Name
+	}
+	decisionName := "deny"
+	if d.allow {
+		decisionName = "allow"
+	}
+	lg.Log(context.Background(), level, "decision",
+		"decision", decisionName, "rule", rule, "reason", d.reason, "issuer", issuer,
+		"client_id", d.clientID, "spiffe_id", d.spiffeID, "audit", d.audit,
+		"request_id", r.Headers["x-request-id"], "method", r.Method, "host", r.Host, "path", r.Path,
+		"latency_us", elapsed.Microseconds())
+}
+
+// tokenReason maps a token package error to its reason code.
+func tokenReason(err error) string {
+	switch {
+	case errors.Is(err, token.ErrAlgorithm):
+		return ReasonAlgorithm
+	case errors.Is(err, token.ErrCritical):
+		return ReasonCritical
+	case errors.Is(err, token.ErrClaimType):
+		return ReasonClaimType
+	case errors.Is(err, token.ErrNoKey):
+		return ReasonNoKey
+	case errors.Is(err, token.ErrSignature):
+		return ReasonSignature
+	case errors.Is(err, token.ErrExpired):
+		return ReasonExpired
+	case errors.Is(err, token.ErrNotYetValid):
+		return ReasonNotYetValid
+	case errors.Is(err, token.ErrIssuedInFuture):
+		return ReasonIssuedInFuture
+	case errors.Is(err, token.ErrMissingExpiry):
+		return ReasonExpMissing
+	}
+	return ReasonMalformedToken
+}

@@ -1,0 +1,261 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// keyState is one successfully fetched key set. It is immutable: a refresh
+// publishes a new one.
+type keyState struct {
+	set       *Set
+	skipped   []skippedKey
+	uri       string // where the set came from, after discovery
+	etag      string
+	fetchedAt time.Time
+	interval  time.Duration
+	refreshAt time.Time // fetchedAt + interval, less jitter
+	staleAt   time.Time // past this, the set is not served at all
+}
+
+// fetchCall is one fetch; every lookup that needs it waits on done.
+type fetchCall struct {
+	done chan struct{}
+}
+
+// Why a fetch is wanted; each has its own rule for whether it may start.
+type trigger int
+
+const (
+	trigRefresh    trigger = iota // the refresh timer, or a lookup that found the set due
+	trigUnknownKID                // a kid not in the set: one refetch per cooldown
+	trigMissing                   // no usable set: whenever the retry backoff allows
+	trigPrefetch                  // policy load: unless the set is fresh
+)
+
+// entry is the cached state of one remote issuer.
+type entry struct {
+	p    *Plane
+	conf *remoteConf
+
+	// state and nextAuto are read without the lock on every lookup.
+	state    atomic.Pointer[keyState]
+	nextAuto atomic.Int64 // unix ns when a refresh is due; MaxInt64 while one runs
+	evicted  atomic.Bool
+
+	mu        sync.Mutex
+	inflight  *fetchCall
+	lastStart time.Time
+	failures  int
+	retryAt   time.Time
+	timer     Timer
+	jwksURI   string // discovered; "" until discovery succeeds
+	lastErr   error
+	lastErrAt time.Time
+}
+
+// unavailableError is what a lookup gets when the issuer has no servable
+// set. It is ErrUnavailable, and also says why, for the logs.
+type unavailableError struct {
+	label      string
+	cause      error
+	retryAfter time.Duration
+}
+
+func (e *unavailableError) Error() string {
+	return fmt.Sprintf("keys: issuer %s: key set unavailable: %s", e.label, strings.TrimPrefix(e.cause.Error(), "keys: "))
+}
+
+func (e *unavailableError) Unwrap() []error { return []error{ErrUnavailable, e.cause} }
+
+// RetryAfter suggests, for an ErrUnavailable error, how long a client should
+// wait before trying again: until the issuer's next fetch attempt, at least a
+// second. It is meant for the 503's Retry-After header.
+func RetryAfter(err error) (time.Duration, bool) {
+	ue, ok := errors.AsType[*unavailableError](err)
+	if !ok {
+		return 0, false
+	}
+	return max(ue.retryAfter, time.Second), true
+}
+
+// entry returns the issuer's cache entry, creating it after an eviction or
+// on first use.
+func (p *Plane) entry(conf *remoteConf) *entry {
+	if e, ok := p.cache.Get(conf.key); ok {
+		return e
+	}
+	e := &entry{p: p, conf: conf}
+	if prev, ok, _ := p.cache.PeekOrAdd(conf.key, e); ok {
+		return prev
+	}
+	return e
+}
+
+// evicted is the LRU's eviction callback.
+func (p *Plane) evicted(_ entryKey, e *entry) {
+	e.evicted.Store(true)
+	e.stop()
+	p.m.evicted()
+}
+
+func (e *entry) stop() {
+	e.mu.Lock()
+	if e.timer != nil {
+		e.timer.Stop()
+		e.timer = nil
+	}
+	e.mu.Unlock()
+}
+
+// Keys implements Source. The common case — a fresh set with the kid — is
+// two atomic loads, a clock read, an LRU hit and a map lookup.
+func (r *remoteSource) Keys(ctx context.Context, kid string) ([]*Key, error) {
+	if r.p.cfg.Offline {
+		return nil, r.conf.errOffline
+	}
+	e := r.p.entry(r.conf)
+	now := r.p.clock.Now()
+	st := e.state.Load()
+	if st == nil || now.After(st.staleAt) {
+		return e.missing(ctx, kid)
+	}
+	if now.UnixNano() >= e.nextAuto.Load() {
+		e.start(now, trigRefresh)
+	}
+	if ks := st.set.Lookup(kid); len(ks) > 0 {
+		return ks, nil
+	}
+	return e.unknownKID(ctx, kid, now)
+}
+
+func (r *remoteSource) prefetch(ctx context.Context) {
+	e := r.p.entry(r.conf)
+	c := e.start(r.p.clock.Now(), trigPrefetch)
+	if c == nil {
+		return
+	}
+	select {
+	case <-c.done:
+	case <-ctx.Done():
+	}
+}
+
+func (e *entry) unknownKID(ctx context.Context, kid string, now time.Time) ([]*Key, error) {
+	e.p.m.unknownKID(e.conf.label)
+	if c := e.start(now, trigUnknownKID); c != nil {
+		e.wait(ctx, c)
+	} else {
+		e.p.m.suppressedRefetch(e.conf.label)
+	}
+	if st := e.state.Load(); st != nil {
+		if ks := lookup(st.set, kid); ks != nil {
+			return ks, nil
+		}
+	}
+	return nil, e.conf.errUnknown
+}
+
+// missing serves a lookup when no set can be served: it starts a fetch if
+// the backoff allows, waits at most FetchWait for it, and otherwise reports
+// the issuer unavailable.
+func (e *entry) missing(ctx context.Context, kid string) ([]*Key, error) {
+	if c := e.start(e.p.clock.Now(), trigMissing); c != nil {
+		e.wait(ctx, c)
+	}
+	now := e.p.clock.Now()
+	if st := e.state.Load(); st != nil && !now.After(st.staleAt) {
+		if ks := lookup(st.set, kid); ks != nil {
+			return ks, nil
+		}
+		e.p.m.unknownKID(e.conf.label)
+		return nil, e.conf.errUnknown
+	}
+	e.p.m.unavailableLookup(e.conf.label)
+	return nil, e.unavailable(now)
+}
+
+func (e *entry) unavailable(now time.Time) error {
+	e.mu.Lock()
+	lastErr, retryAt := e.lastErr, e.retryAt
+	e.mu.Unlock()
+	st := e.state.Load()
+	var cause error
+	switch {
+	case st != nil && lastErr != nil:
+		cause = fmt.Errorf("stale since %s, refresh failing: %w", st.staleAt.UTC().Format(time.RFC3339), lastErr)
+	case st != nil:
+		cause = fmt.Errorf("stale since %s", st.staleAt.UTC().Format(time.RFC3339))
+	case lastErr != nil:
+		cause = lastErr
+	default:
+		cause = errors.New("not fetched yet")
+	}
+	return &unavailableError{label: e.conf.label, cause: cause, retryAfter: retryAt.Sub(now).Round(time.Second)}
+}
+
+// wait blocks until c is done, FetchWait has passed, or ctx ends, whichever
+// is first. The fetch itself goes on in the background.
+func (e *entry) wait(ctx context.Context, c *fetchCall) {
+	select {
+	case <-c.done:
+		return
+	default:
+	}
+	expired := make(chan struct{})
+	t := e.p.clock.AfterFunc(e.p.cfg.FetchWait, func() { close(expired) })
+	defer t.Stop()
+	select {
+	case <-c.done:
+	case <-expired:
+	case <-ctx.Done():
+	}
+}
+
+// start returns the fetch in flight, or starts one if why allows it now,
+// or returns nil. Deciding and starting under one lock is what makes every
+// concurrent caller share one fetch, and a flood of unknown kids cost one
+// fetch per cooldown.
+func (e *entry) start(now time.Time, why trigger) *fetchCall {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c := e.inflight; c != nil {
+		return c
+	}
+	switch why {
+	case trigRefresh:
+		if now.UnixNano() < e.nextAuto.Load() {
+			return nil
+		}
+	case trigUnknownKID:
+		if now.Before(e.lastStart.Add(e.p.cfg.RefetchCooldown)) || now.Before(e.retryAt) {
+			return nil
+		}
+	case trigMissing:
+		if now.Before(e.retryAt) {
+			return nil
+		}
+	case trigPrefetch:
+		if st := e.state.Load(); (st != nil && now.Before(st.refreshAt)) || now.Before(e.retryAt) {
+			return nil
+		}
+	}
+	e.p.closeMu.RLock()
+	defer e.p.closeMu.RUnlock()
+	if e.p.closed.Load() {
+		return nil
+	}
+	e.p.fetchs.Add(1)
+	c := &fetchCall{done: make(chan struct{})}
+	e.inflight = c
+	e.lastStart = now
+	e.nextAuto.Store(math.MaxInt64)
+	go e.run(c, why)
+	return c
+}

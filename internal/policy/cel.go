@@ -1,0 +1,280 @@
+package policy
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/google/cel-go/checker"
+	"github.com/google/cel-go/common/types"
+	"github.com/google/cel-go/common/types/ref"
+	"github.com/google/cel-go/common/types/traits"
+	"github.com/google/cel-go/ext"
+	"github.com/google/cel-go/interpreter"
+)
+
+const (
+	// maxInputSize bounds the size CEL's estimator assumes for any variable
+	// input (a claim string, the claims map, a header): tokens and requests are
+	// bounded by extauthz's and Envoy's limits, so no input is larger.
+	maxInputSize = 64 << 10
+	// maxEstimatedCost rejects at load an expression that could stall a
+	// Check; a comprehension over a claim list nested in another is over it.
+	maxEstimatedCost = 10_000_000
+	// cheapCost is the estimated cost below which an expression runs with no
+	// runtime guard: it cannot loop over input.
+	cheapCost = 100_000
+	// maxEvalTime caps one evaluation of a costlier expression at run time;
+	// past it the expression counts as an error. (CEL's own runtime cost
+	// tracker is not used: it costs time quadratic in a comprehension's
+	// length, which an attacker's claim list controls.)
+	maxEvalTime = 10 * time.Millisecond
+	// interruptEvery is how many comprehension steps pass between checks of
+	// the evaluation deadline.
+	interruptEvery = 100
+)
+
+// celEnv is built once: an Env is immutable and safe to share, and building
+// one costs more than compiling a whole policy.
+var celEnv = sync.OnceValues(newEnv)
+
+// newEnv declares the variables of the spec's CEL table.
+func newEnv() (*cel.Env, error) {
+	return cel.NewEnv(
+		cel.Variable("claims", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("client_id", cel.StringType),
+		cel.Variable("spiffe_id", cel.StringType),
+		cel.Variable("scopes", cel.ListType(cel.StringType)),
+		cel.Variable("issuer", cel.StringType),
+		cel.Variable("credential", cel.StringType),
+		cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
+		cel.OptionalTypes(),
+		ext.Strings(),
+	)
+}
+
+// Expr is a compiled CEL expression.
+type Expr struct {
+	Source string
+	prg    cel.Program
+	// guarded expressions may loop over input, so they run under a
+	// deadline.
+	guarded bool
+}
+
+// HeaderExpr is a compiled header rule: the upstream header Name and the
+// expression that yields its value.
+type HeaderExpr struct {
+	Name string
+	Expr
+}
+
+// boundedSizes tells the cost estimator how large inputs can be, so only
+// expressions whose cost grows without bound with the input are rejected.
+type boundedSizes struct{}
+
+func (boundedSizes) EstimateSize(checker.AstNode) *checker.SizeEstimate {
+	return &checker.SizeEstimate{Min: 0, Max: maxInputSize}
+}
+
+func (boundedSizes) EstimateCallCost(string, string, *checker.AstNode, []checker.AstNode) *checker.CallEstimate {
+	return nil
+}
+
+// compileExpr compiles src and checks its result type and cost. It returns
+// the message to report at the expression's field path on failure.
+func compileExpr(env *cel.Env, src string, wantBool bool) (*Expr, bool, string) {
+	ast, iss := env.Compile(src)
+	if iss.Err() != nil {
+		msgs := make([]string, 0, len(iss.Errors()))
+		for _, e := range iss.Errors() {
+			msgs = append(msgs, strings.TrimSuffix(e.Message, " (in container '')"))
+		}
+		return nil, false, strings.Join(msgs, "; ")
+	}
+	out := ast.OutputType()
+	if wantBool && !out.IsExactType(types.BoolType) && !out.IsExactType(types.DynType) {
+		return nil, false, fmt.Sprintf("must be a bool expression, is %s", out)
+	}
+	est, err := env.EstimateCost(ast, boundedSizes{})
+	if err != nil {
+		return nil, false, fmt.Sprintf("cannot estimate cost: %v", err)
+	}
+	if est.Max > maxEstimatedCost {
+		return nil, false, fmt.Sprintf("too expensive: estimated cost up to %s exceeds %d", costString(est.Max), maxEstimatedCost)
+	}
+	prg, err := env.Program(ast, cel.EvalOptions(cel.OptOptimize), cel.InterruptCheckFrequency(interruptEvery))
+	if err != nil {
+		return nil, false, err.Error()
+	}
+	uses := false
+	for _, name := range referencedNames(ast) {
+		if name == "request" {
+			uses = true
+		}
+	}
+	return &Expr{Source: src, prg: prg, guarded: est.Max > cheapCost}, uses, ""
+}
+
+func costString(c uint64) string {
+	if c == math.MaxUint64 {
+		return "unbounded"
+	}
+	return strconv.FormatUint(c, 10)
+}
+
+// referencedNames lists the variables an expression reads.
+func referencedNames(ast *cel.Ast) []string {
+	var names []string
+	for _, r := range ast.NativeRep().ReferenceMap() {
+		if r.Name != "" {
+			names = append(names, r.Name)
+		}
+	}
+	return names
+}
+
+// Vars are the CEL variables of one Check. It is an interpreter.Activation
+// so evaluation reads the fields directly, with no map built per Check.
+type Vars struct {
+	Claims     map[string]any
+	ClientID   string
+	SpiffeID   string
+	Scopes     []string
+	Issuer     string
+	Credential string
+	Request    *Request
+
+	request map[string]any
+}
+
+var _ interpreter.Activation = (*Vars)(nil)
+
+// ResolveName implements interpreter.Activation.
+func (v *Vars) ResolveName(name string) (any, bool) {
+	switch name {
+	case "claims":
+		if v.Claims == nil {
+			return map[string]any{}, true
+		}
+		return v.Claims, true
+	case "client_id":
+		return v.ClientID, true
+	case "spiffe_id":
+		return v.SpiffeID, true
+	case "scopes":
+		if v.Scopes == nil {
+			return []string{}, true
+		}
+		return v.Scopes, true
+	case "issuer":
+		return v.Issuer, true
+	case "credential":
+		return v.Credential, true
+	case "request":
+		if v.request == nil {
+			v.request = v.Request.celValue()
+		}
+		return v.request, true
+	}
+	return nil, false
+}
+
+// Parent implements interpreter.Activation.
+func (v *Vars) Parent() interpreter.Activation { return nil }
+
+func (r *Request) celValue() map[string]any {
+	if r == nil {
+		return map[string]any{"method": "", "host": "", "path": "", "query": "", "headers": map[string]string{}}
+	}
+	h := r.Headers
+	if h == nil {
+		h = map[string]string{}
+	}
+	return map[string]any{"method": r.Method, "host": r.Host, "path": r.Path, "query": r.Query, "headers": h}
+}
+
+// True evaluates a require expression. An error (a missing claim, a runtime
+// cost overrun) is false: a requirement that cannot be shown does not hold.
+func (e *Expr) True(ctx context.Context, v *Vars) (bool, error) {
+	out, err := e.eval(ctx, v)
+	if err != nil {
+		return false, fmt.Errorf("policy: %q: %w", e.Source, err)
+	}
+	b, ok := out.(types.Bool)
+	if !ok {
+		return false, fmt.Errorf("policy: %q: result is %s, not bool", e.Source, out.Type())
+	}
+	return bool(b), nil
+}
+
+// Value evaluates a header expression to the header's value. ok is false
+// when the header is to be left unset: an error, null, an empty string, an
+// unsupported type, or a value with CR, LF or NUL, which could split the
+// upstream request's headers.
+func (e *Expr) Value(ctx context.Context, v *Vars) (string, bool) {
+	out, err := e.eval(ctx, v)
+	if err != nil {
+		return "", false
+	}
+	s, ok := headerString(out)
+	if !ok || s == "" || strings.ContainsAny(s, "\r\n\x00") {
+		return "", false
+	}
+	return s, true
+}
+
+func (e *Expr) eval(ctx context.Context, v *Vars) (ref.Val, error) {
+	if !e.guarded {
+		out, _, err := e.prg.Eval(v)
+		return out, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, maxEvalTime)
+	defer cancel()
+	out, _, err := e.prg.ContextEval(ctx, v)
+	return out, err
+}
+
+func headerString(v ref.Val) (string, bool) {
+	switch x := v.(type) {
+	case types.String:
+		return string(x), true
+	case types.Bool:
+		return strconv.FormatBool(bool(x)), true
+	case types.Int:
+		return strconv.FormatInt(int64(x), 10), true
+	case types.Uint:
+		return strconv.FormatUint(uint64(x), 10), true
+	case types.Double:
+		f := float64(x)
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return "", false
+		}
+		return strconv.FormatFloat(f, 'f', -1, 64), true
+	case *types.Optional:
+		if !x.HasValue() {
+			return "", false
+		}
+		return headerString(x.GetValue())
+	case traits.Lister:
+		n, ok := x.Size().(types.Int)
+		if !ok {
+			return "", false
+		}
+		parts := make([]string, 0, int(n))
+		for i := types.Int(0); i < n; i++ {
+			p, ok := headerString(x.Get(i))
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, p)
+		}
+		return strings.Join(parts, ","), true
+	}
+	return "", false
+}

@@ -1,0 +1,457 @@
+package policy
+
+import (
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/google/cel-go/cel"
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/extauthz/extauthz/internal/keys"
+	policyv1 "github.com/extauthz/extauthz/proto/extauthz/policy/v1"
+)
+
+const (
+	defaultRealm       = "extauthz"
+	defaultClockSkew   = 30 * time.Second
+	defaultMaxLifetime = 1800 * time.Second
+)
+
+var (
+	publicKeyAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+	hmacAlgorithms      = []string{"HS256", "HS384", "HS512"}
+)
+
+// compiler turns parsed files into a Snapshot, collecting every error.
+type compiler struct {
+	plane *keys.Plane
+	env   *cel.Env
+	errs  *[]FieldError
+	snap  *Snapshot
+	// managed collects header names set by rules or listed in strip_headers.
+	managed map[string]bool
+}
+
+func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
+	env, err := celEnv()
+	if err != nil {
+		*errs = append(*errs, FieldError{Msg: fmt.Sprintf("CEL environment: %v", err)})
+		return nil
+	}
+	c := &compiler{
+		plane: plane,
+		env:   env,
+		errs:  errs,
+		snap: &Snapshot{
+			Issuers:    map[string]*Issuer{},
+			ruleByName: map[string]*Rule{},
+			Realm:      defaultRealm,
+		},
+		managed: map[string]bool{},
+	}
+	// Issuers first, from every file, so a rule may name an issuer of a file
+	// loaded after its own.
+	for _, f := range files {
+		el := &errorList{file: f.name, errs: errs}
+		dir := filepath.Dir(f.name)
+		for i, is := range f.pf.GetIssuers() {
+			c.issuer(el, dir, fmt.Sprintf("issuers[%d]", i), is)
+		}
+	}
+	var realmFile, actionFile string
+	for _, f := range files {
+		el := &errorList{file: f.name, errs: errs}
+		for i, r := range f.pf.GetRules() {
+			c.rule(el, fmt.Sprintf("rules[%d]", i), r)
+		}
+		if a := f.pf.GetDefaultAction(); a != "" {
+			switch {
+			case actionFile != "":
+				el.add("default_action", "already set in %s; set it in one file only", actionFile)
+			case a == "allow":
+				c.snap.DefaultAllow = true
+			case a != "deny":
+				el.add("default_action", "must be \"deny\" or \"allow\", got %q", a)
+			}
+			actionFile = f.name
+		}
+		if realm := f.pf.GetRealm(); realm != "" {
+			switch {
+			case realmFile != "":
+				el.add("realm", "already set in %s; set it in one file only", realmFile)
+			case strings.ContainsAny(realm, "\"\\\r\n\x00"):
+				el.add("realm", "must not contain quotes, backslashes or control characters")
+			default:
+				c.snap.Realm = realm
+			}
+			realmFile = f.name
+		}
+		for i, h := range f.pf.GetStripHeaders() {
+			if name, ok := c.headerName(el, fmt.Sprintf("strip_headers[%d]", i), h); ok {
+				c.manage(name)
+			}
+		}
+	}
+	for name := range c.managed {
+		c.snap.Managed = append(c.snap.Managed, name)
+	}
+	sort.Strings(c.snap.Managed)
+	return c.snap
+}
+
+func (c *compiler) manage(name string) {
+	c.managed[name] = true
+	// Some upstream frameworks (CGI-style ones among them) read x_client_id
+	// as x-client-id, so the underscore spelling is removed too.
+	if alt := strings.ReplaceAll(name, "-", "_"); alt != name {
+		c.managed[alt] = true
+	}
+}
+
+// issuer compiles one issuer. Relative key file paths are taken from dir,
+// the policy file's directory, so a policy and its keys move together (as
+// they do in a ConfigMap).
+func (c *compiler) issuer(el *errorList, dir, path string, pi *policyv1.Issuer) {
+	rel := func(p string) string {
+		if p == "" || filepath.IsAbs(p) {
+			return p
+		}
+		return filepath.Join(dir, p)
+	}
+	name := pi.GetName()
+	switch {
+	case name == "":
+		el.add(path+".name", "required")
+		return
+	case c.snap.Issuers[name] != nil:
+		el.add(path+".name", "issuer %q is defined more than once", name)
+		return
+	}
+	is := &Issuer{
+		Name:      name,
+		Iss:       pi.GetIssuer(),
+		ClockSkew: defaultClockSkew,
+		ClientIDs: pi.GetClientIds(),
+	}
+	if d := pi.GetClockSkew(); d != nil {
+		is.ClockSkew = d.AsDuration()
+	}
+	spec := keys.Spec{
+		Name:              name,
+		Issuer:            pi.GetIssuer(),
+		CAFile:            rel(pi.GetCaFile()),
+		AllowInsecureHTTP: pi.GetAllowInsecureHttp(),
+	}
+	hmac := false
+	switch src := pi.GetKeySource().(type) {
+	case nil:
+		el.add(path, "a key source is required: one of jwks_uri, jwks, jwks_file, pem_file, hmac_secret_file, discovery, spiffe")
+		return
+	case *policyv1.Issuer_JwksUri:
+		if u, err := url.Parse(src.JwksUri); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			el.add(path+".jwks_uri", "must be an absolute https:// URL, got %q", src.JwksUri)
+			return
+		}
+		spec.JWKSURI = src.JwksUri
+	case *policyv1.Issuer_Jwks:
+		b, err := protojson.Marshal(src.Jwks)
+		if err != nil {
+			el.add(path+".jwks", "%v", err)
+			return
+		}
+		spec.JWKS = b
+	case *policyv1.Issuer_JwksFile:
+		spec.JWKSFile = rel(src.JwksFile)
+	case *policyv1.Issuer_PemFile:
+		spec.PEMFile = rel(src.PemFile)
+	case *policyv1.Issuer_HmacSecretFile:
+		spec.HMACSecretFile = rel(src.HmacSecretFile)
+		hmac = true
+	case *policyv1.Issuer_Discovery:
+		if !src.Discovery {
+			el.add(path+".discovery", "set it to true, or choose another key source")
+			return
+		}
+		if is.Iss == "" {
+			el.add(path+".issuer", "required with discovery: keys are discovered at {issuer}/.well-known/openid-configuration")
+			return
+		}
+		spec.Discovery = true
+	case *policyv1.Issuer_Spiffe:
+		el.add(path+".spiffe", "not supported yet: the spiffe key source is planned; use jwks_uri with spiffe_trust_domain for SPIRE's OIDC discovery provider")
+		return
+	}
+	if td := pi.GetSpiffeTrustDomain(); td != "" {
+		if _, err := spiffeid.TrustDomainFromString(td); err != nil || strings.Contains(td, "://") {
+			el.add(path+".spiffe_trust_domain", "not a valid trust domain name: %q", td)
+			return
+		}
+		is.TrustDomain = td
+	}
+	if is.Iss == "" && !is.IssuesSVIDs() {
+		el.add(path+".issuer", "required (only JWT-SVID issuers may omit it)")
+		return
+	}
+	is.Algorithms = c.algorithms(el, path+".algorithms", pi.GetAlgorithms(), hmac)
+	for sub, id := range pi.GetClientIds() {
+		if sub == "" || id == "" {
+			el.add(path+".client_ids", "subjects and client ids must not be empty")
+		}
+	}
+	if c.plane != nil {
+		src, err := c.plane.Source(spec)
+		if err != nil {
+			el.add(path, "%v", err)
+			return
+		}
+		is.Keys = src
+		if spec.JWKSURI != "" || spec.Discovery {
+			c.snap.remote = append(c.snap.remote, src)
+		}
+	}
+	c.snap.Issuers[name] = is
+}
+
+func (c *compiler) algorithms(el *errorList, path string, given []string, hmac bool) []string {
+	allowed := publicKeyAlgorithms
+	if hmac {
+		allowed = hmacAlgorithms
+	}
+	if len(given) == 0 {
+		return allowed
+	}
+	out := make([]string, 0, len(given))
+	for i, a := range given {
+		ok := false
+		for _, x := range allowed {
+			ok = ok || x == a
+		}
+		switch {
+		case strings.EqualFold(a, "none"):
+			el.add(fmt.Sprintf("%s[%d]", path, i), "\"none\" is never accepted")
+		case !ok && hmac:
+			el.add(fmt.Sprintf("%s[%d]", path, i), "%q does not fit an HMAC secret; use HS256, HS384 or HS512", a)
+		case !ok:
+			el.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a supported public-key algorithm (one of %s)", a, strings.Join(publicKeyAlgorithms, ", "))
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
+	name := pr.GetName()
+	switch {
+	case name == "":
+		el.add(path+".name", "required")
+		return
+	case c.snap.ruleByName[name] != nil:
+		el.add(path+".name", "rule %q is defined more than once", name)
+		return
+	}
+	r := &Rule{Name: name}
+	r.Match = c.match(el, path+".match", pr.GetMatch())
+	if ca := pr.GetClientAssertion(); ca != nil {
+		r.ClientAssertion = &ClientAssertion{MaxLifetime: defaultMaxLifetime}
+		r.ClientAssertion.Credential = c.credential(el, path+".client_assertion", ca.GetIssuers(), ca.GetAudiences())
+		if d := ca.GetMaxLifetime(); d != nil {
+			if d.AsDuration() <= 0 {
+				el.add(path+".client_assertion.max_lifetime", "must be positive")
+			}
+			r.ClientAssertion.MaxLifetime = d.AsDuration()
+		}
+		if ca.ReplayProtection != nil {
+			v := ca.GetReplayProtection()
+			r.ClientAssertion.replay = &v
+		}
+	}
+	if b := pr.GetBearer(); b != nil {
+		r.Bearer = &Bearer{Scopes: b.GetScopes()}
+		r.Bearer.Credential = c.credential(el, path+".bearer", b.GetIssuers(), b.GetAudiences())
+		for i, s := range b.GetScopes() {
+			if s == "" || strings.ContainsAny(s, " \"\\") {
+				el.add(fmt.Sprintf("%s.bearer.scopes[%d]", path, i), "not a valid scope token: %q", s)
+			}
+		}
+		r.Bearer.ScopeList = strings.Join(b.GetScopes(), " ")
+	}
+	for i, src := range pr.GetRequire() {
+		e, uses, msg := compileExpr(c.env, src, true)
+		if msg != "" {
+			el.add(fmt.Sprintf("%s.require[%d]", path, i), "%s", msg)
+			continue
+		}
+		r.usesRequest = r.usesRequest || uses
+		r.Require = append(r.Require, e)
+	}
+	names := make([]string, 0, len(pr.GetHeaders()))
+	for h := range pr.GetHeaders() {
+		names = append(names, h)
+	}
+	sort.Strings(names)
+	seen := map[string]bool{}
+	for _, h := range names {
+		hpath := fmt.Sprintf("%s.headers[%q]", path, h)
+		lname, ok := c.headerName(el, hpath, h)
+		if !ok {
+			continue
+		}
+		if seen[lname] {
+			el.add(hpath, "header %q is set twice (names are case-insensitive)", lname)
+			continue
+		}
+		seen[lname] = true
+		e, uses, msg := compileExpr(c.env, pr.GetHeaders()[h], false)
+		if msg != "" {
+			el.add(hpath, "%s", msg)
+			continue
+		}
+		r.usesRequest = r.usesRequest || uses
+		r.Headers = append(r.Headers, &HeaderExpr{Name: lname, Expr: *e})
+		c.manage(lname)
+	}
+	switch pr.GetMode() {
+	case "", "enforce":
+	case "audit":
+		r.Audit = true
+	default:
+		el.add(path+".mode", "must be \"enforce\" or \"audit\", got %q", pr.GetMode())
+	}
+	c.snap.ruleByName[name] = r
+	c.snap.Rules = append(c.snap.Rules, r)
+}
+
+func (c *compiler) credential(el *errorList, path string, issuers, audiences []string) Credential {
+	cr := Credential{Audiences: audiences, byIss: map[string]*Issuer{}, byDomain: map[string]*Issuer{}}
+	if len(issuers) == 0 {
+		el.add(path+".issuers", "at least one issuer is required")
+	}
+	if len(audiences) == 0 {
+		el.add(path+".audiences", "at least one audience is required")
+	}
+	for i, a := range audiences {
+		if a == "" {
+			el.add(fmt.Sprintf("%s.audiences[%d]", path, i), "must not be empty")
+		}
+	}
+	for i, name := range issuers {
+		ipath := fmt.Sprintf("%s.issuers[%d]", path, i)
+		is := c.snap.Issuers[name]
+		if is == nil {
+			el.add(ipath, "no issuer named %q", name)
+			continue
+		}
+		cr.Issuers = append(cr.Issuers, is)
+		if is.Iss != "" {
+			if other := cr.byIss[is.Iss]; other != nil {
+				el.add(ipath, "issuers %q and %q both have issuer %q; a token could not tell them apart", other.Name, name, is.Iss)
+				continue
+			}
+			cr.byIss[is.Iss] = is
+			continue
+		}
+		if other := cr.byDomain[is.TrustDomain]; other != nil {
+			el.add(ipath, "issuers %q and %q both take tokens of trust domain %q without an issuer; set issuer on one", other.Name, name, is.TrustDomain)
+			continue
+		}
+		cr.byDomain[is.TrustDomain] = is
+	}
+	return cr
+}
+
+func (c *compiler) match(el *errorList, path string, pm *policyv1.Match) Match {
+	var m Match
+	if pm == nil {
+		return m
+	}
+	for i, h := range pm.GetHosts() {
+		h = strings.ToLower(h)
+		hp := fmt.Sprintf("%s.hosts[%d]", path, i)
+		switch {
+		case h == "" || strings.ContainsAny(h, "/: \t") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")):
+			el.add(hp, "must be a host name without port, optionally starting with \"*.\", got %q", h)
+		case strings.HasPrefix(h, "*."):
+			m.hostsSuffix = append(m.hostsSuffix, h[1:])
+		default:
+			if m.hostsExact == nil {
+				m.hostsExact = map[string]bool{}
+			}
+			m.hostsExact[h] = true
+		}
+	}
+	if m.hostsExact == nil && m.hostsSuffix != nil {
+		m.hostsExact = map[string]bool{}
+	}
+	for i, p := range pm.GetPaths() {
+		if !strings.HasPrefix(p, "/") || strings.Contains(p, "?") {
+			el.add(fmt.Sprintf("%s.paths[%d]", path, i), "must start with / and have no query string, got %q", p)
+			continue
+		}
+		if m.paths == nil {
+			m.paths = map[string]bool{}
+		}
+		m.paths[p] = true
+	}
+	for i, p := range pm.GetPathPrefixes() {
+		if !strings.HasPrefix(p, "/") || strings.Contains(p, "?") {
+			el.add(fmt.Sprintf("%s.path_prefixes[%d]", path, i), "must start with / and have no query string, got %q", p)
+			continue
+		}
+		m.prefixes = append(m.prefixes, p)
+	}
+	for i, meth := range pm.GetMethods() {
+		if meth == "" || meth != strings.ToUpper(meth) || !isToken(meth) {
+			el.add(fmt.Sprintf("%s.methods[%d]", path, i), "must be an upper-case HTTP method, got %q", meth)
+			continue
+		}
+		if m.methods == nil {
+			m.methods = map[string]bool{}
+		}
+		m.methods[meth] = true
+	}
+	return m
+}
+
+// reservedHeaders may not be set or stripped by a policy: they frame the
+// HTTP message or route it, and rewriting them would break the request.
+var reservedHeaders = map[string]bool{
+	"host": true, "content-length": true, "transfer-encoding": true, "connection": true,
+	"keep-alive": true, "proxy-connection": true, "te": true, "trailer": true, "upgrade": true,
+}
+
+// headerName validates a header name and returns it lower-cased.
+func (c *compiler) headerName(el *errorList, path, name string) (string, bool) {
+	l := strings.ToLower(name)
+	switch {
+	case !isToken(l):
+		el.add(path, "not a valid header name: %q", name)
+		return "", false
+	case reservedHeaders[l]:
+		el.add(path, "%q is reserved and may not be managed by a policy", l)
+		return "", false
+	}
+	return l, true
+}
+
+// isToken reports whether s is an RFC 9110 token (header names, methods).
+func isToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		ch := s[i]
+		switch {
+		case ch >= 'a' && ch <= 'z', ch >= 'A' && ch <= 'Z', ch >= '0' && ch <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", ch) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,226 @@
+package policy
+
+import (
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/keys"
+)
+
+// ErrUnknownRule means Envoy named a rule (context_extensions "rule") that
+// the policy does not have. It is a deny, never a fallback to matching.
+var ErrUnknownRule = errors.New("policy: unknown rule")
+
+// Snapshot is one compiled, immutable policy. Nothing in it changes after
+// Load returns, so Checks share it without locks.
+type Snapshot struct {
+	// Hash is the SHA-256 (hex) of the files' names and contents, in load order.
+	Hash string
+	// LoadedAt is when the files were compiled.
+	LoadedAt time.Time
+	// Files are the files loaded, in load order.
+	Files []string
+
+	Issuers      map[string]*Issuer
+	Rules        []*Rule
+	DefaultAllow bool
+	// Realm is the realm of WWW-Authenticate challenges.
+	Realm string
+	// Managed lists every header name that any rule sets or strip_headers
+	// names, lower-case, each with its `_` spelling too. An allowed request
+	// has all of them removed except those its rule sets.
+	Managed []string
+
+	ruleByName map[string]*Rule
+	// remote are the key sources worth prefetching before the snapshot serves.
+	remote []keys.Source
+}
+
+// Issuer is a compiled issuer.
+type Issuer struct {
+	Name string
+	// Iss is the exact `iss` value; "" for a JWT-SVID issuer that takes
+	// tokens by the trust domain of their `sub`.
+	Iss  string
+	Keys keys.Source
+	// Algorithms is the allow-list of `alg` values.
+	Algorithms []string
+	ClockSkew  time.Duration
+	ClientIDs  map[string]string
+	// TrustDomain is set for issuers of JWT-SVIDs: `sub` must be a SPIFFE ID
+	// in it.
+	TrustDomain string
+}
+
+// Allows reports whether alg is on the issuer's allow-list.
+func (is *Issuer) Allows(alg string) bool {
+	for _, a := range is.Algorithms {
+		if a == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// IssuesSVIDs reports whether the issuer's tokens are JWT-SVIDs.
+func (is *Issuer) IssuesSVIDs() bool { return is.TrustDomain != "" }
+
+// Rule is a compiled rule.
+type Rule struct {
+	Name  string
+	Match Match
+	// ClientAssertion and Bearer are nil when the rule does not accept that
+	// credential; both nil is a public route.
+	ClientAssertion *ClientAssertion
+	Bearer          *Bearer
+	Require         []*Expr
+	Headers         []*HeaderExpr
+	// Audit rules evaluate everything but always allow.
+	Audit bool
+	// usesRequest is true when an expression reads the `request` variable,
+	// so Checks build that map only when it is needed.
+	usesRequest bool
+}
+
+// UsesRequest reports whether any of the rule's expressions reads `request`.
+func (r *Rule) UsesRequest() bool { return r.usesRequest }
+
+// Credential is what both kinds of credential rule share: which issuers they
+// trust and which audiences they accept.
+type Credential struct {
+	Issuers   []*Issuer
+	Audiences []string
+	byIss     map[string]*Issuer
+	byDomain  map[string]*Issuer
+}
+
+// IssuerFor finds the issuer of a token among the rule's issuers: by its
+// exact `iss`, or, for JWT-SVID issuers configured without one, by the trust
+// domain of the token's SPIFFE ID (trustDomain, "" when sub is none).
+func (c *Credential) IssuerFor(iss string, hasIss bool, trustDomain string) *Issuer {
+	if hasIss {
+		if is, ok := c.byIss[iss]; ok {
+			return is
+		}
+	}
+	if trustDomain != "" {
+		return c.byDomain[trustDomain]
+	}
+	return nil
+}
+
+// HasAudience reports whether aud is one of the rule's audiences.
+func (c *Credential) HasAudience(aud string) bool {
+	for _, a := range c.Audiences {
+		if a == aud {
+			return true
+		}
+	}
+	return false
+}
+
+// ClientAssertion is a compiled client_assertion requirement.
+type ClientAssertion struct {
+	Credential
+	MaxLifetime time.Duration
+	// replay is nil when unset: on for ordinary issuers, off for JWT-SVID
+	// issuers.
+	replay *bool
+}
+
+// ReplayProtected reports whether tokens of is must carry a jti that is
+// accepted once.
+func (c *ClientAssertion) ReplayProtected(is *Issuer) bool {
+	if c.replay != nil {
+		return *c.replay
+	}
+	return !is.IssuesSVIDs()
+}
+
+// Bearer is a compiled bearer requirement.
+type Bearer struct {
+	Credential
+	Scopes []string
+	// Challenge is the precomputed `scope="..."` value of insufficient_scope.
+	ScopeList string
+}
+
+// Match is a compiled match block.
+type Match struct {
+	hostsExact  map[string]bool
+	hostsSuffix []string
+	paths       map[string]bool
+	prefixes    []string
+	methods     map[string]bool
+}
+
+// Request is what matching and CEL see of the HTTP request.
+type Request struct {
+	Method string
+	// Host is lower-case, without port.
+	Host string
+	// Path is without the query string, as Envoy normalised it.
+	Path  string
+	Query string
+	// Headers have lower-case names; repeated headers are joined with ",".
+	Headers map[string]string
+}
+
+// Holds reports whether every condition of m holds for req.
+func (m *Match) Holds(req *Request) bool {
+	if m.hostsExact != nil || m.hostsSuffix != nil {
+		ok := m.hostsExact[req.Host]
+		for _, s := range m.hostsSuffix {
+			if !ok && strings.HasSuffix(req.Host, s) {
+				ok = true
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	// paths and path_prefixes are separate conditions, each of which must
+	// hold when given, as the spec says of every match field.
+	if m.paths != nil && !m.paths[req.Path] {
+		return false
+	}
+	if m.prefixes != nil {
+		ok := false
+		for _, p := range m.prefixes {
+			if strings.HasPrefix(req.Path, p) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	if m.methods != nil && !m.methods[req.Method] {
+		return false
+	}
+	return true
+}
+
+// Select returns the rule for req: the one named by Envoy's
+// context_extensions when name is non-empty (ErrUnknownRule if there is
+// none), else the first whose match holds, else nil (the default action).
+func (s *Snapshot) Select(name string, req *Request) (*Rule, error) {
+	if name != "" {
+		if r, ok := s.ruleByName[name]; ok {
+			return r, nil
+		}
+		return nil, ErrUnknownRule
+	}
+	for _, r := range s.Rules {
+		if r.Match.Holds(req) {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+// RemoteSources are the key sources that fetch over the network, for the
+// caller to prefetch before serving the snapshot.
+func (s *Snapshot) RemoteSources() []keys.Source { return s.remote }

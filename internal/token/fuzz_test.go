@@ -1,0 +1,249 @@
+package token
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/keys"
+)
+
+// fuzzSeeds are the adversarial shapes of the unit tests plus a valid token
+// of every algorithm, so the fuzzer starts on both sides of every check.
+func fuzzSeeds() []string {
+	seeds := []string{
+		"", ".", "..", "...", "a.b.c", "e30.e30.", "e30.e30.e30",
+		withSig(hs, goodClaims),
+		withSig(`{"alg":"none"}`, goodClaims),
+		enc(`{"alg":"nOnE"}`) + "." + enc(goodClaims) + ".",
+		withSig(`{"alg":"HS256","alg":"HS256"}`, "{}"),
+		withSig(`{"alg":"HS256","\u0061lg":"HS256"}`, "{}"),
+		withSig(`{"alg":"HS256","crit":["b64"],"b64":false}`, "{}"),
+		withSig(`{"alg":"HS256","enc":"A128GCM"}`, "{}"),
+		withSig("\ufeff"+hs, "{}"),
+		withSig(hs, `{"sub":"\ud800"}`),
+		withSig(hs, `{"sub":"\ud83d\ude00","x":"a\u0000"}`),
+		withSig(hs, `{"aud":[],"exp":1.0}`),
+		withSig(hs, `{"aud":"a","exp":"2030-01-01T00:00:00Z"}`),
+		withSig(hs, `{"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`),
+		withSig(hs, `{"x":-0,"y":1e400,"z":01}`),
+		withSig(`{"alg":"RSA-OAEP","enc":"A256GCM"}`, "{}") + ".aaaa.bbbb",
+		padded(signed("HS256", goodClaims)),
+		nonCanonical(),
+		stdAlphabet(),
+		strings.Repeat("a.", 1000) + "a",
+	}
+	for _, alg := range allAlgs {
+		seeds = append(seeds, signed(alg, goodClaims))
+	}
+	return seeds
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(checkParse)
+}
+
+// FuzzParts fuzzes the decoded header and payload, which FuzzParse reaches
+// only through base64, so the fuzzer spends its time on the JSON and the
+// claim rules.
+func FuzzParts(f *testing.F) {
+	f.Add([]byte(`{"alg":"HS256","kid":"k"}`), []byte(goodClaims))
+	f.Add([]byte(`{"alg":"EdDSA","typ":"JWT"}`), []byte(`{"aud":"a","exp":1,"nbf":2,"iat":3}`))
+	f.Add([]byte(`{"alg":"ES256","crit":[]}`), []byte(`{"aud":["a",1]}`))
+	f.Add([]byte(`{"alg":"none"}`), []byte(`{"sub":"\ud800"}`))
+	f.Fuzz(func(t *testing.T, header, payload []byte) {
+		if len(header) == 0 || len(payload) == 0 {
+			return
+		}
+		checkParse(t, withSig(string(header), string(payload)))
+	})
+}
+
+var (
+	fuzzCandidates = sync.OnceValue(func() []*keys.Key {
+		return []*keys.Key{pubFor("RS256"), pubFor("ES256"), pubFor("ES384"), pubFor("ES512"), pubFor("EdDSA"), pubFor("HS256")}
+	})
+	fuzzNow = time.Unix(1_800_000_000, 0)
+)
+
+// checkParse asserts what must hold of any input: a known error, or a token
+// that is self-consistent, re-encodes to itself, and verifies without panic.
+func checkParse(t *testing.T, raw string) {
+	tok, err := Parse(raw, Limits{})
+	if err != nil {
+		if tok != nil {
+			t.Fatal("token and error")
+		}
+		if n := countIs(err, ErrMalformed, ErrAlgorithm, ErrCritical, ErrClaimType); n != 1 {
+			t.Fatalf("error %v matches %d parse sentinels", err, n)
+		}
+		return
+	}
+	checkConsistent(t, tok)
+
+	// Re-encoding the claims with encoding/json and parsing again must
+	// give the same token: what we accept has one meaning.
+	claims, err := json.Marshal(tok.Claims)
+	if err != nil {
+		t.Fatalf("claims do not marshal: %v", err)
+	}
+	parts := strings.Split(raw, ".")
+	again, err := Parse(parts[0]+"."+enc(string(claims))+"."+parts[2], Limits{MaxTokenBytes: 1 << 20})
+	if err != nil {
+		t.Fatalf("re-encoded token rejected: %v\nclaims %s", err, claims)
+	}
+	if d := diff(tok.Claims, again.Claims); d != "" {
+		t.Fatalf("re-encoded claims differ: %s", d)
+	}
+	if tok.Issuer != again.Issuer || tok.Expiry != again.Expiry || fmt.Sprint(tok.Audience) != fmt.Sprint(again.Audience) ||
+		tok.AudienceIsArray != again.AudienceIsArray || tok.Header != again.Header {
+		t.Fatalf("re-encoded registered claims differ")
+	}
+
+	if err := tok.Verify(fuzzCandidates()); err != nil && countIs(err, ErrNoKey, ErrSignature) != 1 {
+		t.Fatalf("Verify: %v", err)
+	}
+	_ = tok.ValidateTime(fuzzNow, time.Minute, true)
+}
+
+func countIs(err error, targets ...error) int {
+	n := 0
+	for _, t := range targets {
+		if errors.Is(err, t) {
+			n++
+		}
+	}
+	return n
+}
+
+// checkConsistent checks the registered fields against Claims.
+func checkConsistent(t *testing.T, tok *Token) {
+	t.Helper()
+	if tok.Claims == nil || !allowedAlg(tok.Header.Alg) || len(tok.signature) == 0 {
+		t.Fatalf("incomplete token: %+v", tok)
+	}
+	for name, got := range map[string]struct {
+		v   any
+		has bool
+	}{
+		"iss": {tok.Issuer, tok.HasIssuer}, "sub": {tok.Subject, tok.HasSubject}, "jti": {tok.ID, tok.HasID},
+		"exp": {tok.Expiry, tok.HasExpiry}, "nbf": {tok.NotBefore, tok.HasNotBefore}, "iat": {tok.IssuedAt, tok.HasIssuedAt},
+	} {
+		v, ok := tok.Claims[name]
+		if ok != got.has || ok && v != got.v {
+			t.Fatalf("%s: field %v (%v), claim %#v (%v)", name, got.v, got.has, v, ok)
+		}
+	}
+	if _, ok := tok.Claims["aud"]; ok != tok.HasAudience || ok && len(tok.Audience) == 0 {
+		t.Fatalf("aud: %v / %v", tok.Audience, tok.Claims["aud"])
+	}
+}
+
+// FuzzJSON compares the strict parser with encoding/json: whatever we accept,
+// encoding/json must accept and read the same way; whatever we call a syntax
+// error, encoding/json must reject.
+func FuzzJSON(f *testing.F) {
+	for _, s := range []string{
+		`{}`, ` {"a":1} `, `{"a":[1,2.5,-0,1e3,"x",true,false,null,{}]}`, `{"a":"\u00e9\ud83d\ude00\n\/"}`,
+		`{"a":1,"a":2}`, `{"a":01}`, `{"a":1.}`, `{"a":.1}`, `{"a":-}`, `{"a":1e}`, `{"a":"\ud800"}`, `{"a":"\x"}`,
+		"{\"a\":\"\xff\"}", "\ufeff{}", `[]`, `"x"`, `{"a":1}x`, `{"a":1,}`, `{,}`, `{"a" 1}`, `{"a":tru}`,
+		`{"a":1e400}`, `{"a":123456789012345678901234567890}`, goodClaims, nest(32), nest(33),
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		ours, err := parseObject(string(data))
+		if err != nil {
+			var je *jsonError
+			if !errors.As(err, &je) {
+				t.Fatalf("error of type %T: %v", err, err)
+			}
+			if je.kind == kindSyntax && json.Valid(data) {
+				t.Fatalf("syntax error %v, but encoding/json accepts %q", err, data)
+			}
+			return
+		}
+		if !json.Valid(data) {
+			t.Fatalf("accepted what encoding/json rejects: %q", data)
+		}
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.UseNumber()
+		var theirs any
+		if err := dec.Decode(&theirs); err != nil {
+			t.Fatalf("encoding/json: %v", err)
+		}
+		if d := diff(ours, theirs); d != "" {
+			t.Fatalf("%s in %q", d, data)
+		}
+	})
+}
+
+// diff compares JSON values, reading json.Number and our int64/float64 by
+// value so that 2 and 2.0 after a round trip compare equal.
+func diff(a, b any) string {
+	switch a := a.(type) {
+	case map[string]any:
+		bm, ok := b.(map[string]any)
+		if !ok || len(a) != len(bm) {
+			return fmt.Sprintf("object %v vs %v", a, b)
+		}
+		for k, v := range a {
+			if d := diff(v, bm[k]); d != "" {
+				return k + ": " + d
+			}
+		}
+		return ""
+	case []any:
+		bs, ok := b.([]any)
+		if !ok || len(a) != len(bs) {
+			return fmt.Sprintf("array %v vs %v", a, b)
+		}
+		for i := range a {
+			if d := diff(a[i], bs[i]); d != "" {
+				return fmt.Sprintf("[%d]: %s", i, d)
+			}
+		}
+		return ""
+	case int64, float64:
+		x, y := num(a), num(b)
+		if x != y || x == "" {
+			return fmt.Sprintf("number %#v vs %#v", a, b)
+		}
+		return ""
+	}
+	if a != b {
+		return fmt.Sprintf("%#v vs %#v", a, b)
+	}
+	return ""
+}
+
+// num spells a number canonically: integers exactly, other floats shortest.
+func num(v any) string {
+	switch v := v.(type) {
+	case int64:
+		return strconv.FormatInt(v, 10)
+	case float64:
+		if v == math.Trunc(v) && math.Abs(v) < 1<<53 {
+			return strconv.FormatInt(int64(v), 10)
+		}
+		return strconv.FormatFloat(v, 'g', -1, 64)
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return num(i)
+		}
+		if f, err := v.Float64(); err == nil {
+			return num(f)
+		}
+	}
+	return ""
+}

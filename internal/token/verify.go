@@ -1,0 +1,266 @@
+package token
+
+import (
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"fmt"
+	"hash"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/keys"
+)
+
+// minRSABits repeats the keys package's floor so that a weak key that slipped
+// through there still verifies nothing here.
+const minRSABits = 2048
+
+type family uint8
+
+const (
+	famPKCS1 family = iota + 1
+	famPSS
+	famECDSA
+	famEdDSA
+	famHMAC
+)
+
+// algorithm binds a JWS alg to one key type and one hash, so the header can
+// choose among verifiers but never reinterpret a key.
+type algorithm struct {
+	fam     family
+	hash    crypto.Hash
+	newHash func() hash.Hash
+	ecBytes int // size of r and of s in an ECDSA signature
+}
+
+// lookup is the algorithm allow-list.
+func lookup(alg string) (algorithm, bool) {
+	switch alg {
+	case "RS256":
+		return algorithm{fam: famPKCS1, hash: crypto.SHA256}, true
+	case "RS384":
+		return algorithm{fam: famPKCS1, hash: crypto.SHA384}, true
+	case "RS512":
+		return algorithm{fam: famPKCS1, hash: crypto.SHA512}, true
+	case "PS256":
+		return algorithm{fam: famPSS, hash: crypto.SHA256}, true
+	case "PS384":
+		return algorithm{fam: famPSS, hash: crypto.SHA384}, true
+	case "PS512":
+		return algorithm{fam: famPSS, hash: crypto.SHA512}, true
+	case "ES256":
+		return algorithm{fam: famECDSA, hash: crypto.SHA256, ecBytes: 32}, true
+	case "ES384":
+		return algorithm{fam: famECDSA, hash: crypto.SHA384, ecBytes: 48}, true
+	case "ES512":
+		return algorithm{fam: famECDSA, hash: crypto.SHA512, ecBytes: 66}, true
+	case "EdDSA", "Ed25519": // Ed25519 is the fully specified name of RFC 9864
+		return algorithm{fam: famEdDSA}, true
+	case "HS256":
+		return algorithm{fam: famHMAC, newHash: sha256.New}, true
+	case "HS384":
+		return algorithm{fam: famHMAC, newHash: sha512.New384}, true
+	case "HS512":
+		return algorithm{fam: famHMAC, newHash: sha512.New}, true
+	}
+	return algorithm{}, false
+}
+
+func allowedAlg(alg string) bool {
+	_, ok := lookup(alg)
+	return ok
+}
+
+// pssOptions is shared because VerifyPSS only reads it. RFC 7518 fixes the
+// salt length to the hash size; auto-detection would accept other encodings.
+var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}
+
+// Verify checks the signature with the first candidate key that fits the
+// token's alg (per keys.Key.Fits, and the key checks of this package) and
+// verifies it. It returns an error wrapping ErrNoKey when no candidate fits
+// and ErrSignature when some fit but none verifies.
+func (t *Token) Verify(candidates []*keys.Key) error {
+	alg := t.Header.Alg
+	a, ok := lookup(alg)
+	if !ok {
+		return fmt.Errorf("%w: alg %.32q is not supported", ErrAlgorithm, alg)
+	}
+	var (
+		sum    [sha512.Size]byte
+		digest []byte
+		fit    int
+	)
+	for _, k := range candidates {
+		if k == nil || !k.Fits(alg) {
+			continue
+		}
+		if digest == nil && a.hash != 0 {
+			digest = sum64(a.hash, t.signingInput, &sum)
+		}
+		fits, ok := a.verify(k.Public, t.signingInput, digest, t.signature)
+		if !fits {
+			continue
+		}
+		if ok {
+			return nil
+		}
+		fit++
+	}
+	if fit == 0 {
+		return fmt.Errorf("%w: none of %d candidate keys fits %s", ErrNoKey, len(candidates), alg)
+	}
+	return fmt.Errorf("%w: %s, tried %d keys", ErrSignature, alg, fit)
+}
+
+// sum64 hashes without allocating a hash.Hash.
+func sum64(h crypto.Hash, msg []byte, out *[sha512.Size]byte) []byte {
+	switch h {
+	case crypto.SHA256:
+		s := sha256.Sum256(msg)
+		return append(out[:0], s[:]...)
+	case crypto.SHA384:
+		s := sha512.Sum384(msg)
+		return append(out[:0], s[:]...)
+	}
+	s := sha512.Sum512(msg)
+	return append(out[:0], s[:]...)
+}
+
+// verify reports whether pub is a usable key of a's type (fits) and, if so,
+// whether sig is its signature over msg (whose hash is digest).
+func (a algorithm) verify(pub any, msg, digest, sig []byte) (fits, ok bool) {
+	switch a.fam {
+	case famPKCS1, famPSS:
+		k, _ := pub.(*rsa.PublicKey)
+		if k == nil || k.N == nil || k.N.BitLen() < minRSABits {
+			return false, false
+		}
+		if a.fam == famPKCS1 {
+			return true, rsa.VerifyPKCS1v15(k, a.hash, digest, sig) == nil
+		}
+		return true, rsa.VerifyPSS(k, a.hash, digest, sig, pssOptions) == nil
+	case famECDSA:
+		k, _ := pub.(*ecdsa.PublicKey)
+		//lint:ignore SA1019 X and Y are only read, to refuse a key without a point, on which VerifyASN1 panics.
+		if k == nil || k.Curve != curveFor(a.ecBytes) || k.X == nil || k.Y == nil {
+			return false, false
+		}
+		return true, verifyECDSA(k, digest, sig, a.ecBytes)
+	case famEdDSA:
+		// ed25519.Verify panics on a key of the wrong length.
+		k, _ := pub.(ed25519.PublicKey)
+		if len(k) != ed25519.PublicKeySize {
+			return false, false
+		}
+		return true, len(sig) == ed25519.SignatureSize && ed25519.Verify(k, msg, sig)
+	case famHMAC:
+		// An empty secret would let anyone sign.
+		k, _ := pub.([]byte)
+		if len(k) == 0 {
+			return false, false
+		}
+		mac := hmac.New(a.newHash, k)
+		mac.Write(msg)
+		var sum [sha512.Size]byte
+		return true, hmac.Equal(mac.Sum(sum[:0]), sig)
+	}
+	return false, false
+}
+
+func curveFor(ecBytes int) elliptic.Curve {
+	switch ecBytes {
+	case 32:
+		return elliptic.P256()
+	case 48:
+		return elliptic.P384()
+	case 66:
+		return elliptic.P521()
+	}
+	return nil
+}
+
+// verifyECDSA checks a JWS ECDSA signature, which RFC 7518 fixes as r||s of
+// exactly 2*n bytes. A DER signature, whatever its length, is refused rather
+// than accepted as a second encoding of the same signature.
+func verifyECDSA(k *ecdsa.PublicKey, digest, sig []byte, n int) bool {
+	if len(sig) != 2*n || allZero(sig) {
+		return false
+	}
+	var der [2 + 2*(3+66)]byte
+	return ecdsa.VerifyASN1(k, digest, appendDERSig(der[:0], sig[:n], sig[n:]))
+}
+
+func allZero(b []byte) bool {
+	var acc byte
+	for _, c := range b {
+		acc |= c
+	}
+	return acc == 0
+}
+
+// appendDERSig encodes r and s as the SEQUENCE of two INTEGERs that
+// ecdsa.VerifyASN1 takes; it saves the big.Int round trip of ecdsa.Verify.
+func appendDERSig(b, r, s []byte) []byte {
+	r, s = minimal(r), minimal(s)
+	body := derIntLen(r) + derIntLen(s)
+	b = append(b, 0x30)
+	if body >= 0x80 {
+		b = append(b, 0x81) // body is at most 2*(3+66) bytes
+	}
+	b = append(b, byte(body))
+	b = appendDERInt(b, r)
+	return appendDERInt(b, s)
+}
+
+// minimal strips leading zeros, keeping one byte for zero.
+func minimal(x []byte) []byte {
+	for len(x) > 1 && x[0] == 0 {
+		x = x[1:]
+	}
+	return x
+}
+
+// derIntLen is the encoded size of a non-negative INTEGER with content x:
+// a leading 0x00 keeps a high first bit from reading as negative.
+func derIntLen(x []byte) int {
+	n := len(x)
+	if x[0]&0x80 != 0 {
+		n++
+	}
+	return 2 + n
+}
+
+func appendDERInt(b, x []byte) []byte {
+	b = append(b, 0x02, byte(derIntLen(x)-2))
+	if x[0]&0x80 != 0 {
+		b = append(b, 0)
+	}
+	return append(b, x...)
+}
+
+// ValidateTime checks the time claims against now, allowing skew either way
+// for clock drift between issuer and us: exp (required when requireExp) must
+// be after now-skew, nbf at or before now+skew, and iat at or before
+// now+skew. A negative skew counts as zero.
+func (t *Token) ValidateTime(now time.Time, skew time.Duration, requireExp bool) error {
+	skew = max(skew, 0)
+	// Comparing time.Time values, not seconds, keeps a fraction of a second
+	// from being rounded in the token's favour.
+	switch {
+	case t.HasExpiry && !now.Before(time.Unix(t.Expiry, 0).Add(skew)):
+		return fmt.Errorf("%w: exp is past (skew %s)", ErrExpired, skew)
+	case !t.HasExpiry && requireExp:
+		return fmt.Errorf("%w: exp is required", ErrMissingExpiry)
+	case t.HasNotBefore && now.Before(time.Unix(t.NotBefore, 0).Add(-skew)):
+		return fmt.Errorf("%w: nbf is ahead (skew %s)", ErrNotYetValid, skew)
+	case t.HasIssuedAt && time.Unix(t.IssuedAt, 0).After(now.Add(skew)):
+		return fmt.Errorf("%w: iat is ahead (skew %s)", ErrIssuedInFuture, skew)
+	}
+	return nil
+}
