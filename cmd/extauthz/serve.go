@@ -46,6 +46,7 @@ type serveConfig struct {
 	prefetchWait   time.Duration
 	maxBodyBytes   int
 	maxTokenBytes  int
+	tokenCache     int
 	replayStore    string
 	replayMax      int
 	replayTimeout  time.Duration
@@ -65,6 +66,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.prefetchWait, "prefetch-wait", 10*time.Second, "how long startup waits for remote key sets before serving")
 	fs.IntVar(&c.maxBodyBytes, "max-body-bytes", check.DefaultMaxBodyBytes, "largest request body parsed for a client assertion; larger is a 400")
 	fs.IntVar(&c.maxTokenBytes, "max-token-bytes", token.DefaultMaxTokenBytes, "largest token parsed; larger is rejected before decoding")
+	fs.IntVar(&c.tokenCache, "token-cache-size", check.DefaultTokenCacheSize, "verified bearer tokens remembered (LRU); 0 turns the cache off")
 	fs.StringVar(&c.replayStore, "replay-store", "memory", "jti replay store: memory, or a redis://, rediss:// URL (see docs)")
 	fs.IntVar(&c.replayMax, "replay-max-entries", replay.DefaultMaxEntries, "memory replay store: most unexpired jti entries held")
 	fs.DurationVar(&c.replayTimeout, "replay-timeout", replay.DefaultRedisTimeout, "Redis replay store: timeout of one claim")
@@ -174,6 +176,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		Audit:          cfg.audit,
 		MaxBodyBytes:   cfg.maxBodyBytes,
 		TokenLimits:    token.Limits{MaxTokenBytes: cfg.maxTokenBytes},
+		TokenCacheSize: tokenCacheSize(cfg.tokenCache),
 		Logger:         log,
 		Metrics:        check.NewMetrics(reg),
 	})
@@ -244,6 +247,14 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	_ = httpSrv.Shutdown(hctx)
 	log.Info("stopped")
 	return nil
+}
+
+// tokenCacheSize maps the flag (0 = off) onto check.Config (0 = default).
+func tokenCacheSize(flag int) int {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }
 
 // maxCheckRequestBytes bounds one CheckRequest: Envoy's buffered body

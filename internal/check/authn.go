@@ -58,16 +58,20 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	_, hasAssertionType := form["client_assertion_type"]
 	assertion := hasAssertion || hasAssertionType
 
-	if len(r.authorization) > 1 {
-		return deny(denyInvalidRequest, ReasonMalformedReq)
-	}
 	var (
 		bearer, bearerMalformed, basic bool
 		raw                            string
 	)
-	if len(r.authorization) == 1 {
-		raw, bearer, bearerMalformed = bearerToken(r.authorization[0])
-		scheme, _, _ := strings.Cut(r.authorization[0], " ")
+	if r.hasAuthorization {
+		// No credential scheme we accept has a comma in it, so a comma
+		// means two Authorization headers, whichever way Envoy encoded
+		// them: a 400 in both encodings alike.
+		if strings.IndexByte(r.authorization, ',') >= 0 {
+			tr.add("authorization", false, "more than one Authorization header")
+			return deny(denyInvalidRequest, ReasonMalformedReq)
+		}
+		raw, bearer, bearerMalformed = bearerToken(r.authorization)
+		scheme, _, _ := strings.Cut(r.authorization, " ")
 		basic = strings.EqualFold(scheme, "basic")
 	}
 
@@ -138,7 +142,16 @@ type verified struct {
 // allow-list checked before any key is fetched, then the signature and the
 // time claims. On failure it returns the reason and whether the cause is
 // ours (keys unavailable: 503) rather than the token's.
-func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string, now time.Time, tr *trace) (*verified, string, bool) {
+func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string, now time.Time, cache bool, tr *trace) (*verified, string, bool) {
+	var sum [32]byte
+	if cache && s.tokens != nil {
+		sum = digest(raw)
+		if e := s.tokens.lookup(ctx, sum, cred); e != nil {
+			tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
+			v := &verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID}
+			return v, s.validateTime(v, now, tr), false
+		}
+	}
 	tok, err := token.Parse(raw, s.cfg.TokenLimits)
 	if err != nil {
 		tr.add("parse token", false, "%v", err)
@@ -183,17 +196,27 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 		v.keysErr = err
 		return v, ReasonKeysDown, true
 	}
-	if err := tok.Verify(candidates); err != nil {
+	key, err := tok.VerifiedBy(candidates)
+	if err != nil {
 		tr.add("signature", false, "%v", err)
 		return v, tokenReason(err), false
 	}
 	tr.add("signature", true, "verified with one of %d candidate keys", len(candidates))
-	if err := tok.ValidateTime(now, is.ClockSkew, true); err != nil {
-		tr.add("time claims", false, "%v", err)
-		return v, tokenReason(err), false
+	reason := s.validateTime(v, now, tr)
+	if reason == "" && cache {
+		s.tokens.add(sum, &cachedToken{tok: tok, issuer: is, key: key, spiffeID: v.spiffeID})
 	}
-	tr.add("time claims", true, "exp %d, now %d, skew %s", tok.Expiry, now.Unix(), is.ClockSkew)
-	return v, "", false
+	return v, reason, false
+}
+
+// validateTime checks exp (required), nbf and iat with the issuer's skew.
+func (s *Server) validateTime(v *verified, now time.Time, tr *trace) string {
+	if err := v.tok.ValidateTime(now, v.issuer.ClockSkew, true); err != nil {
+		tr.add("time claims", false, "%v", err)
+		return tokenReason(err)
+	}
+	tr.add("time claims", true, "exp %d, now %d, skew %s", v.tok.Expiry, now.Unix(), v.issuer.ClockSkew)
+	return ""
 }
 
 // svidRules applies the JWT-SVID standard to a token of a SPIFFE issuer:
@@ -242,7 +265,7 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		return deny(denyInvalidClient, ReasonAssertionType)
 	}
 	now := s.cfg.Now()
-	v, reason, ours := s.verify(ctx, &ca.Credential, raw, now, tr)
+	v, reason, ours := s.verify(ctx, &ca.Credential, raw, now, false, tr)
 	if reason != "" {
 		return s.verifyDeny(v, reason, ours, denyInvalidClient)
 	}
@@ -359,7 +382,7 @@ func (s *Server) verifyDeny(v *verified, reason string, ours bool, kind denyKind
 // bearer verifies an RFC 6750 bearer token: an RFC 9068 access token or a
 // JWT-SVID.
 func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, tr *trace) *decision {
-	v, reason, ours := s.verify(ctx, &br.Credential, raw, s.cfg.Now(), tr)
+	v, reason, ours := s.verify(ctx, &br.Credential, raw, s.cfg.Now(), true, tr)
 	if reason != "" {
 		return s.verifyDeny(v, reason, ours, denyBearerInvalid)
 	}

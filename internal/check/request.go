@@ -18,11 +18,12 @@ const (
 // httpRequest is what a Check reads of Envoy's AttributeContext.
 type httpRequest struct {
 	policy.Request
-	// authorization holds every Authorization value: one per header line
-	// with header_map, or Envoy's comma-joined value with headers.
-	authorization []string
-	body          []byte
-	partialBody   bool
+	// authorization is the Authorization value; Envoy joins repeated
+	// headers with ",", and so does readRequest for header_map.
+	authorization    string
+	hasAuthorization bool
+	body             []byte
+	partialBody      bool
 }
 
 // readRequest converts Envoy's attributes. Both header encodings Envoy uses
@@ -43,27 +44,26 @@ func readRequest(req *authv3.CheckRequest) *httpRequest {
 			if raw := hv.GetRawValue(); len(raw) > 0 {
 				v = string(raw)
 			}
-			if k == "authorization" {
-				r.authorization = append(r.authorization, v)
-			}
 			if old, ok := r.Headers[k]; ok {
 				v = old + "," + v
 			}
 			r.Headers[k] = v
 		}
+	} else if hs := h.GetHeaders(); lowerKeys(hs) {
+		// Envoy sends lower-case names: the map is used as it is, read
+		// only, saving a copy per Check.
+		r.Headers = hs
 	} else {
-		r.Headers = make(map[string]string, len(h.GetHeaders()))
-		for k, v := range h.GetHeaders() {
+		r.Headers = make(map[string]string, len(hs))
+		for k, v := range hs {
 			k = strings.ToLower(k)
 			if old, ok := r.Headers[k]; ok {
 				v = old + "," + v
 			}
 			r.Headers[k] = v
 		}
-		if v, ok := r.Headers["authorization"]; ok {
-			r.authorization = []string{v}
-		}
 	}
+	r.authorization, r.hasAuthorization = r.Headers["authorization"]
 	if r.Host == "" {
 		r.Host = hostOnly(r.Headers[":authority"])
 	}
@@ -74,6 +74,17 @@ func readRequest(req *authv3.CheckRequest) *httpRequest {
 	}
 	r.partialBody = strings.EqualFold(r.Headers["x-envoy-auth-partial-body"], "true")
 	return r
+}
+
+func lowerKeys(m map[string]string) bool {
+	for k := range m {
+		for i := 0; i < len(k); i++ {
+			if c := k[i]; c >= 'A' && c <= 'Z' {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // hostOnly lower-cases an :authority and drops its port.

@@ -31,6 +31,9 @@ type Config struct {
 	// MaxBodyBytes bounds the body; a larger one is a 400 before parsing.
 	MaxBodyBytes int
 	TokenLimits  token.Limits
+	// TokenCacheSize bounds the verified-token cache; 0 means
+	// DefaultTokenCacheSize and a negative size turns caching off.
+	TokenCacheSize int
 	// Now is the clock; nil means time.Now.
 	Now     func() time.Time
 	Logger  *slog.Logger
@@ -40,7 +43,8 @@ type Config struct {
 // Server is the ext_authz v3 Authorization service.
 type Server struct {
 	authv3.UnimplementedAuthorizationServer
-	cfg Config
+	cfg    Config
+	tokens *tokenCache
 }
 
 // New returns a Server. cfg.Policy and cfg.Replay are required.
@@ -54,7 +58,10 @@ func New(cfg Config) *Server {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	return &Server{cfg: cfg}
+	if cfg.TokenCacheSize == 0 {
+		cfg.TokenCacheSize = DefaultTokenCacheSize
+	}
+	return &Server{cfg: cfg, tokens: newTokenCache(cfg.TokenCacheSize)}
 }
 
 // Check implements the Authorization service. It returns a gRPC error only

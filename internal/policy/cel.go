@@ -55,6 +55,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
 		cel.OptionalTypes(),
 		ext.Strings(),
+		spiffeFunctions(),
 	)
 }
 

@@ -86,10 +86,17 @@ var pssOptions = &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}
 // verifies it. It returns an error wrapping ErrNoKey when no candidate fits
 // and ErrSignature when some fit but none verifies.
 func (t *Token) Verify(candidates []*keys.Key) error {
+	_, err := t.VerifiedBy(candidates)
+	return err
+}
+
+// VerifiedBy is Verify that also returns the key that verified the token, so
+// a cache of verified tokens can forget one whose key leaves the key set.
+func (t *Token) VerifiedBy(candidates []*keys.Key) (*keys.Key, error) {
 	alg := t.Header.Alg
 	a, ok := lookup(alg)
 	if !ok {
-		return fmt.Errorf("%w: alg %.32q is not supported", ErrAlgorithm, alg)
+		return nil, fmt.Errorf("%w: alg %.32q is not supported", ErrAlgorithm, alg)
 	}
 	var (
 		sum    [sha512.Size]byte
@@ -108,14 +115,20 @@ func (t *Token) Verify(candidates []*keys.Key) error {
 			continue
 		}
 		if ok {
-			return nil
+			return k, nil
 		}
 		fit++
 	}
 	if fit == 0 {
-		return fmt.Errorf("%w: none of %d candidate keys fits %s", ErrNoKey, len(candidates), alg)
+		return nil, fmt.Errorf("%w: none of %d candidate keys fits %s", ErrNoKey, len(candidates), alg)
 	}
-	return fmt.Errorf("%w: %s, tried %d keys", ErrSignature, alg, fit)
+	return nil, fmt.Errorf("%w: %s, tried %d keys", ErrSignature, alg, fit)
+}
+
+// DropSignature releases the signed bytes and the signature once the token
+// is verified, so a cached token holds only its claims.
+func (t *Token) DropSignature() {
+	t.signingInput, t.signature = nil, nil
 }
 
 // sum64 hashes without allocating a hash.Hash.

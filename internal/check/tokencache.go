@@ -1,0 +1,101 @@
+package check
+
+import (
+	"context"
+	"crypto/sha256"
+	"unsafe"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
+)
+
+// DefaultTokenCacheSize bounds the verified-token cache: at well under 1 KiB
+// an entry, about 20 MiB of heap when full.
+const DefaultTokenCacheSize = 20_000
+
+// tokenCache remembers bearer tokens whose signature verified, keyed by the
+// SHA-256 of their bytes, so a token presented again costs a hash and a map
+// lookup instead of a parse and a signature check. Only what does not depend
+// on the rule is cached (parse, issuer, algorithm, JWT-SVID rules,
+// signature); time claims, audience, scopes and CEL run on every Check.
+// Client assertions are single-use and never cached.
+type tokenCache struct {
+	lru *lru.Cache[[sha256.Size]byte, *cachedToken]
+}
+
+type cachedToken struct {
+	tok    *token.Token
+	issuer *policy.Issuer
+	// key verified the signature; when it leaves the issuer's key set
+	// (rotation, revocation) the entry no longer counts.
+	key      *keys.Key
+	spiffeID string
+}
+
+// newTokenCache returns nil (no caching) for size ≤ 0.
+func newTokenCache(size int) *tokenCache {
+	if size <= 0 {
+		return nil
+	}
+	c, err := lru.New[[sha256.Size]byte, *cachedToken](size)
+	if err != nil {
+		return nil
+	}
+	return &tokenCache{lru: c}
+}
+
+// digest hashes the token in place: copying a 1 KiB string to a []byte
+// would cost as much as hashing it.
+func digest(raw string) [sha256.Size]byte {
+	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
+}
+
+// lookup returns the cached verification of the token with digest sum if it
+// still holds for cred: the same issuer object of the serving policy (a
+// policy change makes new ones) and a key still in that issuer's set.
+func (c *tokenCache) lookup(ctx context.Context, sum [sha256.Size]byte, cred *policy.Credential) *cachedToken {
+	if c == nil {
+		return nil
+	}
+	e, ok := c.lru.Get(sum)
+	if !ok {
+		return nil
+	}
+	td := ""
+	if e.spiffeID != "" {
+		td = e.issuer.TrustDomain
+	}
+	if cred.IssuerFor(e.tok.Issuer, e.tok.HasIssuer, td) != e.issuer {
+		return nil
+	}
+	candidates, err := e.issuer.Keys.Keys(ctx, e.tok.Header.Kid)
+	if err != nil {
+		return nil
+	}
+	for _, k := range candidates {
+		if k == e.key {
+			return e
+		}
+	}
+	c.lru.Remove(sum)
+	return nil
+}
+
+func (c *tokenCache) add(sum [sha256.Size]byte, e *cachedToken) {
+	if c == nil {
+		return
+	}
+	e.tok.DropSignature()
+	c.lru.Add(sum, e)
+}
+
+// Len is the number of cached tokens.
+func (c *tokenCache) Len() int {
+	if c == nil {
+		return 0
+	}
+	return c.lru.Len()
+}
