@@ -42,6 +42,7 @@ type serveConfig struct {
 	logFormat      string
 	logLevel       string
 	audit          bool
+	logSample      float64
 	shutdownGrace  time.Duration
 	prefetchWait   time.Duration
 	maxBodyBytes   int
@@ -61,6 +62,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.StringVar(&c.httpAddr, "http-addr", ":9090", "HTTP address of /healthz, /readyz, /metrics and /debug/keys")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.Float64Var(&c.logSample, "decision-log-sample", 0.01, "fraction of allowed Checks written to the decision log (denies are always logged)")
 	fs.BoolVar(&c.audit, "audit", false, "audit every rule: evaluate and record the decision, but always allow")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight Checks may take to finish after SIGTERM")
 	fs.DurationVar(&c.prefetchWait, "prefetch-wait", 10*time.Second, "how long startup waits for remote key sets before serving")
@@ -170,15 +172,16 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 
 	srv := check.New(check.Config{
-		Policy:         store,
-		Replay:         rs,
-		ReplayFailOpen: cfg.replayFailOpen,
-		Audit:          cfg.audit,
-		MaxBodyBytes:   cfg.maxBodyBytes,
-		TokenLimits:    token.Limits{MaxTokenBytes: cfg.maxTokenBytes},
-		TokenCacheSize: tokenCacheSize(cfg.tokenCache),
-		Logger:         log,
-		Metrics:        check.NewMetrics(reg),
+		Policy:            store,
+		Replay:            rs,
+		ReplayFailOpen:    cfg.replayFailOpen,
+		Audit:             cfg.audit,
+		MaxBodyBytes:      cfg.maxBodyBytes,
+		TokenLimits:       token.Limits{MaxTokenBytes: cfg.maxTokenBytes},
+		TokenCacheSize:    tokenCacheSize(cfg.tokenCache),
+		Logger:            log,
+		Metrics:           check.NewMetrics(reg),
+		DecisionLogSample: cfg.logSample,
 	})
 
 	glis, err := listen(cfg.grpcAddr)

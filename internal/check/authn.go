@@ -348,13 +348,17 @@ func (s *Server) claimJTI(ctx context.Context, is *policy.Issuer, jti string, un
 	err := s.cfg.Replay.Claim(ctx, is.Name, jti, until)
 	switch {
 	case err == nil:
+		s.cfg.Metrics.replayClaim("ok")
 		return nil
 	case errors.Is(err, replay.ErrReplayed):
+		s.cfg.Metrics.replayClaim("replayed")
 		return deny(denyInvalidClient, ReasonReplayed)
 	case errors.Is(err, replay.ErrFull):
+		s.cfg.Metrics.replayClaim("full")
 		s.cfg.Logger.Warn("check: replay store full; denying client assertions until entries expire", "issuer", is.Name)
 		return deny(denyUnavailable, ReasonReplayFull)
 	}
+	s.cfg.Metrics.replayClaim("error")
 	if s.cfg.ReplayFailOpen {
 		s.cfg.Logger.Error("check: replay store unavailable; allowing WITHOUT replay protection (--replay-fail-open)", "issuer", is.Name, "err", err)
 		s.cfg.Metrics.replayFailOpen()

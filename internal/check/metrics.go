@@ -15,6 +15,7 @@ type Metrics struct {
 	latency       *prometheus.HistogramVec
 	verifications *prometheus.CounterVec
 	failOpen      prometheus.Counter
+	replayOps     *prometheus.CounterVec
 }
 
 // NewMetrics registers the Check metrics with reg.
@@ -38,7 +39,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Client assertions allowed without replay protection because the replay store was unavailable (--replay-fail-open).",
 		}),
 	}
-	reg.MustRegister(m.decisions, m.latency, m.verifications, m.failOpen)
+	m.replayOps = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "extauthz_replay_operations_total",
+		Help: "Replay store claims by result: ok, replayed, full, or error (the store could not be asked).",
+	}, []string{"result"})
+	reg.MustRegister(m.decisions, m.latency, m.verifications, m.failOpen, m.replayOps)
 	return m
 }
 
@@ -58,6 +63,13 @@ func (m *Metrics) observe(_ *policy.Snapshot, d *decision, elapsed time.Duration
 	if d.issuer != nil {
 		m.verifications.WithLabelValues(d.issuer.Name, d.reason).Inc()
 	}
+}
+
+func (m *Metrics) replayClaim(result string) {
+	if m == nil {
+		return
+	}
+	m.replayOps.WithLabelValues(result).Inc()
 }
 
 func (m *Metrics) replayFailOpen() {

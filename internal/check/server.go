@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"runtime/debug"
 	"time"
 
@@ -38,6 +39,9 @@ type Config struct {
 	Now     func() time.Time
 	Logger  *slog.Logger
 	Metrics *Metrics
+	// DecisionLogSample is the fraction of allows logged (denies always
+	// are): 0 logs none, 1 all.
+	DecisionLogSample float64
 }
 
 // Server is the ext_authz v3 Authorization service.
@@ -156,13 +160,14 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 	return d
 }
 
+// log writes the decision log: one line per deny, and a sample of allows.
+// It never carries the token or any secret.
 func (s *Server) log(r *httpRequest, d *decision, elapsed time.Duration) {
-	level := slog.LevelInfo
-	if d.allow {
-		level = slog.LevelDebug
+	if d.allow && (s.cfg.DecisionLogSample <= 0 || rand.Float64() >= s.cfg.DecisionLogSample) {
+		return
 	}
 	lg := s.cfg.Logger
-	if !lg.Enabled(context.Background(), level) {
+	if !lg.Enabled(context.Background(), slog.LevelInfo) {
 		return
 	}
 	rule, issuer := "", ""
@@ -176,11 +181,19 @@ func (s *Server) log(r *httpRequest, d *decision, elapsed time.Duration) {
 	if d.allow {
 		decisionName = "allow"
 	}
-	lg.Log(context.Background(), level, "decision",
-		"decision", decisionName, "rule", rule, "reason", d.reason, "issuer", issuer,
-		"client_id", d.clientID, "spiffe_id", d.spiffeID, "audit", d.audit,
-		"request_id", r.Headers["x-request-id"], "method", r.Method, "host", r.Host, "path", r.Path,
-		"latency_us", elapsed.Microseconds())
+	attrs := []slog.Attr{
+		slog.String("decision", decisionName), slog.String("rule", rule), slog.String("reason", d.reason),
+		slog.String("issuer", issuer), slog.String("client_id", d.clientID), slog.String("spiffe_id", d.spiffeID),
+		slog.String("request_id", r.Headers["x-request-id"]), slog.String("method", r.Method),
+		slog.String("host", r.Host), slog.String("path", r.Path), slog.Int64("latency_us", elapsed.Microseconds()),
+	}
+	if !d.allow {
+		attrs = append(attrs, slog.Int("status", d.kind.status()))
+	}
+	if d.audit != "" {
+		attrs = append(attrs, slog.String("audit_decision", d.audit))
+	}
+	lg.LogAttrs(context.Background(), slog.LevelInfo, "decision", attrs...)
 }
 
 // tokenReason maps a token package error to its reason code.
