@@ -193,14 +193,25 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		glis.Close()
 		return fmt.Errorf("extauthz: http listener: %w", err)
 	}
-	gs := grpc.NewServer(
+	traceOpts, stopTracing, err := tracingOptions(ctx)
+	if err != nil {
+		glis.Close()
+		hlis.Close()
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
+	gs := grpc.NewServer(append(traceOpts,
 		grpc.MaxRecvMsgSize(maxCheckRequestBytes),
 		// Envoy keeps long-lived HTTP/2 connections and pings them; allow
 		// its keepalives, and recycle connections now and then so load
 		// spreads over new replicas.
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{MaxConnectionAge: 30 * time.Minute, MaxConnectionAgeGrace: time.Minute, Time: 2 * time.Minute, Timeout: 20 * time.Second}),
-	)
+	)...)
 	authv3.RegisterAuthorizationServer(gs, srv)
 	hs := health.NewServer()
 	healthpb.RegisterHealthServer(gs, hs)

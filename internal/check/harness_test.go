@@ -1,0 +1,384 @@
+package check_test
+
+// The harness runs the Check server the way production does: real keys, a
+// JWKS served over HTTP on loopback, a policy file loaded by policy.Load, the
+// server on a gRPC listener at 127.0.0.1:0 and a real client. Only the clock
+// is injected.
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/replay"
+	"github.com/extauthz/extauthz/test/jose"
+)
+
+// now is the server's clock in every test: tokens are minted around it.
+var now = time.Unix(1_900_000_000, 0).UTC()
+
+func unix(d time.Duration) int64 { return now.Add(d).Unix() }
+
+const (
+	tokenEndpoint = "https://login.example.com/oauth/v2/oauth-token"
+	partnerIss    = "partner-api-client"
+	otherIss      = "other-client"
+	spireIss      = "https://oidc-discovery.example.org"
+	loginIss      = "https://login.example.com"
+	downIss       = "down-client"
+	workloadSVID  = "spiffe://example.org/ns/applications/sa/workload-client"
+	assertionURN  = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+	formType      = "application/x-www-form-urlencoded"
+)
+
+// testKeys are made once per test binary: RSA key generation is slow under
+// the race detector.
+type testKeySet struct {
+	partner *rsa.PrivateKey   // PS256, kid partner-1
+	other   *rsa.PrivateKey   // RS256, kid other-1; also the forger's key
+	spire   *ecdsa.PrivateKey // ES256, kid spire-1
+	login   ed25519.PrivateKey
+}
+
+var testKeys = sync.OnceValue(func() *testKeySet {
+	gen := func() *rsa.PrivateKey {
+		k, err := rsa.GenerateKey(rand.Reader, 2048)
+		if err != nil {
+			panic(err)
+		}
+		return k
+	}
+	ec, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	_, ed, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return &testKeySet{partner: gen(), other: gen(), spire: ec, login: ed}
+})
+
+// jwksServer serves each issuer's public keys on its own path, and a 500 on
+// /down. hits counts requests per path.
+type jwksServer struct {
+	url  string
+	hits sync.Map // path -> *atomic.Int64
+}
+
+func newJWKSServer(t *testing.T) *jwksServer {
+	t.Helper()
+	k := testKeys()
+	docs := map[string][]byte{
+		"/partner": jose.JWKS(jose.PublicJWK("partner-1", "PS256", &k.partner.PublicKey)),
+		"/other":   jose.JWKS(jose.PublicJWK("other-1", "RS256", &k.other.PublicKey)),
+		"/spire":   jose.JWKS(jose.PublicJWK("spire-1", "ES256", &k.spire.PublicKey)),
+		"/login":   jose.JWKS(jose.PublicJWK("login-1", "EdDSA", k.login.Public())),
+	}
+	s := &jwksServer{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n, _ := s.hits.LoadOrStore(r.URL.Path, new(atomic.Int64))
+		n.(*atomic.Int64).Add(1)
+		doc, ok := docs[r.URL.Path]
+		if !ok {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(doc)
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+func (s *jwksServer) count(path string) int64 {
+	n, ok := s.hits.Load(path)
+	if !ok {
+		return 0
+	}
+	return n.(*atomic.Int64).Load()
+}
+
+// basePolicy is the policy most tests run: the spec's example, with every
+// key served by the test's JWKS server ({{JWKS}}).
+const basePolicy = `version: v1
+issuers:
+  - name: partner
+    issuer: partner-api-client
+    jwks_uri: {{JWKS}}/partner
+    algorithms: [PS256]
+  - name: other
+    issuer: other-client
+    jwks_uri: {{JWKS}}/other
+  - name: spire
+    issuer: https://oidc-discovery.example.org
+    jwks_uri: {{JWKS}}/spire
+    spiffe_trust_domain: example.org
+    client_ids:
+      spiffe://example.org/ns/applications/sa/workload-client: jwt_assertion_client
+  - name: login
+    issuer: https://login.example.com
+    jwks_uri: {{JWKS}}/login
+  - name: down
+    issuer: down-client
+    jwks_uri: {{JWKS}}/down
+  # JWT-SVIDs without iss, taken by the trust domain of their sub.
+  - name: mesh
+    jwks_uri: {{JWKS}}/spire
+    spiffe_trust_domain: mesh.example
+rules:
+  - name: token-endpoint
+    match:
+      hosts: [login.example.com]
+      paths: [/oauth/v2/oauth-token]
+      methods: [POST]
+    client_assertion:
+      issuers: [partner, other, spire, mesh]
+      audiences: [https://login.example.com/oauth/v2/oauth-token]
+    headers:
+      x-client-id: client_id
+      x-spiffe-id: spiffe_id
+      x-is-agent: 'claims.?client_type.orValue("") == "ai-agent"'
+  - name: down-endpoint
+    match:
+      paths: [/down/token]
+    client_assertion:
+      issuers: [down]
+      audiences: [https://login.example.com/oauth/v2/oauth-token]
+  - name: reports-api
+    match:
+      path_prefixes: [/reports/]
+    bearer:
+      issuers: [login]
+      audiences: [api.example.com]
+      scopes: [reports]
+    require:
+      - 'request.method == "GET" || "reports:write" in scopes'
+    headers:
+      x-client-id: client_id
+  - name: either
+    match:
+      paths: [/either]
+    client_assertion:
+      issuers: [partner]
+      audiences: [https://login.example.com/oauth/v2/oauth-token]
+    bearer:
+      issuers: [login]
+      audiences: [api.example.com]
+strip_headers: [x-internal-user]
+default_action: deny
+`
+
+// managed is every header basePolicy manages, each with its _ spelling.
+var managed = []string{
+	"x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id",
+	"x_client_id", "x_internal_user", "x_is_agent", "x_spiffe_id",
+}
+
+// harness is one running Check server.
+type harness struct {
+	jwks   *jwksServer
+	client authv3.AuthorizationClient
+}
+
+// newHarness serves policyYAML ({{JWKS}} replaced by the JWKS server's URL)
+// on a fresh gRPC server; opts may change the server's config. Everything
+// stops when t ends.
+func newHarness(t *testing.T, policyYAML string, opts ...func(*check.Config)) *harness {
+	t.Helper()
+	h := &harness{jwks: newJWKSServer(t)}
+
+	plane, err := keys.NewPlane(keys.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plane.Close() })
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(policyYAML, "{{JWKS}}", h.jwks.url)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := policy.Load([]string{file}, policy.Options{Keys: plane})
+	if err != nil {
+		t.Fatalf("policy.Load: %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	plane.Prefetch(ctx, snap.RemoteSources())
+	cancel()
+
+	clock := func() time.Time { return now }
+	cfg := check.Config{
+		Policy: policy.NewStore(snap),
+		Replay: replay.NewMemory(replay.MemoryConfig{MaxEntries: 1000, Clock: clock}),
+		Now:    clock,
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	srv := check.New(cfg)
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gs := grpc.NewServer()
+	authv3.RegisterAuthorizationServer(gs, srv)
+	served := make(chan error, 1)
+	go func() { served <- gs.Serve(lis) }()
+	t.Cleanup(func() {
+		gs.Stop()
+		if err := <-served; err != nil {
+			t.Errorf("grpc Serve: %v", err)
+		}
+	})
+	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	h.client = authv3.NewAuthorizationClient(conn)
+	return h
+}
+
+// httpReq is the HTTP request Envoy describes in a CheckRequest.
+type httpReq struct {
+	method, host, path string
+	// headers in order, any case; a name may repeat.
+	headers [][2]string
+	body    string
+	// headerMap sends header_map (encode_raw_headers) instead of headers.
+	headerMap bool
+	// rawBody sends raw_body (pack_as_bytes) instead of body.
+	rawBody bool
+	// ext is the route's context_extensions.
+	ext map[string]string
+}
+
+// with returns a copy of r with more headers.
+func (r httpReq) with(kv ...string) httpReq {
+	r.headers = slices.Clone(r.headers)
+	for i := 0; i+1 < len(kv); i += 2 {
+		r.headers = append(r.headers, [2]string{kv[i], kv[i+1]})
+	}
+	return r
+}
+
+// proto builds the CheckRequest as Envoy does: pseudo-headers included,
+// names lower-cased and repeats joined with "," in the headers map, one entry
+// per line with raw values in header_map.
+func (r httpReq) proto() *authv3.CheckRequest {
+	all := append([][2]string{
+		{":authority", r.host}, {":method", r.method}, {":path", r.path}, {":scheme", "https"},
+	}, r.headers...)
+	h := &authv3.AttributeContext_HttpRequest{
+		Id:       "req-1",
+		Method:   r.method,
+		Host:     r.host,
+		Path:     r.path,
+		Scheme:   "https",
+		Protocol: "HTTP/1.1",
+	}
+	if r.headerMap {
+		h.HeaderMap = &corev3.HeaderMap{}
+		for _, kv := range all {
+			h.HeaderMap.Headers = append(h.HeaderMap.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
+		}
+	} else {
+		h.Headers = map[string]string{}
+		for _, kv := range all {
+			k := strings.ToLower(kv[0])
+			if old, ok := h.Headers[k]; ok {
+				h.Headers[k] = old + "," + kv[1]
+			} else {
+				h.Headers[k] = kv[1]
+			}
+		}
+	}
+	if r.rawBody {
+		h.RawBody = []byte(r.body)
+	} else {
+		h.Body = r.body
+	}
+	if r.body != "" {
+		h.Size = int64(len(r.body))
+	}
+	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+		Source:            &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 43210}}}}},
+		Request:           &authv3.AttributeContext_Request{Http: h},
+		ContextExtensions: r.ext,
+	}}
+}
+
+// check sends r and returns the response; a gRPC error fails the test, as
+// no deny is ever one.
+func (h *harness) check(t *testing.T, r httpReq) *authv3.CheckResponse {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	resp, err := h.client.Check(ctx, r.proto())
+	if err != nil {
+		t.Fatalf("Check returned a gRPC error (denies are responses): %v", err)
+	}
+	return resp
+}
+
+// form encodes name/value pairs in order, repeats allowed.
+func form(kv ...string) string {
+	var b strings.Builder
+	for i := 0; i+1 < len(kv); i += 2 {
+		if b.Len() > 0 {
+			b.WriteByte('&')
+		}
+		b.WriteString(url.QueryEscape(kv[i]) + "=" + url.QueryEscape(kv[i+1]))
+	}
+	return b.String()
+}
+
+// assertionBody is a client-credentials token request carrying tok, plus
+// extra parameters.
+func assertionBody(tok string, extra ...string) string {
+	return form(append([]string{"grant_type", "client_credentials", "client_assertion_type", assertionURN, "client_assertion", tok}, extra...)...)
+}
+
+// tokenReq is a POST of body to the token endpoint as a form.
+func tokenReq(body string) httpReq {
+	return httpReq{
+		method: "POST", host: "login.example.com", path: "/oauth/v2/oauth-token",
+		headers: [][2]string{{"content-type", formType}},
+		body:    body,
+	}
+}
+
+// reportsReq is a request to the bearer-protected API.
+func reportsReq(method string, kv ...string) httpReq {
+	return httpReq{method: method, host: "api.example.com", path: "/reports/q1?year=2030"}.with(kv...)
+}
+
+func newJTI() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,291 @@
+// Package jose holds the signing side of extauthz's tests: JWK encoding of
+// Go keys, a small stdlib JWS signer (which can also sign what a real library
+// refuses to: alg none, HS256 keyed with a public key), and a bridge to the
+// npm jose library (sign.mjs beside this file), an independent implementation
+// that proves interop.
+//
+// It is a test helper: nothing outside tests imports it.
+package jose
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"math/big"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+var b64 = base64.RawURLEncoding
+
+// PublicJWK returns the public JWK of pub (*rsa.PublicKey, *ecdsa.PublicKey
+// on P-256/384/521, or ed25519.PublicKey) with use "sig". kid and alg are
+// left out when empty.
+func PublicJWK(kid, alg string, pub crypto.PublicKey) map[string]any {
+	jwk := map[string]any{"use": "sig"}
+	if kid != "" {
+		jwk["kid"] = kid
+	}
+	if alg != "" {
+		jwk["alg"] = alg
+	}
+	switch pub := pub.(type) {
+	case *rsa.PublicKey:
+		jwk["kty"] = "RSA"
+		jwk["n"] = b64.EncodeToString(pub.N.Bytes())
+		jwk["e"] = b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
+	case *ecdsa.PublicKey:
+		point, err := pub.Bytes() // 0x04 || X || Y
+		if err != nil {
+			panic(fmt.Sprintf("jose: EC public key: %v", err))
+		}
+		n := (len(point) - 1) / 2
+		jwk["kty"] = "EC"
+		jwk["crv"] = pub.Curve.Params().Name
+		jwk["x"] = b64.EncodeToString(point[1 : 1+n])
+		jwk["y"] = b64.EncodeToString(point[1+n:])
+	case ed25519.PublicKey:
+		jwk["kty"] = "OKP"
+		jwk["crv"] = "Ed25519"
+		jwk["x"] = b64.EncodeToString(pub)
+	default:
+		panic(fmt.Sprintf("jose: unsupported public key %T", pub))
+	}
+	return jwk
+}
+
+// PrivateJWK returns the private JWK of priv (*rsa.PrivateKey,
+// *ecdsa.PrivateKey or ed25519.PrivateKey), for the npm signer.
+func PrivateJWK(priv crypto.Signer) map[string]any {
+	jwk := PublicJWK("", "", priv.Public())
+	delete(jwk, "use")
+	switch priv := priv.(type) {
+	case *rsa.PrivateKey:
+		if len(priv.Primes) != 2 {
+			panic("jose: multi-prime RSA keys are not supported")
+		}
+		priv.Precompute()
+		jwk["d"] = b64.EncodeToString(priv.D.Bytes())
+		jwk["p"] = b64.EncodeToString(priv.Primes[0].Bytes())
+		jwk["q"] = b64.EncodeToString(priv.Primes[1].Bytes())
+		jwk["dp"] = b64.EncodeToString(priv.Precomputed.Dp.Bytes())
+		jwk["dq"] = b64.EncodeToString(priv.Precomputed.Dq.Bytes())
+		jwk["qi"] = b64.EncodeToString(priv.Precomputed.Qinv.Bytes())
+	case *ecdsa.PrivateKey:
+		d, err := priv.Bytes()
+		if err != nil {
+			panic(fmt.Sprintf("jose: EC private key: %v", err))
+		}
+		jwk["d"] = b64.EncodeToString(d)
+	case ed25519.PrivateKey:
+		jwk["d"] = b64.EncodeToString(priv.Seed())
+	default:
+		panic(fmt.Sprintf("jose: unsupported private key %T", priv))
+	}
+	return jwk
+}
+
+// JWKS marshals a JWK Set of keys.
+func JWKS(keys ...map[string]any) []byte {
+	if keys == nil {
+		keys = []map[string]any{}
+	}
+	b, err := json.Marshal(map[string]any{"keys": keys})
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// Sign makes a compact JWS in Go. header may override anything, alg
+// included; alg selects how key signs: RS*, PS* (*rsa.PrivateKey), ES*
+// (*ecdsa.PrivateKey), EdDSA (ed25519.PrivateKey), HS* ([]byte, any bytes),
+// and "none" (no key, empty signature).
+func Sign(alg string, key any, header, claims map[string]any) (string, error) {
+	h := map[string]any{"alg": alg}
+	for k, v := range header {
+		h[k] = v
+	}
+	hb, err := json.Marshal(h)
+	if err != nil {
+		return "", err
+	}
+	cb, err := json.Marshal(claims)
+	if err != nil {
+		return "", err
+	}
+	input := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
+	sig, err := signature(alg, key, []byte(input))
+	if err != nil {
+		return "", err
+	}
+	return input + "." + b64.EncodeToString(sig), nil
+}
+
+func signature(alg string, key any, input []byte) ([]byte, error) {
+	if alg == "none" {
+		return nil, nil
+	}
+	var (
+		h      crypto.Hash
+		newMAC func() hash.Hash
+	)
+	switch alg[2:] {
+	case "256":
+		h, newMAC = crypto.SHA256, sha256.New
+	case "384":
+		h, newMAC = crypto.SHA384, sha512.New384
+	case "512":
+		h, newMAC = crypto.SHA512, sha512.New
+	}
+	digest := func() []byte {
+		d := h.New()
+		d.Write(input)
+		return d.Sum(nil)
+	}
+	switch {
+	case alg == "EdDSA":
+		k, ok := key.(ed25519.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("jose: %s needs an ed25519.PrivateKey, got %T", alg, key)
+		}
+		return ed25519.Sign(k, input), nil
+	case strings.HasPrefix(alg, "HS"):
+		k, ok := key.([]byte)
+		if !ok {
+			return nil, fmt.Errorf("jose: %s needs a []byte secret, got %T", alg, key)
+		}
+		m := hmac.New(newMAC, k)
+		m.Write(input)
+		return m.Sum(nil), nil
+	case strings.HasPrefix(alg, "RS"):
+		k, ok := key.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("jose: %s needs an *rsa.PrivateKey, got %T", alg, key)
+		}
+		return rsa.SignPKCS1v15(rand.Reader, k, h, digest())
+	case strings.HasPrefix(alg, "PS"):
+		k, ok := key.(*rsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("jose: %s needs an *rsa.PrivateKey, got %T", alg, key)
+		}
+		return rsa.SignPSS(rand.Reader, k, h, digest(), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
+	case strings.HasPrefix(alg, "ES"):
+		k, ok := key.(*ecdsa.PrivateKey)
+		if !ok {
+			return nil, fmt.Errorf("jose: %s needs an *ecdsa.PrivateKey, got %T", alg, key)
+		}
+		r, s, err := ecdsa.Sign(rand.Reader, k, digest())
+		if err != nil {
+			return nil, err
+		}
+		n := (k.Curve.Params().BitSize + 7) / 8
+		sig := make([]byte, 2*n)
+		r.FillBytes(sig[:n])
+		s.FillBytes(sig[n:])
+		return sig, nil
+	}
+	return nil, fmt.Errorf("jose: unsupported alg %q", alg)
+}
+
+// MustSign is Sign for tests: it fails t on error.
+func MustSign(t testing.TB, alg string, key any, header, claims map[string]any) string {
+	t.Helper()
+	s, err := Sign(alg, key, header, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// P256 returns a new P-256 key, for ES256.
+func P256(t testing.TB) *ecdsa.PrivateKey {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// Node signs with the npm jose library through sign.mjs.
+type Node struct {
+	node string // the node binary
+	dir  string // test/jose, holding sign.mjs and node_modules
+}
+
+// NodeSigner finds node and test/jose/node_modules (installed by
+// `npm ci --prefix test/jose`). When either is missing the test is skipped,
+// or fails when CI is "true", so that CI never silently skips interop.
+func NodeSigner(t testing.TB) *Node {
+	t.Helper()
+	missing := func(format string, args ...any) {
+		t.Helper()
+		msg := fmt.Sprintf(format, args...) + "; run `npm ci --prefix test/jose --no-audit --no-fund`"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	_, self, _, ok := runtime.Caller(0)
+	if !ok {
+		t.Fatal("jose: cannot locate test/jose")
+	}
+	dir := filepath.Dir(self)
+	node, err := exec.LookPath("node")
+	if err != nil {
+		missing("jose: node not found in PATH")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "jose", "package.json")); err != nil {
+		missing("jose: %s/node_modules/jose is not installed", dir)
+	}
+	return &Node{node: node, dir: dir}
+}
+
+// Sign returns the compact JWS that the npm jose library makes of claims
+// with priv, header (extra protected header members such as kid and typ)
+// and alg.
+func (n *Node) Sign(t testing.TB, alg string, priv crypto.Signer, header, claims map[string]any) string {
+	t.Helper()
+	in, err := json.Marshal(map[string]any{
+		"alg":        alg,
+		"privateJwk": PrivateJWK(priv),
+		"header":     header,
+		"claims":     claims,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, n.node, filepath.Join(n.dir, "sign.mjs"))
+	cmd.Dir = n.dir
+	cmd.Stdin = bytes.NewReader(in)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("jose: node sign.mjs: %v\n%s", err, stderr.String())
+	}
+	jws := strings.TrimSpace(stdout.String())
+	if strings.Count(jws, ".") != 2 {
+		t.Fatalf("jose: sign.mjs printed %q, not a compact JWS", jws)
+	}
+	return jws
+}
