@@ -157,13 +157,29 @@ func (d *decision) metadata() *structpb.Struct {
 		"rule":      structpb.NewStringValue(rule),
 		"reason":    structpb.NewStringValue(d.reason),
 		"issuer":    structpb.NewStringValue(issuer),
-		"client_id": structpb.NewStringValue(d.clientID),
+		"client_id": structpb.NewStringValue(printable(d.clientID)),
 		"spiffe_id": structpb.NewStringValue(d.spiffeID),
 	}
 	if d.audit != "" {
 		f["audit_decision"] = structpb.NewStringValue(d.audit)
 	}
 	return &structpb.Struct{Fields: f}
+}
+
+// printable replaces control characters in a token-supplied value bound for
+// access logs, where a CR or LF could forge a log line.
+func printable(s string) string {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] == 0x7f {
+			return strings.Map(func(r rune) rune {
+				if r < 0x20 || r == 0x7f {
+					return '?'
+				}
+				return r
+			}, s)
+		}
+	}
+	return s
 }
 
 // scopeList splits a scope claim the way RFC 6749 writes it.
