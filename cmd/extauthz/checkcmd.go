@@ -31,7 +31,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	reqFile := fs.String("request", "", "file holding a CheckRequest as protojson (- for stdin)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if *reqFile == "" || (*addr == "") == (len(policies) == 0) {
 		fmt.Fprintln(stderr, "usage: extauthz check (--addr ADDR | --policy PATH...) --request FILE")

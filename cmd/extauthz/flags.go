@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -64,6 +65,15 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 		return err
 	}
 	return fs.Parse(args)
+}
+
+// flagExit is the exit code after a flag error: 0 for --help, which has
+// printed the usage, 2 for a mistake.
+func flagExit(err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	return 2
 }
 
 // newFlagSet returns a FlagSet whose usage lists the environment variables.

@@ -77,7 +77,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&k.CacheSize, "key-cache-size", keys.DefaultCacheSize, "issuers whose fetched key sets are cached (LRU)")
 	fs.DurationVar(&k.MinRefresh, "jwks-min-refresh", keys.DefaultMinRefresh, "floor of the key refresh interval (Cache-Control max-age is clamped to it)")
 	fs.DurationVar(&k.MaxRefresh, "jwks-max-refresh", keys.DefaultMaxRefresh, "ceiling of the key refresh interval")
-	fs.DurationVar(&k.RefetchCooldown, "jwks-refetch-cooldown", keys.DefaultRefetchCooldown, "per issuer, the least time between refetches for unknown kids")
+	fs.DurationVar(&k.RefetchCooldown, "jwks-refetch-cooldown", keys.DefaultRefetchCooldown, "per issuer, the least time between a key fetch and a refetch for an unknown kid")
 	fs.DurationVar(&k.MaxStale, "jwks-max-stale", keys.DefaultMaxStale, "how long a key set is served while its refreshes fail")
 	fs.DurationVar(&k.FetchWait, "fetch-wait", keys.DefaultFetchWait, "longest a Check waits on a key fetch")
 	fs.DurationVar(&k.FetchTimeout, "fetch-timeout", keys.DefaultFetchTimeout, "timeout of one key fetch")
@@ -89,11 +89,17 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 	fs := newFlagSet("serve", stderr)
 	cfg.flags(fs)
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if len(cfg.policies) == 0 || fs.NArg() > 0 {
 		fmt.Fprintln(stderr, "extauthz serve: at least one --policy is required, and no arguments")
 		return 2
+	}
+	for name, d := range map[string]time.Duration{"policy-poll-interval": cfg.policyPoll, "shutdown-grace": cfg.shutdownGrace, "prefetch-wait": cfg.prefetchWait} {
+		if d <= 0 {
+			fmt.Fprintf(stderr, "extauthz serve: --%s must be positive, got %s\n", name, d)
+			return 2
+		}
 	}
 	log, err := newLogger(stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {

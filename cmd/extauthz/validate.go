@@ -14,7 +14,7 @@ import (
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprintln(stderr, "usage: extauthz validate PATH...")
