@@ -4,6 +4,7 @@
 //	extauthz serve --policy PATH [--policy PATH...]   serve Checks
 //	extauthz validate PATH...                          load a policy and report every error
 //	extauthz check --addr ADDR --request FILE          send a CheckRequest to a running server
+//	extauthz test PATH...                              run policy test files (*_test.yaml)
 //	extauthz version                                   print the version
 //
 // Every flag can also be set with an EXTAUTHZ_* environment variable
@@ -32,6 +33,7 @@ commands:
   serve     serve ext_authz Checks (extauthz serve --help)
   validate  load policy files as serve would and print every error
   check     send a CheckRequest (protojson) to a running server, print the response
+  test      run policy test files (*_test.yaml) against an in-process server
   version   print the version
 `
 
@@ -48,6 +50,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return validate(args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(ctx, args[1:], stdout, stderr)
+	case "test":
+		return testCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "extauthz", version())
 		return 0

@@ -5,7 +5,7 @@
 //
 //	snap, err := policy.Load([]string{"policy.yaml"}, policy.Options{Keys: plane})
 //	store := policy.NewStore(snap)
-//	rule := store.Load().Select(req)
+//	rule, err := store.Load().Select(ruleName, &req)
 //
 // policy knows nothing of gRPC or Envoy.
 package policy
