@@ -33,6 +33,8 @@ type Spec struct {
 	PEMFile        string
 	HMACSecretFile string
 	Discovery      bool
+	// SPIFFE is a trust bundle source for JWT-SVIDs.
+	SPIFFE *SPIFFESpec
 
 	// CAFile adds trust roots for fetching this issuer's keys over HTTPS.
 	CAFile string
@@ -200,6 +202,7 @@ func (p *Plane) Source(spec Spec) (Source, error) {
 		{"pem_file", spec.PEMFile != ""},
 		{"hmac_secret_file", spec.HMACSecretFile != ""},
 		{"discovery", spec.Discovery},
+		{"spiffe", spec.SPIFFE != nil},
 	} {
 		if f.on {
 			set = append(set, f.name)
@@ -214,6 +217,8 @@ func (p *Plane) Source(spec Spec) (Source, error) {
 	switch {
 	case spec.JWKSURI != "", spec.Discovery:
 		return p.remoteSource(spec, label)
+	case spec.SPIFFE != nil:
+		return p.spiffeSource(spec, *spec.SPIFFE)
 	case spec.CAFile != "":
 		return nil, fmt.Errorf("keys: issuer %s: ca_file applies only to jwks_uri and discovery", label)
 	case len(spec.JWKS) > 0:

@@ -183,8 +183,16 @@ func (c *compiler) issuer(el *errorList, dir, path string, pi *policyv1.Issuer) 
 		}
 		spec.Discovery = true
 	case *policyv1.Issuer_Spiffe:
-		el.add(path+".spiffe", "not supported yet: the spiffe key source is planned; use jwks_uri with spiffe_trust_domain for SPIRE's OIDC discovery provider")
-		return
+		sp, ok := spiffeSpec(el, path+".spiffe", src.Spiffe, rel)
+		if !ok {
+			return
+		}
+		if td := pi.GetSpiffeTrustDomain(); td != "" && td != sp.TrustDomain {
+			el.add(path+".spiffe_trust_domain", "differs from spiffe.trust_domain %q; leave it out with a spiffe source", sp.TrustDomain)
+			return
+		}
+		spec.SPIFFE = sp
+		is.TrustDomain = sp.TrustDomain
 	}
 	if td := pi.GetSpiffeTrustDomain(); td != "" {
 		if _, err := spiffeid.TrustDomainFromString(td); err != nil || strings.Contains(td, "://") {
@@ -210,11 +218,50 @@ func (c *compiler) issuer(el *errorList, dir, path string, pi *policyv1.Issuer) 
 			return
 		}
 		is.Keys = src
-		if spec.JWKSURI != "" || spec.Discovery {
+		if spec.JWKSURI != "" || spec.Discovery || spec.SPIFFE != nil {
 			c.snap.remote = append(c.snap.remote, src)
 		}
 	}
 	c.snap.Issuers[name] = is
+}
+
+// spiffeSpec validates a spiffe block: a trust domain and exactly one
+// bundle source.
+func spiffeSpec(el *errorList, path string, ps *policyv1.Spiffe, rel func(string) string) (*keys.SPIFFESpec, bool) {
+	td := ps.GetTrustDomain()
+	if _, err := spiffeid.TrustDomainFromString(td); err != nil || td == "" || strings.Contains(td, "://") {
+		el.add(path+".trust_domain", "required: a trust domain name such as example.org, got %q", td)
+		return nil, false
+	}
+	sp := &keys.SPIFFESpec{TrustDomain: td}
+	switch b := ps.GetBundleSource().(type) {
+	case nil:
+		el.add(path, "a bundle source is required: one of workload_api_socket, bundle_endpoint, bundle_file")
+		return nil, false
+	case *policyv1.Spiffe_WorkloadApiSocket:
+		if !strings.HasPrefix(b.WorkloadApiSocket, "unix://") && !strings.HasPrefix(b.WorkloadApiSocket, "tcp://") {
+			el.add(path+".workload_api_socket", "must be unix:///path or tcp://host:port, got %q", b.WorkloadApiSocket)
+			return nil, false
+		}
+		sp.WorkloadAPISocket = b.WorkloadApiSocket
+	case *policyv1.Spiffe_BundleEndpoint:
+		u, err := url.Parse(b.BundleEndpoint.GetUrl())
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			el.add(path+".bundle_endpoint.url", "must be an https:// URL, got %q", b.BundleEndpoint.GetUrl())
+			return nil, false
+		}
+		if id := b.BundleEndpoint.GetSpiffeId(); id != "" {
+			if _, err := spiffeid.FromString(id); err != nil {
+				el.add(path+".bundle_endpoint.spiffe_id", "not a SPIFFE ID: %v", err)
+				return nil, false
+			}
+		}
+		sp.BundleEndpointURL = b.BundleEndpoint.GetUrl()
+		sp.BundleEndpointSPIFFEID = b.BundleEndpoint.GetSpiffeId()
+	case *policyv1.Spiffe_BundleFile:
+		sp.BundleFile = rel(b.BundleFile)
+	}
+	return sp, true
 }
 
 func (c *compiler) algorithms(el *errorList, path string, given []string, hmac bool) []string {

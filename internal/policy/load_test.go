@@ -32,8 +32,7 @@ func writePolicy(t *testing.T, files map[string]string) string {
 	return dir
 }
 
-// The spec's complete example, as written there except for the spiffe
-// source, which this build rejects as not supported yet (tested below).
+// The spec's complete example, as written there.
 const specExample = `version: v1
 
 issuers:
@@ -48,6 +47,11 @@ issuers:
     spiffe_trust_domain: example.org
     client_ids:
       spiffe://example.org/ns/applications/sa/workload-client: jwt_assertion_client
+
+  - name: mesh
+    spiffe:
+      trust_domain: example.org
+      workload_api_socket: unix:///run/spire/sockets/agent.sock
 
   - name: login
     issuer: https://login.example.com
@@ -71,7 +75,7 @@ rules:
     match:
       path_prefixes: [/reports/]
     bearer:
-      issuers: [login]
+      issuers: [login, mesh]
       audiences: [api.example.com]
       scopes: [reports]
     require:
@@ -91,8 +95,11 @@ func TestLoadSpecExample(t *testing.T) {
 	if got := len(snap.Rules); got != 2 {
 		t.Fatalf("rules = %d, want 2", got)
 	}
-	if got := len(snap.RemoteSources()); got != 3 {
-		t.Errorf("remote sources = %d, want 3", got)
+	if got := len(snap.RemoteSources()); got != 4 {
+		t.Errorf("remote sources = %d, want 4", got)
+	}
+	if mesh := snap.Issuers["mesh"]; mesh.TrustDomain != "example.org" || mesh.Iss != "" {
+		t.Errorf("mesh issuer compiled as %+v", mesh)
 	}
 	want := []string{"x-client-id", "x-is-agent", "x-spiffe-id", "x_client_id", "x_is_agent", "x_spiffe_id"}
 	if strings.Join(snap.Managed, " ") != strings.Join(want, " ") {
@@ -166,7 +173,10 @@ issuers:
 		{"alg none", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: https://a/j, algorithms: [none]}\n", `issuers[0].algorithms[0]: "none" is never accepted`},
 		{"hmac alg on public key", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: https://a/j, algorithms: [HS256]}\n", `issuers[0].algorithms[0]: "HS256" is not a supported public-key algorithm`},
 		{"bad jwks_uri", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: /jwks}\n", "issuers[0].jwks_uri: must be an absolute"},
-		{"spiffe not yet", "version: v1\nissuers:\n  - name: mesh\n    spiffe: {trust_domain: example.org, workload_api_socket: unix:///x}\n", "issuers[0].spiffe: not supported yet"},
+		{"spiffe without bundle", "version: v1\nissuers:\n  - name: mesh\n    spiffe: {trust_domain: example.org}\n", "issuers[0].spiffe: a bundle source is required"},
+		{"spiffe bad socket", "version: v1\nissuers:\n  - name: mesh\n    spiffe: {trust_domain: example.org, workload_api_socket: /run/agent.sock}\n", "issuers[0].spiffe.workload_api_socket: must be unix:///path"},
+		{"spiffe bad trust domain", "version: v1\nissuers:\n  - name: mesh\n    spiffe: {trust_domain: 'spiffe://example.org', bundle_file: b.json}\n", "issuers[0].spiffe.trust_domain: required"},
+		{"spiffe http endpoint", "version: v1\nissuers:\n  - name: mesh\n    spiffe: {trust_domain: example.org, bundle_endpoint: {url: 'http://b.example.org'}}\n", "issuers[0].spiffe.bundle_endpoint.url: must be an https:// URL"},
 		{"bad trust domain", "version: v1\nissuers:\n  - {name: a, jwks_uri: https://a/j, spiffe_trust_domain: 'Bad Domain'}\n", "issuers[0].spiffe_trust_domain: not a valid trust domain"},
 		{"duplicate issuer", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: https://a/j}\n  - {name: a, issuer: y, jwks_uri: https://a/j}\n", `issuers[1].name: issuer "a" is defined more than once`},
 		{"unknown issuer ref", "version: v1\nrules:\n  - {name: r, bearer: {issuers: [nope], audiences: [x]}}\n", `rules[0].bearer.issuers[0]: no issuer named "nope"`},

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,7 +20,41 @@ import (
 // number) must not leak into security policy.
 type decoder struct {
 	errs *errorList
+	// nodes counts the nodes visited, aliases expanded, so a small file of
+	// nested aliases (a "billion laughs") cannot make the loader do
+	// unbounded work; depth bounds nesting, so a recursive alias cannot
+	// overflow the stack.
+	nodes, depth int
+	exceeded     bool
 }
+
+const (
+	maxYAMLNodes = 100_000
+	maxYAMLDepth = 64
+)
+
+// enter accounts for one node at path and reports whether decoding may go
+// on; every enter that returns true is paired with a leave.
+func (d *decoder) enter(path string) bool {
+	if d.exceeded {
+		return false
+	}
+	d.nodes++
+	d.depth++
+	switch {
+	case d.nodes > maxYAMLNodes:
+		d.errs.add(path, "the document expands to more than %d nodes (YAML aliases?)", maxYAMLNodes)
+	case d.depth > maxYAMLDepth:
+		d.errs.add(path, "nested more than %d levels deep (a recursive YAML alias?)", maxYAMLDepth)
+	default:
+		return true
+	}
+	d.exceeded = true
+	d.depth--
+	return false
+}
+
+func (d *decoder) leave() { d.depth-- }
 
 var (
 	durationName = (&durationpb.Duration{}).ProtoReflect().Descriptor().FullName()
@@ -27,6 +62,10 @@ var (
 )
 
 func (d *decoder) message(n *yaml.Node, m protoreflect.Message, path string) {
+	if !d.enter(path) {
+		return
+	}
+	defer d.leave()
 	n = resolve(n)
 	if isNull(n) {
 		return
@@ -66,6 +105,10 @@ func (d *decoder) message(n *yaml.Node, m protoreflect.Message, path string) {
 }
 
 func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.FieldDescriptor, path string) {
+	if !d.enter(path) {
+		return
+	}
+	defer d.leave()
 	n = resolve(n)
 	switch {
 	case fd.IsMap():
@@ -125,7 +168,10 @@ func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 				d.errs.add(path, "expected a mapping, got %s", describe(n))
 				return
 			}
-			v, err := toValue(n)
+			v, err := d.toValue(n, path)
+			if errors.Is(err, errTooLarge) {
+				return
+			}
 			if err != nil {
 				d.errs.add(path, "%v", err)
 				return
@@ -196,7 +242,11 @@ func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
 }
 
 // toValue converts free-form YAML (an inline JWK Set) to a structpb.Value.
-func toValue(n *yaml.Node) (*structpb.Value, error) {
+func (d *decoder) toValue(n *yaml.Node, path string) (*structpb.Value, error) {
+	if !d.enter(path) {
+		return nil, errTooLarge
+	}
+	defer d.leave()
 	n = resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
@@ -209,7 +259,7 @@ func toValue(n *yaml.Node) (*structpb.Value, error) {
 			if _, dup := fields[k.Value]; dup {
 				return nil, fmt.Errorf("key %q set more than once", k.Value)
 			}
-			v, err := toValue(n.Content[i+1])
+			v, err := d.toValue(n.Content[i+1], path)
 			if err != nil {
 				return nil, err
 			}
@@ -219,7 +269,7 @@ func toValue(n *yaml.Node) (*structpb.Value, error) {
 	case yaml.SequenceNode:
 		vals := make([]*structpb.Value, 0, len(n.Content))
 		for _, e := range n.Content {
-			v, err := toValue(e)
+			v, err := d.toValue(e, path)
 			if err != nil {
 				return nil, err
 			}
@@ -244,6 +294,9 @@ func toValue(n *yaml.Node) (*structpb.Value, error) {
 	}
 	return nil, fmt.Errorf("unexpected %s", describe(n))
 }
+
+// errTooLarge stops toValue; enter has reported the error already.
+var errTooLarge = errors.New("policy: document too large")
 
 func resolve(n *yaml.Node) *yaml.Node {
 	for n != nil && n.Kind == yaml.AliasNode {
