@@ -25,12 +25,10 @@ const maxSPIFFEIDBytes = 2048
 func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpRequest, tr *trace) *decision {
 	ca, br := rule.ClientAssertion, rule.Bearer
 	if ca == nil && br == nil {
-		tr.add("credential", true, "public route: no credential required")
+		if tr != nil {
+			tr.add("credential", true, "public route: no credential required")
+		}
 		return &decision{allow: true, reason: ReasonPublicRoute, vars: &policy.Vars{}}
-	}
-	missing := deny(denyInvalidClient, ReasonMissing)
-	if br != nil {
-		missing = deny(denyBearerMissing, ReasonMissing)
 	}
 
 	// The body matters for client assertions, and for bearer rules because a
@@ -67,7 +65,9 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 		// means two Authorization headers, whichever way Envoy encoded
 		// them: a 400 in both encodings alike.
 		if strings.IndexByte(r.authorization, ',') >= 0 {
-			tr.add("authorization", false, "more than one Authorization header")
+			if tr != nil {
+				tr.add("authorization", false, "more than one Authorization header")
+			}
 			return deny(denyInvalidRequest, ReasonMalformedReq)
 		}
 		raw, bearer, bearerMalformed = bearerToken(r.authorization)
@@ -75,7 +75,9 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 		basic = strings.EqualFold(scheme, "basic")
 	}
 
-	tr.add("request form", true, "client assertion in body: %v; bearer token in Authorization: %v", assertion, bearer)
+	if tr != nil {
+		tr.add("request form", true, "client assertion in body: %v; bearer token in Authorization: %v", assertion, bearer)
+	}
 	switch {
 	case assertion && bearer:
 		return deny(denyInvalidRequest, ReasonTwoCredentials)
@@ -90,8 +92,13 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	case bearer && br != nil:
 		return s.bearer(ctx, br, raw, tr)
 	}
-	tr.add("credential", false, "the rule requires %s; the request carries none it accepts", accepted(rule))
-	return missing
+	if tr != nil {
+		tr.add("credential", false, "the rule requires %s; the request carries none it accepts", accepted(rule))
+	}
+	if br != nil {
+		return deny(denyBearerMissing, ReasonMissing)
+	}
+	return deny(denyInvalidClient, ReasonMissing)
 }
 
 // accepted names the credentials a rule takes, for explanations.
@@ -147,17 +154,23 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 	if cache && s.tokens != nil {
 		sum = digest(raw)
 		if e := s.tokens.lookup(ctx, sum, cred); e != nil {
-			tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
+			if tr != nil {
+				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
+			}
 			v := &verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID}
 			return v, s.validateTime(v, now, tr), false
 		}
 	}
 	tok, err := token.Parse(raw, s.cfg.TokenLimits)
 	if err != nil {
-		tr.add("parse token", false, "%v", err)
+		if tr != nil {
+			tr.add("parse token", false, "%v", err)
+		}
 		return nil, tokenReason(err), false
 	}
-	tr.add("parse token", true, "alg %s, kid %q, iss %q, sub %q", tok.Header.Alg, tok.Header.Kid, tok.Issuer, tok.Subject)
+	if tr != nil {
+		tr.add("parse token", true, "alg %s, kid %q, iss %q, sub %q", tok.Header.Alg, tok.Header.Kid, tok.Issuer, tok.Subject)
+	}
 	td := ""
 	if tok.HasSubject && strings.HasPrefix(tok.Subject, "spiffe://") {
 		if id, err := parseSPIFFEID(tok.Subject); err == nil {
@@ -166,42 +179,60 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 	}
 	is := cred.IssuerFor(tok.Issuer, tok.HasIssuer, td)
 	if is == nil {
-		tr.add("issuer", false, "no issuer of the rule has iss %q (or takes sub's trust domain %q)", tok.Issuer, td)
+		if tr != nil {
+			tr.add("issuer", false, "no issuer of the rule has iss %q (or takes sub's trust domain %q)", tok.Issuer, td)
+		}
 		return nil, ReasonIssuer, false
 	}
-	tr.add("issuer", true, "issuer %q", is.Name)
+	if tr != nil {
+		tr.add("issuer", true, "issuer %q", is.Name)
+	}
 	v := &verified{tok: tok, issuer: is}
 	if !is.Allows(tok.Header.Alg) {
-		tr.add("algorithm", false, "%s is not in the issuer's allow-list %v", tok.Header.Alg, is.Algorithms)
+		if tr != nil {
+			tr.add("algorithm", false, "%s is not in the issuer's allow-list %v", tok.Header.Alg, is.Algorithms)
+		}
 		return v, ReasonAlgorithm, false
 	}
 	if is.IssuesSVIDs() {
 		if reason := svidRules(tok, is); reason != "" {
-			tr.add("JWT-SVID rules", false, "%s (trust domain %s)", reason, is.TrustDomain)
+			if tr != nil {
+				tr.add("JWT-SVID rules", false, "%s (trust domain %s)", reason, is.TrustDomain)
+			}
 			return v, reason, false
 		}
 		v.spiffeID = tok.Subject
-		tr.add("JWT-SVID rules", true, "SPIFFE ID %s", v.spiffeID)
+		if tr != nil {
+			tr.add("JWT-SVID rules", true, "SPIFFE ID %s", v.spiffeID)
+		}
 	}
 	candidates, err := is.Keys.Keys(ctx, tok.Header.Kid)
 	switch {
 	case errors.Is(err, keys.ErrUnknownKID):
-		tr.add("keys", false, "%v", err)
+		if tr != nil {
+			tr.add("keys", false, "%v", err)
+		}
 		return v, ReasonKID, false
 	case err != nil:
 		// The key plane logs each failed fetch once; a line per Check
 		// during an outage would only drown it.
-		tr.add("keys", false, "%v", err)
+		if tr != nil {
+			tr.add("keys", false, "%v", err)
+		}
 		s.cfg.Logger.Debug("check: issuer keys unavailable", "issuer", is.Name, "err", err)
 		v.keysErr = err
 		return v, ReasonKeysDown, true
 	}
 	key, err := tok.VerifiedBy(candidates)
 	if err != nil {
-		tr.add("signature", false, "%v", err)
+		if tr != nil {
+			tr.add("signature", false, "%v", err)
+		}
 		return v, tokenReason(err), false
 	}
-	tr.add("signature", true, "verified with one of %d candidate keys", len(candidates))
+	if tr != nil {
+		tr.add("signature", true, "verified with one of %d candidate keys", len(candidates))
+	}
 	reason := s.validateTime(v, now, tr)
 	if reason == "" && cache {
 		s.tokens.add(sum, &cachedToken{tok: tok, issuer: is, key: key, spiffeID: v.spiffeID})
@@ -212,10 +243,14 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 // validateTime checks exp (required), nbf and iat with the issuer's skew.
 func (s *Server) validateTime(v *verified, now time.Time, tr *trace) string {
 	if err := v.tok.ValidateTime(now, v.issuer.ClockSkew, true); err != nil {
-		tr.add("time claims", false, "%v", err)
+		if tr != nil {
+			tr.add("time claims", false, "%v", err)
+		}
 		return tokenReason(err)
 	}
-	tr.add("time claims", true, "exp %d, now %d, skew %s", v.tok.Expiry, now.Unix(), v.issuer.ClockSkew)
+	if tr != nil {
+		tr.add("time claims", true, "exp %d, now %d, skew %s", v.tok.Expiry, now.Unix(), v.issuer.ClockSkew)
+	}
 	return ""
 }
 
@@ -258,10 +293,14 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 	raw := form["client_assertion"]
 	switch {
 	case !hasType || raw == "":
-		tr.add("client_assertion_type", false, "client_assertion and client_assertion_type are both required")
+		if tr != nil {
+			tr.add("client_assertion_type", false, "client_assertion and client_assertion_type are both required")
+		}
 		return deny(denyInvalidRequest, ReasonMalformedReq)
 	case typ != assertionTypeJWT:
-		tr.add("client_assertion_type", false, "%q is not %s", typ, assertionTypeJWT)
+		if tr != nil {
+			tr.add("client_assertion_type", false, "%q is not %s", typ, assertionTypeJWT)
+		}
 		return deny(denyInvalidClient, ReasonAssertionType)
 	}
 	now := s.cfg.Now()
@@ -272,7 +311,9 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 	tok, is := v.tok, v.issuer
 	d := &decision{issuer: is, spiffeID: v.spiffeID}
 	fail := func(reason string) *decision {
-		tr.add("client assertion", false, "%s", reason)
+		if tr != nil {
+			tr.add("client assertion", false, "%s", reason)
+		}
 		d.kind, d.reason = denyInvalidClient, reason
 		return d
 	}
@@ -306,7 +347,9 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 			}
 		}
 	}
-	tr.add("client assertion", true, "aud %q, client id %q, lifetime within %s, replay protected: %v", tok.Audience[0], clientID, ca.MaxLifetime, ca.ReplayProtected(is))
+	if tr != nil {
+		tr.add("client assertion", true, "aud %q, client id %q, lifetime within %s, replay protected: %v", tok.Audience[0], clientID, ca.MaxLifetime, ca.ReplayProtected(is))
+	}
 	d.allow = true
 	if d.reason == "" {
 		d.reason = ReasonAllowed
@@ -395,7 +438,9 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, tr *
 	switch strings.ToLower(tok.Header.Typ) {
 	case "", "jwt", "jose", "at+jwt", "application/at+jwt":
 	default:
-		tr.add("typ", false, "%q is neither an access token nor a JWT", tok.Header.Typ)
+		if tr != nil {
+			tr.add("typ", false, "%q is neither an access token nor a JWT", tok.Header.Typ)
+		}
 		d.kind, d.reason = denyBearerInvalid, ReasonTokenType
 		return d
 	}
@@ -407,21 +452,29 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, tr *
 		}
 	}
 	if !audOK {
-		tr.add("audience", false, "aud %q has none of %v", tok.Audience, br.Audiences)
+		if tr != nil {
+			tr.add("audience", false, "aud %q has none of %v", tok.Audience, br.Audiences)
+		}
 		d.kind, d.reason = denyBearerInvalid, ReasonAudience
 		return d
 	}
-	tr.add("audience", true, "aud %q", tok.Audience)
+	if tr != nil {
+		tr.add("audience", true, "aud %q", tok.Audience)
+	}
 	d.clientID = bearerClient(tok.Claims)
 	scopes := claimScopes(tok.Claims)
 	for _, want := range br.Scopes {
 		if !contains(scopes, want) {
-			tr.add("scopes", false, "token scopes %v lack %q", scopes, want)
+			if tr != nil {
+				tr.add("scopes", false, "token scopes %v lack %q", scopes, want)
+			}
 			d.kind, d.reason = denyBearerScope, ReasonScope
 			return d
 		}
 	}
-	tr.add("scopes", true, "token scopes %v include %v", scopes, br.Scopes)
+	if tr != nil {
+		tr.add("scopes", true, "token scopes %v include %v", scopes, br.Scopes)
+	}
 	d.allow, d.reason = true, ReasonAllowed
 	d.vars = &policy.Vars{
 		Claims:     tok.Claims,

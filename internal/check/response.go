@@ -3,6 +3,7 @@ package check
 import (
 	"strconv"
 	"strings"
+	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -44,18 +45,24 @@ func deny(kind denyKind, reason string) *decision {
 func (d *decision) response(snap *policy.Snapshot) *authv3.CheckResponse {
 	resp := &authv3.CheckResponse{DynamicMetadata: d.metadata()}
 	if d.allow {
-		resp.Status = &rpcstatus.Status{Code: int32(codes.OK)}
+		resp.Status = statusOK
 		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: d.okResponse(snap)}
 		return resp
 	}
-	code := codes.PermissionDenied
+	resp.Status = statusDenied
 	if d.kind.status() == 401 {
-		code = codes.Unauthenticated
+		resp.Status = statusUnauthenticated
 	}
-	resp.Status = &rpcstatus.Status{Code: int32(code)}
 	resp.HttpResponse = &authv3.CheckResponse_DeniedResponse{DeniedResponse: d.deniedResponse(snap)}
 	return resp
 }
+
+// The gRPC statuses of responses are shared: Envoy only reads them.
+var (
+	statusOK              = &rpcstatus.Status{Code: int32(codes.OK)}
+	statusUnauthenticated = &rpcstatus.Status{Code: int32(codes.Unauthenticated)}
+	statusDenied          = &rpcstatus.Status{Code: int32(codes.PermissionDenied)}
+)
 
 // okResponse sets the rule's headers, overwriting whatever the client sent,
 // and removes every other managed header, so a client can never smuggle
@@ -63,16 +70,21 @@ func (d *decision) response(snap *policy.Snapshot) *authv3.CheckResponse {
 func (d *decision) okResponse(snap *policy.Snapshot) *authv3.OkHttpResponse {
 	ok := &authv3.OkHttpResponse{}
 	if len(d.headers) > 0 {
+		opts := make([]corev3.HeaderValueOption, len(d.headers))
+		vals := make([]corev3.HeaderValue, len(d.headers))
 		ok.Headers = make([]*corev3.HeaderValueOption, len(d.headers))
 		for i, h := range d.headers {
-			ok.Headers[i] = &corev3.HeaderValueOption{
-				Header:       &corev3.HeaderValue{Key: h.name, Value: h.value},
-				AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-			}
+			vals[i] = corev3.HeaderValue{Key: h.name, Value: h.value}
+			opts[i] = corev3.HeaderValueOption{Header: &vals[i], AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD}
+			ok.Headers[i] = &opts[i]
 		}
 	}
-	if n := len(snap.Managed); n > 0 {
-		ok.HeadersToRemove = make([]string, 0, n)
+	switch {
+	case d.rule != nil && len(d.headers) == len(d.rule.Headers):
+		// Every header of the rule is set: the rule's precomputed list.
+		ok.HeadersToRemove = d.rule.Remove
+	case len(snap.Managed) > 0:
+		ok.HeadersToRemove = make([]string, 0, len(snap.Managed))
 	next:
 		for _, m := range snap.Managed {
 			for _, h := range d.headers {
@@ -152,18 +164,35 @@ func (d *decision) metadata() *structpb.Struct {
 	if d.issuer != nil {
 		issuer = d.issuer.Name
 	}
-	f := map[string]*structpb.Value{
-		"decision":  structpb.NewStringValue(decision),
-		"rule":      structpb.NewStringValue(rule),
-		"reason":    structpb.NewStringValue(d.reason),
-		"issuer":    structpb.NewStringValue(issuer),
-		"client_id": structpb.NewStringValue(printable(d.clientID)),
-		"spiffe_id": structpb.NewStringValue(d.spiffeID),
+	f := make(map[string]*structpb.Value, 7)
+	f["decision"] = constValue(decision)
+	f["rule"] = constValue(rule)
+	f["reason"] = constValue(d.reason)
+	f["issuer"] = constValue(issuer)
+	f["client_id"] = structpb.NewStringValue(printable(d.clientID))
+	if d.spiffeID == "" {
+		f["spiffe_id"] = constValue("")
+	} else {
+		f["spiffe_id"] = structpb.NewStringValue(d.spiffeID)
 	}
 	if d.audit != "" {
-		f["audit_decision"] = structpb.NewStringValue(d.audit)
+		f["audit_decision"] = constValue(d.audit)
 	}
 	return &structpb.Struct{Fields: f}
+}
+
+// constValues interns the metadata values drawn from small fixed sets
+// (decisions, reason codes, rule and issuer names of the policy), so a Check
+// does not allocate them: responses only ever read them. Token-supplied
+// values (client and SPIFFE ids) are never interned.
+var constValues sync.Map
+
+func constValue(s string) *structpb.Value {
+	if v, ok := constValues.Load(s); ok {
+		return v.(*structpb.Value)
+	}
+	v, _ := constValues.LoadOrStore(s, structpb.NewStringValue(s))
+	return v.(*structpb.Value)
 }
 
 // printable replaces control characters in a token-supplied value bound for

@@ -88,16 +88,22 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 	r := readRequest(req)
 	d := s.decide(ctx, snap, r, req.GetAttributes().GetContextExtensions()["rule"], tr)
 	if !d.allow && (s.cfg.Audit || (d.rule != nil && d.rule.Audit)) {
-		tr.add("audit mode", true, "would deny (%s); allowed without headers", d.reason)
+		if tr != nil {
+			tr.add("audit mode", true, "would deny (%s); allowed without headers", d.reason)
+		}
 		d.audit = "deny"
 		d.allow, d.headers = true, nil
 	} else if d.rule != nil && (s.cfg.Audit || d.rule.Audit) {
 		d.audit = "allow"
 	}
 	if d.allow {
-		tr.add("decision", true, "allow (%s)", d.reason)
+		if tr != nil {
+			tr.add("decision", true, "allow (%s)", d.reason)
+		}
 	} else {
-		tr.add("decision", false, "deny: HTTP %d (%s)", d.kind.status(), d.reason)
+		if tr != nil {
+			tr.add("decision", false, "deny: HTTP %d (%s)", d.kind.status(), d.reason)
+		}
 	}
 	elapsed := time.Since(start)
 	s.cfg.Metrics.observe(snap, d, elapsed)
@@ -110,18 +116,28 @@ func (s *Server) decide(ctx context.Context, snap *policy.Snapshot, r *httpReque
 	rule, err := snap.Select(ruleName, &r.Request)
 	switch {
 	case err != nil:
-		tr.add("select rule", false, "context_extensions names rule %q, which the policy does not have", ruleName)
+		if tr != nil {
+			tr.add("select rule", false, "context_extensions names rule %q, which the policy does not have", ruleName)
+		}
 		return deny(denyAccess, ReasonUnknownRule)
 	case rule == nil && snap.DefaultAllow:
-		tr.add("select rule", true, "no rule matched %s %s%s; default_action allow", r.Method, r.Host, r.Path)
+		if tr != nil {
+			tr.add("select rule", true, "no rule matched %s %s%s; default_action allow", r.Method, r.Host, r.Path)
+		}
 		return &decision{allow: true, reason: ReasonDefaultAllow}
 	case rule == nil:
-		tr.add("select rule", false, "no rule matched %s %s%s; default_action deny", r.Method, r.Host, r.Path)
+		if tr != nil {
+			tr.add("select rule", false, "no rule matched %s %s%s; default_action deny", r.Method, r.Host, r.Path)
+		}
 		return deny(denyAccess, ReasonNoRule)
 	case ruleName != "":
-		tr.add("select rule", true, "rule %q named by context_extensions", rule.Name)
+		if tr != nil {
+			tr.add("select rule", true, "rule %q named by context_extensions", rule.Name)
+		}
 	default:
-		tr.add("select rule", true, "rule %q is the first whose match holds", rule.Name)
+		if tr != nil {
+			tr.add("select rule", true, "rule %q is the first whose match holds", rule.Name)
+		}
 	}
 	d := s.authenticate(ctx, rule, r, tr)
 	d.rule = rule
@@ -140,21 +156,32 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 		ok, err := e.True(ctx, vars)
 		if err != nil {
 			s.cfg.Logger.Debug("check: require expression failed", "rule", rule.Name, "err", err)
-			tr.add("require", false, "%s: %v", e.Source, err)
+			if tr != nil {
+				tr.add("require", false, "%s: %v", e.Source, err)
+			}
 		} else {
-			tr.add("require", ok, "%s", e.Source)
+			if tr != nil {
+				tr.add("require", ok, "%s", e.Source)
+			}
 		}
 		if !ok {
 			d.allow, d.kind, d.reason = false, denyAccess, ReasonRequire
 			return d
 		}
 	}
+	if len(rule.Headers) > 0 {
+		d.headers = make([]header, 0, len(rule.Headers))
+	}
 	for _, h := range rule.Headers {
 		if v, ok := h.Value(ctx, vars); ok {
 			d.headers = append(d.headers, header{name: h.Name, value: v})
-			tr.add("header "+h.Name, true, "%s = %q", h.Source, v)
+			if tr != nil {
+				tr.add("header "+h.Name, true, "%s = %q", h.Source, v)
+			}
 		} else {
-			tr.add("header "+h.Name, true, "%s: no value; the header is removed", h.Source)
+			if tr != nil {
+				tr.add("header "+h.Name, true, "%s: no value; the header is removed", h.Source)
+			}
 		}
 	}
 	return d

@@ -101,6 +101,18 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 		c.snap.Managed = append(c.snap.Managed, name)
 	}
 	sort.Strings(c.snap.Managed)
+	for _, r := range c.snap.Rules {
+		r.Remove = make([]string, 0, len(c.snap.Managed))
+	next:
+		for _, m := range c.snap.Managed {
+			for _, h := range r.Headers {
+				if h.Name == m {
+					continue next
+				}
+			}
+			r.Remove = append(r.Remove, m)
+		}
+	}
 	return c.snap
 }
 

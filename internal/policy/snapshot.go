@@ -78,6 +78,10 @@ type Rule struct {
 	Headers         []*HeaderExpr
 	// Audit rules evaluate everything but always allow.
 	Audit bool
+	// Remove is Managed less the rule's own headers: what an allow removes
+	// when every header of the rule has a value. Computed once, shared
+	// read-only by every Check.
+	Remove []string
 	// usesRequest is true when an expression reads the `request` variable,
 	// so Checks build that map only when it is needed.
 	usesRequest bool
