@@ -28,6 +28,9 @@ type Reloader struct {
 	prefetch     func(context.Context, []keys.Source)
 	prefetchWait time.Duration
 	m            *reloadMetrics
+	// rejected is the hash of the files last rejected, so a broken policy
+	// is reported once, not at every poll until someone fixes it.
+	rejected string
 }
 
 // ReloaderConfig configures NewReloader.
@@ -88,7 +91,8 @@ func (r *Reloader) published(s *Snapshot) {
 	r.m.loaded.WithLabelValues(s.Hash).Set(float64(s.LoadedAt.Unix()))
 }
 
-// ErrUnchanged is returned by Reload when the files are as last loaded.
+// ErrUnchanged is returned by Reload when the files are as last loaded, or
+// as last rejected.
 var ErrUnchanged = errors.New("policy: unchanged")
 
 // Reload re-reads the policy. It returns ErrUnchanged when nothing changed,
@@ -96,7 +100,7 @@ var ErrUnchanged = errors.New("policy: unchanged")
 func (r *Reloader) Reload(ctx context.Context) error {
 	cur := r.store.Load()
 	src, err := read(r.paths)
-	if err == nil && src.hash == cur.Hash {
+	if err == nil && (src.hash == cur.Hash || src.hash == r.rejected) {
 		return ErrUnchanged
 	}
 	var snap *Snapshot
@@ -104,6 +108,9 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		snap, err = src.compile(r.opts)
 	}
 	if err != nil {
+		if src != nil {
+			r.rejected = src.hash
+		}
 		r.count("failure")
 		r.log.Error("policy reload rejected; the previous policy keeps serving", "err", err, "serving_hash", cur.Hash)
 		return err
