@@ -41,9 +41,10 @@
 // "extauthz:replay:") followed by the lowercase hex SHA-256 of issuer, a zero
 // byte and jti, so no byte of the token reaches Redis. Any failure to get an
 // answer wraps ErrUnavailable: whether the jti was recorded is then unknown,
-// and the caller fails closed. If Redis applied a SET whose reply was lost,
-// the token is refused (ErrUnavailable, or ErrReplayed if go-redis retried
-// it), never accepted twice.
+// and the caller fails closed. Commands are not retried (unless the URL sets
+// max_retries), because a retried SET NX whose first try was applied would
+// refuse a token's first use as a replay. If Redis applied a SET whose reply
+// was lost, the token is refused, never accepted twice.
 //
 // Both stores accept a claim whose until is not in the future without
 // recording it: such a token has already expired, and the verifier should

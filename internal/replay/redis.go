@@ -135,6 +135,13 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 	// parser and client, and is stripped before parsing.
 	plain := *u
 	plain.Scheme = strings.TrimSuffix(strings.TrimSuffix(u.Scheme, "-sentinel"), "-cluster")
+	// A retried SET NX whose first try was applied reads as a replay and
+	// refuses a token's first use, so commands are not retried unless the
+	// URL asks for it; the claim fails closed instead.
+	retries := -1
+	if u.Query().Has("max_retries") {
+		retries = 0 // keep what the URL says
+	}
 	switch u.Scheme {
 	case "redis", "rediss", "unix":
 		opts, err := redis.ParseURL(plain.String())
@@ -142,6 +149,9 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("replay: redis URL: %w", err)
 		}
 		opts.ContextTimeoutEnabled = true
+		if retries != 0 {
+			opts.MaxRetries = retries
+		}
 		return redis.NewClient(opts), nil
 	case "redis-sentinel", "rediss-sentinel":
 		opts, err := redis.ParseFailoverURL(plain.String())
@@ -152,6 +162,9 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 			return nil, errors.New("replay: redis sentinel URL: master_name is required")
 		}
 		opts.ContextTimeoutEnabled = true
+		if retries != 0 {
+			opts.MaxRetries = retries
+		}
 		return redis.NewFailoverClient(opts), nil
 	case "redis-cluster", "rediss-cluster":
 		// ParseClusterURL ignores the path; refuse a database number rather
@@ -165,6 +178,9 @@ func newRedisClient(raw string) (redis.UniversalClient, error) {
 			return nil, fmt.Errorf("replay: redis cluster URL: %w", err)
 		}
 		opts.ContextTimeoutEnabled = true
+		if retries != 0 {
+			opts.MaxRetries = retries
+		}
 		return redis.NewClusterClient(opts), nil
 	case "":
 		return nil, errors.New(`replay: unknown store; want "memory" or a redis URL`)
