@@ -34,23 +34,29 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	// The body matters for client assertions, and for bearer rules because a
 	// token in the body beside the header is a second credential.
 	var form map[string]string
-	if r.isForm() && len(r.body) > 0 {
-		if r.partialBody {
-			return deny(denyInvalidRequest, ReasonPartialBody)
+	mediaType, multipleTypes := r.contentType()
+	switch {
+	case r.partialBody && (ca != nil || r.body != ""):
+		return deny(denyInvalidRequest, ReasonPartialBody)
+	case r.body == "":
+	case multipleTypes:
+		if tr != nil {
+			tr.add("request form", false, "more than one Content-Type")
 		}
-		if len(r.body) > s.cfg.MaxBodyBytes {
-			return deny(denyInvalidRequest, ReasonBodyTooLarge)
-		}
-		params, dup, err := parseForm(r.body)
+		return deny(denyInvalidRequest, ReasonMalformedReq)
+	case mediaType != formContentType:
+	case len(r.body) > s.cfg.MaxBodyBytes:
+		return deny(denyInvalidRequest, ReasonBodyTooLarge)
+	default:
+		params, err := parseForm(r.body)
+		var dup *duplicateError
 		switch {
+		case errors.As(err, &dup):
+			return deny(denyInvalidRequest, ReasonDuplicateParam)
 		case err != nil:
 			return deny(denyInvalidRequest, ReasonBadForm)
-		case dup != "":
-			return deny(denyInvalidRequest, ReasonDuplicateParam)
 		}
 		form = params
-	} else if r.partialBody && ca != nil {
-		return deny(denyInvalidRequest, ReasonPartialBody)
 	}
 	_, hasAssertion := form["client_assertion"]
 	_, hasAssertionType := form["client_assertion_type"]
@@ -67,6 +73,14 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 		if strings.IndexByte(r.authorization, ',') >= 0 {
 			if tr != nil {
 				tr.add("authorization", false, "more than one Authorization header")
+			}
+			return deny(denyInvalidRequest, ReasonMalformedReq)
+		}
+		// Bound the work on an oversized header before any grammar check
+		// or hash: it can only hold an oversized token.
+		if len(r.authorization) > s.maxTokenBytes()+len("Bearer ") {
+			if br != nil {
+				return deny(denyBearerInvalid, ReasonMalformedToken)
 			}
 			return deny(denyInvalidRequest, ReasonMalformedReq)
 		}
@@ -123,7 +137,8 @@ func queryHas(rawQuery, name string) bool {
 	if rawQuery == "" {
 		return false
 	}
-	for _, pair := range strings.Split(rawQuery, "&") {
+	// Some frameworks (Rack among them) split queries on ; as well as &.
+	for _, pair := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
 		k, _, _ := strings.Cut(pair, "=")
 		if k == name {
 			return true

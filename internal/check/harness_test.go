@@ -194,10 +194,30 @@ strip_headers: [x-internal-user]
 default_action: deny
 `
 
-// managed is every header basePolicy manages, each with its _ spelling.
-var managed = []string{
-	"x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id",
-	"x_client_id", "x_internal_user", "x_is_agent", "x_spiffe_id",
+// managed is every header basePolicy manages, in every -/_ spelling.
+var managed = spellings("x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id")
+
+// spellings lists each name with every separator as - or _, sorted: what a
+// policy that manages the names strips.
+func spellings(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		vs := []string{""}
+		for _, c := range n {
+			var next []string
+			for _, v := range vs {
+				if c == '-' || c == '_' {
+					next = append(next, v+"-", v+"_")
+				} else {
+					next = append(next, v+string(c))
+				}
+			}
+			vs = next
+		}
+		out = append(out, vs...)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // harness is one running Check server.

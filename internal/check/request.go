@@ -1,9 +1,10 @@
 package check
 
 import (
-	"mime"
+	"fmt"
 	"net/url"
 	"strings"
+	"unsafe"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
@@ -22,8 +23,10 @@ type httpRequest struct {
 	// headers with ",", and so does readRequest for header_map.
 	authorization    string
 	hasAuthorization bool
-	body             []byte
-	partialBody      bool
+	// body is the request body, read only: a raw_body is viewed as a
+	// string without a copy, so no byte is copied before the size check.
+	body        string
+	partialBody bool
 }
 
 // readRequest converts Envoy's attributes. Both header encodings Envoy uses
@@ -68,9 +71,9 @@ func readRequest(req *authv3.CheckRequest) *httpRequest {
 		r.Host = hostOnly(r.Headers[":authority"])
 	}
 	if raw := h.GetRawBody(); len(raw) > 0 {
-		r.body = raw
-	} else if b := h.GetBody(); b != "" {
-		r.body = []byte(b)
+		r.body = unsafe.String(unsafe.SliceData(raw), len(raw))
+	} else {
+		r.body = h.GetBody()
 	}
 	r.partialBody = strings.EqualFold(r.Headers["x-envoy-auth-partial-body"], "true")
 	return r
@@ -100,23 +103,27 @@ func hostOnly(authority string) string {
 	return strings.ToLower(strings.TrimSuffix(host, "."))
 }
 
-// isForm reports whether the request body is form-encoded.
-func (r *httpRequest) isForm() bool {
+// contentType is the body's media type, lower-case, without parameters.
+// It is read the way lenient upstream frameworks read it (the part before
+// the first ;), so a malformed parameter cannot hide a form from us that
+// the upstream will parse. multiple is true when Envoy joined two
+// Content-Type headers, which a credential rule refuses.
+func (r *httpRequest) contentType() (mediaType string, multiple bool) {
 	ct := r.Headers["content-type"]
-	if ct == "" {
-		return false
+	mt, _, _ := strings.Cut(ct, ";")
+	if strings.IndexByte(mt, ',') >= 0 {
+		return "", true
 	}
-	mt, _, err := mime.ParseMediaType(ct)
-	return err == nil && mt == formContentType
+	return strings.ToLower(strings.TrimSpace(mt)), false
 }
 
 // parseForm decodes an application/x-www-form-urlencoded body strictly:
 // only & separates parameters (a raw ; is an error, as in Go's net/url, so a
 // value can never be split two ways), every escape must be valid, values are
-// decoded exactly once, and a parameter named twice is reported by name.
-func parseForm(body []byte) (params map[string]string, dup string, err error) {
-	params = make(map[string]string, 4)
-	s := string(body)
+// decoded exactly once, and a parameter named twice (the empty name too) is
+// a *duplicateError.
+func parseForm(s string) (map[string]string, error) {
+	params := make(map[string]string, 4)
 	for s != "" {
 		var pair string
 		pair, s, _ = strings.Cut(s, "&")
@@ -124,23 +131,30 @@ func parseForm(body []byte) (params map[string]string, dup string, err error) {
 			continue
 		}
 		if strings.IndexByte(pair, ';') >= 0 {
-			return nil, "", errSemicolon
+			return nil, errSemicolon
 		}
 		k, v, _ := strings.Cut(pair, "=")
 		key, err := url.QueryUnescape(k)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		val, err := url.QueryUnescape(v)
 		if err != nil {
-			return nil, "", err
+			return nil, err
 		}
 		if _, ok := params[key]; ok {
-			return nil, key, nil
+			return nil, &duplicateError{name: key}
 		}
 		params[key] = val
 	}
-	return params, "", nil
+	return params, nil
+}
+
+// duplicateError names a form parameter given more than once.
+type duplicateError struct{ name string }
+
+func (e *duplicateError) Error() string {
+	return fmt.Sprintf("check: parameter %q given twice", e.name)
 }
 
 type formError string
@@ -172,13 +186,8 @@ func bearerToken(v string) (tok string, ok, malformed bool) {
 // headers) or a space (two credentials) fails it.
 func isB64Token(s string) bool {
 	i := 0
-	for i < len(s) {
-		c := s[i]
-		if (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || strings.IndexByte("-._~+/", c) >= 0 {
-			i++
-			continue
-		}
-		break
+	for i < len(s) && b64tokenChar[s[i]] {
+		i++
 	}
 	if i == 0 {
 		return false
@@ -190,3 +199,16 @@ func isB64Token(s string) bool {
 	}
 	return true
 }
+
+var b64tokenChar = func() (t [256]bool) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c], t[c-'a'+'A'] = true, true
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = true
+	}
+	for _, c := range "-._~+/" {
+		t[c] = true
+	}
+	return t
+}()

@@ -200,10 +200,7 @@ default_action: allow
 // sends can pass for one the policy sets.
 func TestDefaultAllow(t *testing.T) {
 	h := newHarness(t, allowPolicy)
-	all := []string{
-		"x-client-id", "x-forwarded-client-cert", "x-route", "x-scopes", "x-user",
-		"x_client_id", "x_forwarded_client_cert", "x_route", "x_scopes", "x_user",
-	}
+	all := spellings("x-client-id", "x-forwarded-client-cert", "x-route", "x-scopes", "x-user")
 	except := func(names ...string) []string {
 		var out []string
 	next:

@@ -147,6 +147,14 @@ func (s *Server) decide(ctx context.Context, snap *policy.Snapshot, r *httpReque
 	return s.authorize(ctx, rule, r, d, tr)
 }
 
+// maxTokenBytes is the token size limit in force.
+func (s *Server) maxTokenBytes() int {
+	if s.cfg.TokenLimits.MaxTokenBytes > 0 {
+		return s.cfg.TokenLimits.MaxTokenBytes
+	}
+	return token.DefaultMaxTokenBytes
+}
+
 // authorize runs the rule's CEL requirements and computes its headers for an
 // authenticated (or public) request.
 func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpRequest, d *decision, tr *trace) *decision {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -246,13 +247,29 @@ func parseHMACSecret(data []byte) (*Set, error) {
 	// A public key used as an HMAC secret is the classic algorithm
 	// confusion attack: anyone holding the public key can sign.
 	trimmed := bytes.TrimSpace(data)
-	if bytes.HasPrefix(trimmed, []byte("-----BEGIN")) {
+	if bytes.Contains(data, []byte("-----BEGIN ")) {
 		return nil, errors.New("holds PEM data; hmac_secret_file takes the raw shared secret, never a key or certificate")
+	}
+	if isDERKey(data) {
+		return nil, errors.New("holds a DER public key or certificate; hmac_secret_file takes the raw shared secret")
 	}
 	if json.Valid(trimmed) && bytes.HasPrefix(trimmed, []byte("{")) {
 		return nil, errors.New("holds JSON (a JWK?); hmac_secret_file takes the raw shared secret")
 	}
 	return NewSet([]*Key{{Public: bytes.Clone(data)}}), nil
+}
+
+// isDERKey reports whether data parses as a public key or certificate in
+// DER, the other encodings in which a public key could pose as a secret.
+func isDERKey(data []byte) bool {
+	if _, err := x509.ParsePKIXPublicKey(data); err == nil {
+		return true
+	}
+	if _, err := x509.ParsePKCS1PublicKey(data); err == nil {
+		return true
+	}
+	_, err := x509.ParseCertificate(data)
+	return err == nil
 }
 
 func describeSkipped(sk []skippedKey) string {

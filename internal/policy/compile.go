@@ -92,8 +92,9 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 			realmFile = f.name
 		}
 		for i, h := range f.pf.GetStripHeaders() {
-			if name, ok := c.headerName(el, fmt.Sprintf("strip_headers[%d]", i), h); ok {
-				c.manage(name)
+			hpath := fmt.Sprintf("strip_headers[%d]", i)
+			if name, ok := c.headerName(el, hpath, h); ok {
+				c.manage(el, hpath, name)
 			}
 		}
 	}
@@ -116,12 +117,33 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 	return c.snap
 }
 
-func (c *compiler) manage(name string) {
-	c.managed[name] = true
-	// Some upstream frameworks (CGI-style ones among them) read x_client_id
-	// as x-client-id, so the underscore spelling is removed too.
-	if alt := strings.ReplaceAll(name, "-", "_"); alt != name {
-		c.managed[alt] = true
+// maxSeparators bounds the spellings of one managed header name.
+const maxSeparators = 8
+
+// manage records a managed header in every spelling an upstream could read
+// as the same header: frameworks that map headers to CGI-style variables
+// (WSGI, Rack, PHP) read x_client-id and x-client_id as x-client-id, so
+// each of its k separators may be - or _, 2^k names in all.
+func (c *compiler) manage(el *errorList, path, name string) {
+	var seps []int
+	for i := 0; i < len(name); i++ {
+		if name[i] == '-' || name[i] == '_' {
+			seps = append(seps, i)
+		}
+	}
+	if len(seps) > maxSeparators {
+		el.add(path, "header %q has more than %d - or _ separators; each spelling must be stripped, so use a shorter name", name, maxSeparators)
+		return
+	}
+	b := []byte(name)
+	for mask := 0; mask < 1<<len(seps); mask++ {
+		for j, i := range seps {
+			b[i] = '-'
+			if mask&(1<<j) != 0 {
+				b[i] = '_'
+			}
+		}
+		c.managed[string(b)] = true
 	}
 }
 
@@ -373,7 +395,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		}
 		r.usesRequest = r.usesRequest || uses
 		r.Headers = append(r.Headers, &HeaderExpr{Name: lname, Expr: *e})
-		c.manage(lname)
+		c.manage(el, hpath, lname)
 	}
 	switch pr.GetMode() {
 	case "", "enforce":

@@ -101,7 +101,7 @@ func TestLoadSpecExample(t *testing.T) {
 	if mesh := snap.Issuers["mesh"]; mesh.TrustDomain != "example.org" || mesh.Iss != "" {
 		t.Errorf("mesh issuer compiled as %+v", mesh)
 	}
-	want := []string{"x-client-id", "x-is-agent", "x-spiffe-id", "x_client_id", "x_is_agent", "x_spiffe_id"}
+	want := []string{"x-client-id", "x-client_id", "x-is-agent", "x-is_agent", "x-spiffe-id", "x-spiffe_id", "x_client-id", "x_client_id", "x_is-agent", "x_is_agent", "x_spiffe-id", "x_spiffe_id"}
 	if strings.Join(snap.Managed, " ") != strings.Join(want, " ") {
 		t.Errorf("managed = %v, want %v", snap.Managed, want)
 	}
@@ -149,7 +149,7 @@ strip_headers: [x-other]
 	if snap.Realm != "api" || !snap.DefaultAllow {
 		t.Errorf("realm %q allow %v", snap.Realm, snap.DefaultAllow)
 	}
-	if got := strings.Join(snap.Managed, " "); got != "x-client-id x-internal x-other x_client_id x_internal x_other" {
+	if got := strings.Join(snap.Managed, " "); got != "x-client-id x-client_id x-internal x-other x_client-id x_client_id x_internal x_other" {
 		t.Errorf("managed = %q", got)
 	}
 }
@@ -185,6 +185,7 @@ issuers:
 		{"cel not bool", "version: v1\nrules:\n  - name: r\n    require: ['client_id']\n", "rules[0].require[0]: must be a bool expression"},
 		{"cel runaway", "version: v1\nrules:\n  - name: r\n    require: ['claims.l.all(a, claims.l.all(b, claims.l.all(c, claims.l.all(d, true))))']\n", "rules[0].require[0]: too expensive"},
 		{"bad header name", "version: v1\nrules:\n  - name: r\n    headers: {'x client': client_id}\n", `rules[0].headers["x client"]: not a valid header name`},
+		{"too many spellings", "version: v1\nstrip_headers: [a-b-c-d-e-f-g-h-i-j]\n", `strip_headers[0]: header "a-b-c-d-e-f-g-h-i-j" has more than 8 - or _ separators`},
 		{"reserved header", "version: v1\nstrip_headers: [Host]\n", `strip_headers[0]: "host" is reserved`},
 		{"bad host", "version: v1\nrules:\n  - {name: r, match: {hosts: ['a.example:443']}}\n", "rules[0].match.hosts[0]: must be a host name"},
 		{"bad path", "version: v1\nrules:\n  - {name: r, match: {paths: [reports]}}\n", "rules[0].match.paths[0]: must start with /"},

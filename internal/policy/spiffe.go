@@ -60,8 +60,8 @@ func splitPattern(pattern string) (string, []string, error) {
 	if !ok {
 		return "", nil, errPattern
 	}
-	td, path, _ := strings.Cut(rest, "/")
-	if _, err := spiffeid.TrustDomainFromString(td); err != nil || td == "" {
+	td, path, slash := strings.Cut(rest, "/")
+	if _, err := spiffeid.TrustDomainFromString(td); err != nil || td == "" || (slash && path == "") {
 		return "", nil, errPattern
 	}
 	if path == "" {

@@ -136,13 +136,12 @@ func TestBearerThroughBinary(t *testing.T) {
 				}},
 			}})
 			if tc.deny == nil {
-				remove := []string{"x_client_id", "x_spiffe_id"}
 				clientID, spiffeID := tc.allow["x-client-id"], tc.allow["x-spiffe-id"]
-				if clientID == "" {
-					remove = append(remove, "x-client-id")
-				}
-				if spiffeID == "" {
-					remove = append(remove, "x-spiffe-id")
+				var remove []string
+				for _, name := range spellings("x-client-id", "x-spiffe-id") {
+					if _, set := tc.allow[name]; !set {
+						remove = append(remove, name)
+					}
 				}
 				m := map[string]string{"decision": "allow", "rule": "reports-api", "reason": "allowed", "issuer": tc.issuer, "client_id": clientID, "spiffe_id": spiffeID}
 				assertAllowed(t, resp, tc.allow, remove, m)
