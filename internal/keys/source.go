@@ -280,6 +280,12 @@ func (p *Plane) Prefetch(ctx context.Context, srcs []Source) {
 	sem := make(chan struct{}, p.cfg.PrefetchConcurrency)
 	var wg sync.WaitGroup
 	for _, src := range srcs {
+		// A SPIFFE source waits for its first bundle (the Workload API
+		// streams it; no fetch slot is taken).
+		if ss, ok := src.(*spiffeSource); ok {
+			wg.Go(func() { ss.prefetch(ctx) })
+			continue
+		}
 		rs, ok := src.(*remoteSource)
 		if !ok {
 			continue

@@ -314,6 +314,20 @@ func (s *spiffeSource) Keys(ctx context.Context, kid string) ([]*Key, error) {
 	return r.keys(ctx, kid)
 }
 
+// prefetch waits until the source has its first answer — a bundle, or a
+// failure to get one — or ctx ends, so that the first Checks after startup
+// find keys. Plane.Prefetch calls it as it does for remote sources. A file
+// is read when the policy loads and never waits.
+func (s *spiffeSource) prefetch(ctx context.Context) {
+	if s.p.cfg.Offline || s.conf.key.kind == kindSPIFFEFile {
+		return
+	}
+	select {
+	case <-s.r.Load().answered:
+	case <-ctx.Done():
+	}
+}
+
 // spiffeRegistry holds a plane's running SPIFFE watchers by spec. It lives
 // beside the plane rather than in it only so that this file stands alone;
 // it is dropped, and its watchers stopped, when the plane closes.
@@ -343,7 +357,7 @@ func (p *Plane) spiffeRunner(conf *spiffeConf) *spiffeRunner {
 	if r := reg.runners[conf.key]; r != nil {
 		return r
 	}
-	r := &spiffeRunner{p: p, conf: conf, reg: reg}
+	r := &spiffeRunner{p: p, conf: conf, reg: reg, answered: make(chan struct{})}
 	r.ctx, r.cancel = context.WithCancel(p.ctx)
 	if conf.initial != nil {
 		r.cur.Store(conf.initial)
@@ -368,6 +382,8 @@ type spiffeRunner struct {
 	cancel context.CancelFunc
 
 	cur       atomic.Pointer[spiffeState]
+	answered  chan struct{} // closed by the first bundle or failure
+	answer    sync.Once
 	stopped   atomic.Bool
 	nextCheck atomic.Int64 // bundle file: unix ns of the next change check
 	checking  atomic.Bool
@@ -533,6 +549,7 @@ func (r *spiffeRunner) fail(err error, now time.Time) {
 	r.lastErr, r.lastErrAt = err, now
 	r.mu.Unlock()
 	r.p.m.fetched(r.conf.key.label, outcomeOf(err))
+	r.answer.Do(func() { close(r.answered) })
 }
 
 // publish makes st the bundle in use. A bundle without keys takes effect
@@ -540,6 +557,7 @@ func (r *spiffeRunner) fail(err error, now time.Time) {
 // fallback to the keys it replaces.
 func (r *spiffeRunner) publish(st *spiffeState) {
 	prev := r.cur.Swap(st)
+	r.answer.Do(func() { close(r.answered) })
 	r.mu.Lock()
 	recovered := r.lastErr != nil
 	r.lastErr = nil

@@ -452,6 +452,9 @@ func TestSPIFFEWorkloadAPI(t *testing.T) {
 	src := newSPIFFE(t, p, Spec{Name: "mesh"}, SPIFFESpec{TrustDomain: "example.org", WorkloadAPISocket: api.addr()})
 	_, err := src.Keys(t.Context(), "a")
 	wantErr(t, err, ErrUnavailable)
+	// Startup's prefetch returns once the agent has answered, even with a
+	// refusal.
+	src.(*spiffeSource).prefetch(t.Context())
 	eventually(t, "the agent's refusal is reported", func() error {
 		_, err := src.Keys(t.Context(), "a")
 		if !errors.Is(err, ErrUnavailable) || !strings.Contains(err.Error(), "no identity issued") {
@@ -537,7 +540,10 @@ func TestSPIFFEWorkloadAPIStaleAfterAgentGone(t *testing.T) {
 	a := ecKey()
 	api.set(map[string][]byte{"spiffe://example.org": svidBundle(t, 0, svidKey(t, a, "a"))})
 	src := newSPIFFE(t, p, Spec{Name: "mesh"}, SPIFFESpec{TrustDomain: "example.org", WorkloadAPISocket: api.addr()})
-	eventually(t, "first bundle", wantKey(src, "a", a))
+	// Startup's prefetch waits for the first bundle: no Check after it
+	// gets 503 for want of one.
+	src.(*spiffeSource).prefetch(t.Context())
+	checkSigns(t, mustKeys(t, src, "a")[0], a, "ES256")
 	api.stop()
 	eventually(t, "stale bundle dropped", wantLookupErr(src, "a", ErrUnavailable))
 }

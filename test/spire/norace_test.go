@@ -1,0 +1,5 @@
+//go:build !race
+
+package spire_test
+
+const raceEnabled = false
