@@ -1,0 +1,191 @@
+package bench
+
+import (
+	"context"
+	"encoding/xml"
+	"io"
+	"strings"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
+	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/bench/mint"
+)
+
+func TestCodecReadsStatus(t *testing.T) {
+	for _, code := range []codes.Code{codes.OK, codes.PermissionDenied, codes.Unauthenticated} {
+		b := marshal(&authv3.CheckResponse{
+			Status: &status.Status{Code: int32(code), Message: "x"},
+			HttpResponse: &authv3.CheckResponse_DeniedResponse{DeniedResponse: &authv3.DeniedHttpResponse{
+				Status: &typev3.HttpStatus{Code: typev3.StatusCode_ServiceUnavailable},
+				Body:   strings.Repeat("b", 300),
+			}},
+		})
+		var st checkStatus
+		if err := (rawCodec{}).Unmarshal(b, &st); err != nil {
+			t.Fatal(err)
+		}
+		if st.code != int32(code) || st.http != 503 {
+			t.Errorf("code %d, HTTP %d; want %d, 503", st.code, st.http, code)
+		}
+	}
+	var st checkStatus
+	st.code = 7
+	if err := (rawCodec{}).Unmarshal(nil, &st); err != nil || st.code != 0 {
+		t.Errorf("empty response: code %d, err %v; want OK", st.code, err)
+	}
+}
+
+func TestRequestsCarryTheCredential(t *testing.T) {
+	k, err := mint.NewKeys("t", "ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := k.ByAlg["ES256"].Sign("at+jwt", map[string]any{"iss": Issuer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := BearerCheck(tok, 1).GetAttributes().GetRequest().GetHttp()
+	if h.GetHeaders()["authorization"] != "Bearer "+tok || h.GetHost() != APIHost || h.GetMethod() != "GET" {
+		t.Errorf("bearer request: %v", h)
+	}
+	a := AssertionCheck(tok, 1).GetAttributes().GetRequest().GetHttp()
+	if !strings.Contains(a.GetBody(), "client_assertion="+tok) || a.GetHeaders()["content-type"] != "application/x-www-form-urlencoded" {
+		t.Errorf("assertion request: %v", a)
+	}
+	if tamper(tok) == tok {
+		t.Error("tamper changed nothing")
+	}
+}
+
+// TestNoopUnderLoad runs the no-op server in process and drives it the way
+// the bench drives every server, closed loop then fixed rate.
+func TestNoopUnderLoad(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	pr, pw := io.Pipe()
+	go func() { _ = ServeNoop(ctx, "127.0.0.1:0", pw) }()
+	line := make([]byte, 64)
+	n, err := pr.Read(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	addr := strings.TrimSpace(strings.TrimPrefix(string(line[:n]), "serving "))
+	tg := &Target{Name: "noop", Addr: addr, Proc: nil}
+	if err := tg.Dial(2); err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	src := NewCycle([][]byte{BearerRequest("a.b.c", 0), BearerRequest("d.e.f", 1)})
+	r, err := ClosedLoop(ctx, tg, src, 4, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Checks == 0 || r.Denied != 0 || r.Errors != 0 || len(r.Lat) != r.Checks {
+		t.Fatalf("closed loop: %+v", r)
+	}
+	if r.Percentile(50) > r.Percentile(99) {
+		t.Errorf("p50 %s > p99 %s", r.Percentile(50), r.Percentile(99))
+	}
+	r, err = FixedRate(ctx, tg, src, 500, 8, 200*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Checks < 90 || r.Checks > 110 {
+		t.Errorf("fixed rate 500/s for 200ms sent %d", r.Checks)
+	}
+	one := NewOneShot([][]byte{BearerRequest("a.b.c", 0)})
+	r, err = ClosedLoop(ctx, tg, one, 2, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Checks != 1 || !r.Exhausted {
+		t.Errorf("one-shot: %d checks, exhausted %v", r.Checks, r.Exhausted)
+	}
+}
+
+func TestParseGoBench(t *testing.T) {
+	out := `goos: linux
+pkg: github.com/extauthz/extauthz/internal/check
+BenchmarkCheck/cached_bearer-2         	  300000	      4010 ns/op	    2392 B/op	      46 allocs/op
+BenchmarkTokenCacheMemory-2            	       1	2509419463 ns/op	      1611 B/entry	      1404 B/token	500555912 B/op	 3394962 allocs/op
+PASS
+`
+	bs := parseGoBench(out)
+	if len(bs) != 2 {
+		t.Fatalf("%d benchmarks, want 2", len(bs))
+	}
+	if bs[0].Pkg != "internal/check" || bs[0].Name != "BenchmarkCheck/cached_bearer" || bs[0].Metrics["allocs/op"] != 46 {
+		t.Errorf("first: %+v", bs[0])
+	}
+	if bs[1].Metrics["B/entry"] != 1611 || bs[1].Metrics["B/token"] != 1404 {
+		t.Errorf("second: %+v", bs[1])
+	}
+}
+
+// TestReport renders a report from made-up results: the Markdown names
+// every target and the chart is well-formed SVG.
+func TestReport(t *testing.T) {
+	res := func(rate float64, cpu time.Duration) *Result {
+		n := int(rate)
+		lat := []time.Duration{100 * time.Microsecond, 200 * time.Microsecond, 900 * time.Microsecond}
+		return &Result{Checks: n, Elapsed: time.Second, ServerCP: cpu * time.Duration(n), LoadCPU: 30 * time.Microsecond * time.Duration(n), Lat: lat}
+	}
+	r := &report{cfg: Defaults(), rawVerify: map[string][]float64{"ES256": {60}}, tokenCache: 10000}
+	r.cfg.Command = "go run ./internal/bench/cmd/extauthz-bench"
+	add := func(sc, srv string, rate float64, cpu time.Duration) {
+		r.pairs = append(r.pairs, &pair{scenario: sc, server: srv, runs: []*Result{res(rate, cpu), res(rate*1.1, cpu)}})
+	}
+	add(scFloor, srvFloor, 20000, 45*time.Microsecond)
+	add(scCached, srvExt, 18000, 50*time.Microsecond)
+	add(scCached, srvOPA, 3000, 500*time.Microsecond)
+	add(scDistinct("ES256"), srvExt, 8000, 120*time.Microsecond)
+	add(scDistinct("ES256"), srvHeimdall, 5000, 200*time.Microsecond)
+	add(scFixed, srvFloor, 10000, 45*time.Microsecond)
+	add(scFixed, srvExt, 10000, 50*time.Microsecond)
+	for _, p := range r.pairs {
+		if isFixed(p.scenario) {
+			p.rate = 10000
+		}
+	}
+	ts := r.targets()
+	if len(ts) < 6 {
+		t.Fatalf("%d targets", len(ts))
+	}
+	if !ts[0].known || !ts[0].met {
+		t.Errorf("cached vs floor: %+v", ts[0])
+	}
+	svg := r.chart()
+	d := xml.NewDecoder(strings.NewReader(svg))
+	for {
+		_, err := d.Token()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("chart is not well-formed: %v", err)
+		}
+	}
+	for _, want := range []string{scCached, srvOPA, srvHeimdall, "checks/s"} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("chart lacks %q", want)
+		}
+	}
+}
+
+func TestMediansOfCounts(t *testing.T) {
+	out := `pkg: github.com/extauthz/extauthz/internal/token
+BenchmarkParse-2   	 100	 5000 ns/op	 2616 B/op	 25 allocs/op
+BenchmarkParse-2   	 100	 9000 ns/op	 2616 B/op	 25 allocs/op
+BenchmarkParse-2   	 100	 6000 ns/op	 2616 B/op	 25 allocs/op
+`
+	bs := medians(parseGoBench(out))
+	if len(bs) != 1 || bs[0].Metrics["ns/op"] != 6000 || bs[0].Metrics["allocs/op"] != 25 {
+		t.Fatalf("medians: %+v", bs)
+	}
+}

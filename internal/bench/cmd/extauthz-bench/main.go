@@ -1,0 +1,74 @@
+// Command extauthz-bench is `make bench`: it measures extauthz end to end
+// against a no-op ext_authz server and its peers (OPA-Envoy, Heimdall), runs
+// the in-process benchmarks, and writes docs/benchmarks.md and its chart.
+//
+//	go run ./internal/bench/cmd/extauthz-bench -out docs/benchmarks.md
+//
+// Run from the repository root. `extauthz-bench noop -addr 127.0.0.1:0` is
+// the no-op server the bench starts as its floor.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/extauthz/extauthz/internal/bench"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if len(os.Args) > 1 && os.Args[1] == "noop" {
+		fs := flag.NewFlagSet("noop", flag.ExitOnError)
+		addr := fs.String("addr", "127.0.0.1:0", "listen address")
+		_ = fs.Parse(os.Args[2:])
+		if err := bench.ServeNoop(ctx, *addr, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "extauthz-bench noop:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := run(ctx, os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "extauthz-bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	cfg := bench.Defaults()
+	fs := flag.NewFlagSet("extauthz-bench", flag.ContinueOnError)
+	fs.StringVar(&cfg.Out, "out", "docs/benchmarks.md", "the report to write; the chart goes beside it as .svg")
+	fs.DurationVar(&cfg.Warmup, "warmup", cfg.Warmup, "warm-up before each scenario's first round")
+	fs.DurationVar(&cfg.Duration, "duration", cfg.Duration, "length of each measured round")
+	fs.IntVar(&cfg.Rounds, "rounds", cfg.Rounds, "alternating rounds; the report shows medians")
+	fs.IntVar(&cfg.Concurrency, "concurrency", cfg.Concurrency, "requests in flight")
+	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "HTTP/2 connections per server")
+	fs.IntVar(&cfg.Distinct, "distinct", cfg.Distinct, "distinct tokens per algorithm (extauthz's token cache is set to half)")
+	fs.IntVar(&cfg.Assertions, "assertions", cfg.Assertions, "client assertions signed per replay store")
+	fs.BoolVar(&cfg.Peers, "peers", cfg.Peers, "build and measure OPA-Envoy and Heimdall")
+	fs.BoolVar(&cfg.GoBench, "gobench", cfg.GoBench, "run the in-process go test benchmarks")
+	fs.StringVar(&cfg.GoBenchDur, "gobench-time", cfg.GoBenchDur, "-benchtime of the in-process speed benchmarks")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	repo, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(repo, "bench", "build-peers.sh")); err != nil {
+		return fmt.Errorf("run from the repository root: %w", err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return err
+	}
+	cfg.Repo, cfg.Self, cfg.Log = repo, self, os.Stderr
+	cfg.Command = strings.Join(append([]string{"go run ./internal/bench/cmd/extauthz-bench"}, args...), " ")
+	return bench.Run(ctx, cfg)
+}

@@ -1,0 +1,284 @@
+package check
+
+// Benchmarks of a whole Check per path, through (*Server).Check with no
+// gRPC, on the policy `make bench` serves end to end
+// (bench/extauthz/policy.yaml), and of the token cache's memory. `make
+// bench` reports them; `make test` runs each once.
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+
+	"github.com/extauthz/extauthz/internal/bench"
+	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/replay"
+	"github.com/extauthz/extauthz/internal/token"
+)
+
+// benchEnv is the keys and the loaded policy, made once per test binary:
+// RSA keys take a while to generate.
+type benchEnv struct {
+	idp, client *mint.Keys
+	store       *policy.Store
+	now         time.Time
+}
+
+var benchSetup = sync.OnceValues(func() (*benchEnv, error) {
+	idp, err := mint.NewKeys("idp", mint.Algs...)
+	if err != nil {
+		return nil, err
+	}
+	client, err := mint.NewKeys("client", "ES256")
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	jwks, clients := idp.JWKS(), client.JWKS()
+	mux.HandleFunc("/jwks", func(w http.ResponseWriter, _ *http.Request) { w.Write(jwks) })
+	mux.HandleFunc("/clients", func(w http.ResponseWriter, _ *http.Request) { w.Write(clients) })
+	srv := httptest.NewServer(mux)
+	// The key sets are fetched once, below; the server may then go.
+	defer srv.Close()
+
+	tmpl, err := os.ReadFile(filepath.Join("..", "..", "bench", "extauthz", "policy.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	doc := strings.NewReplacer("{{JWKS_URL}}", srv.URL+"/jwks", "{{CLIENTS_URL}}", srv.URL+"/clients").Replace(string(tmpl))
+	dir, err := os.MkdirTemp("", "check-bench-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	file := filepath.Join(dir, "policy.yaml")
+	if err := os.WriteFile(file, []byte(doc), 0o600); err != nil {
+		return nil, err
+	}
+	plane, err := keys.NewPlane(keys.Config{})
+	if err != nil {
+		return nil, err
+	}
+	snap, err := policy.Load([]string{file}, policy.Options{Keys: plane})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	plane.Prefetch(ctx, snap.RemoteSources())
+	return &benchEnv{idp: idp, client: client, store: policy.NewStore(snap), now: time.Now()}, nil
+})
+
+func benchEnvFor(b *testing.B) *benchEnv {
+	b.Helper()
+	env, err := benchSetup()
+	if err != nil {
+		b.Fatal(err)
+	}
+	return env
+}
+
+func (e *benchEnv) bearerClaims(i int) map[string]any {
+	return map[string]any{
+		"iss": bench.Issuer, "sub": fmt.Sprintf("user-%d", i), "aud": bench.Audience,
+		"client_id": bench.ClientID, "scope": "openid read write",
+		"iat": e.now.Unix(), "exp": e.now.Add(2 * time.Hour).Unix(),
+		"jti": fmt.Sprintf("%016x-%08x", e.now.UnixNano(), i),
+	}
+}
+
+// benchServer is a Server on the bench policy with a token cache of
+// cacheSize (negative: off) and the replay store rs.
+func (e *benchEnv) server(cacheSize int, rs replay.Store) *Server {
+	return New(Config{Policy: e.store, Replay: rs, TokenCacheSize: cacheSize})
+}
+
+func benchAllow(b *testing.B, srv *Server, req *authv3.CheckRequest) {
+	resp, err := srv.Check(context.Background(), req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if c := resp.GetStatus().GetCode(); c != 0 {
+		b.Fatalf("denied (code %d): %v", c, resp.GetDynamicMetadata())
+	}
+}
+
+// BenchmarkCheck is a whole Check for each credential path:
+//   - cached_bearer: the same ES256 token every time (token cache hit);
+//   - new_bearer_<alg>: a cycle of tokens larger than the token cache, so
+//     every Check parses and verifies;
+//   - client_assertion: a fresh ES256 RFC 7523 assertion every time, with
+//     the memory replay store.
+func BenchmarkCheck(b *testing.B) {
+	env := benchEnvFor(b)
+	b.Run("cached_bearer", func(b *testing.B) {
+		tok, err := env.idp.ByAlg["ES256"].Sign("at+jwt", env.bearerClaims(0))
+		if err != nil {
+			b.Fatal(err)
+		}
+		srv := env.server(0, replay.NewMemory(replay.MemoryConfig{}))
+		req := bench.BearerCheck(tok, 0)
+		benchAllow(b, srv, req)
+		b.ReportAllocs()
+		for b.Loop() {
+			benchAllow(b, srv, req)
+		}
+	})
+	// A strict LRU cycled through twice its size never hits.
+	const pool, cache = 256, 128
+	for _, alg := range mint.Algs {
+		b.Run("new_bearer_"+alg, func(b *testing.B) {
+			toks, err := env.idp.ByAlg[alg].SignMany(pool, "at+jwt", env.bearerClaims)
+			if err != nil {
+				b.Fatal(err)
+			}
+			reqs := make([]*authv3.CheckRequest, pool)
+			for i, t := range toks {
+				reqs[i] = bench.BearerCheck(t, i)
+			}
+			srv := env.server(cache, replay.NewMemory(replay.MemoryConfig{}))
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				benchAllow(b, srv, reqs[i%pool])
+				i++
+			}
+		})
+	}
+	b.Run("client_assertion", func(b *testing.B) {
+		const pool = 2048
+		toks, err := env.client.ByAlg["ES256"].SignMany(pool, "", func(i int) map[string]any {
+			return map[string]any{
+				"iss": bench.ClientID, "sub": bench.ClientID, "aud": bench.TokenEndpoint,
+				"iat": env.now.Unix(), "exp": env.now.Add(20 * time.Minute).Unix(),
+				"jti": fmt.Sprintf("%016x-%08x", env.now.UnixNano(), i),
+			}
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		reqs := make([]*authv3.CheckRequest, pool)
+		for i, t := range toks {
+			reqs[i] = bench.AssertionCheck(t, i)
+		}
+		// Each assertion is accepted once per store: when the pool wraps,
+		// a fresh store (outside the timer) makes them new again.
+		rs := &benchReplay{}
+		rs.cur.Store(replay.NewMemory(replay.MemoryConfig{}))
+		srv := env.server(0, rs)
+		i := 0
+		b.ReportAllocs()
+		for b.Loop() {
+			if i > 0 && i%pool == 0 {
+				b.StopTimer()
+				rs.cur.Store(replay.NewMemory(replay.MemoryConfig{}))
+				b.StartTimer()
+			}
+			benchAllow(b, srv, reqs[i%pool])
+			i++
+		}
+	})
+}
+
+// benchReplay is a memory store the benchmark can swap for an empty one.
+type benchReplay struct{ cur atomic.Pointer[replay.Memory] }
+
+func (r *benchReplay) Claim(ctx context.Context, issuer, jti string, until time.Time) error {
+	return r.cur.Load().Claim(ctx, issuer, jti, until)
+}
+
+// BenchmarkTokenCacheMemory fills the verified-token cache with 100,000
+// parsed access tokens and reports the heap each entry keeps: the parsed
+// claims, the LRU's node and map slot, and the key. rfc9068 tokens carry
+// the claims RFC 9068 requires plus scope (what the bench's tokens carry);
+// rich ones add what many identity providers put in besides.
+func BenchmarkTokenCacheMemory(b *testing.B) {
+	env := benchEnvFor(b)
+	t0 := env.now.Unix()
+	shapes := []struct {
+		name   string
+		claims func(i int) string
+	}{
+		{"rfc9068", func(i int) string {
+			return fmt.Sprintf(`{"iss":%q,"sub":"user-%08d","aud":%q,"client_id":"client-%05d","scope":"openid read write","iat":%d,"exp":%d,"jti":"%016x-%08x"}`,
+				bench.Issuer, i, bench.Audience, i%5000, t0, t0+3600, env.now.UnixNano(), i)
+		}},
+		{"rich", func(i int) string {
+			return fmt.Sprintf(`{"iss":%q,"sub":"user-%08d","aud":[%q,"https://graph.example.com"],"client_id":"client-%05d","azp":"client-%05d","scope":"openid profile email read write","iat":%d,"nbf":%d,"exp":%d,"auth_time":%d,"jti":"%016x-%08x","acr":"urn:mace:incommon:iap:silver","amr":["pwd","mfa"],"sid":"%016x","email":"user-%08d@example.com","name":"User %d","groups":["staff","reports-readers"]}`,
+				bench.Issuer, i, bench.Audience, i%5000, i%5000, t0, t0, t0+3600, t0, env.now.UnixNano(), i, i, i, i)
+		}},
+	}
+	for _, shape := range shapes {
+		b.Run(shape.name, func(b *testing.B) {
+			perEntry, perToken := tokenCacheHeap(b, env, shape.claims)
+			b.ReportMetric(perEntry, "B/entry")
+			// B/token is the parsed token's share of an entry (claims map,
+			// claim strings, Token struct); the rest is the LRU's node and
+			// map slot.
+			b.ReportMetric(perToken, "B/token")
+		})
+	}
+}
+
+func tokenCacheHeap(b *testing.B, env *benchEnv, payload func(i int) string) (perEntry, perToken float64) {
+	const entries = 100_000
+	is := env.store.Load().Issuers["idp"]
+	ks, err := is.Keys.Keys(context.Background(), "idp-ES256")
+	if err != nil || len(ks) == 0 {
+		b.Fatalf("issuer keys: %v", err)
+	}
+	header := base64.RawURLEncoding.EncodeToString([]byte(`{"alg":"ES256","kid":"idp-ES256","typ":"at+jwt"}`))
+	sig := base64.RawURLEncoding.EncodeToString(make([]byte, 64))
+	for b.Loop() {
+		before := benchHeap()
+		toks := make([]*token.Token, entries)
+		sums := make([][sha256.Size]byte, entries)
+		for i := range entries {
+			// The signature is not checked here: the cache only ever
+			// holds verified tokens, and what it keeps is the same.
+			raw := header + "." + base64.RawURLEncoding.EncodeToString([]byte(payload(i))) + "." + sig
+			tok, err := token.Parse(raw, token.Limits{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tok.DropSignature()
+			toks[i], sums[i] = tok, sha256.Sum256([]byte(raw))
+		}
+		// The parsed tokens alone, less the two slices that hold them here.
+		perToken = float64(benchHeap()-before-int64(entries*(8+sha256.Size))) / entries
+		c := newTokenCache(entries)
+		for i, tok := range toks {
+			c.add(sums[i], &cachedToken{tok: tok, issuer: is, key: ks[0]})
+		}
+		if c.Len() != entries {
+			b.Fatalf("%d entries, want %d", c.Len(), entries)
+		}
+		perEntry = float64(benchHeap()-before) / entries
+		runtime.KeepAlive(c)
+	}
+	return perEntry, perToken
+}
+
+// benchHeap is the live heap after a full collection.
+func benchHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
