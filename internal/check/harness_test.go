@@ -197,24 +197,12 @@ default_action: deny
 // managed is every header basePolicy manages, in every -/_ spelling.
 var managed = spellings("x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id")
 
-// spellings lists each name with every separator as - or _, sorted: what a
-// policy that manages the names strips.
+// spellings lists every -/_ spelling of each name, as the policy strips
+// them, sorted.
 func spellings(names ...string) []string {
 	var out []string
 	for _, n := range names {
-		vs := []string{""}
-		for _, c := range n {
-			var next []string
-			for _, v := range vs {
-				if c == '-' || c == '_' {
-					next = append(next, v+"-", v+"_")
-				} else {
-					next = append(next, v+string(c))
-				}
-			}
-			vs = next
-		}
-		out = append(out, vs...)
+		out = append(out, policy.HeaderSpellings(n)...)
 	}
 	slices.Sort(out)
 	return out

@@ -121,30 +121,38 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 const maxSeparators = 8
 
 // manage records a managed header in every spelling an upstream could read
-// as the same header: frameworks that map headers to CGI-style variables
-// (WSGI, Rack, PHP) read x_client-id and x-client_id as x-client-id, so
-// each of its k separators may be - or _, 2^k names in all.
+// as the same header (see HeaderSpellings).
 func (c *compiler) manage(el *errorList, path, name string) {
-	var seps []int
-	for i := 0; i < len(name); i++ {
-		if name[i] == '-' || name[i] == '_' {
-			seps = append(seps, i)
-		}
-	}
-	if len(seps) > maxSeparators {
+	if n := strings.Count(name, "-") + strings.Count(name, "_"); n > maxSeparators {
 		el.add(path, "header %q has more than %d - or _ separators; each spelling must be stripped, so use a shorter name", name, maxSeparators)
 		return
 	}
-	b := []byte(name)
-	for mask := 0; mask < 1<<len(seps); mask++ {
-		for j, i := range seps {
-			b[i] = '-'
-			if mask&(1<<j) != 0 {
-				b[i] = '_'
-			}
-		}
-		c.managed[string(b)] = true
+	for _, v := range HeaderSpellings(name) {
+		c.managed[v] = true
 	}
+}
+
+// HeaderSpellings lists name with each of its k separators written as - or
+// _, 2^k names in lexical order: frameworks that map headers to CGI-style
+// variables (WSGI, Rack, PHP) read x_client-id and x-client_id as
+// x-client-id, so an allow must strip every one of them.
+func HeaderSpellings(name string) []string {
+	out := []string{""}
+	for i := 0; i < len(name); i++ {
+		ch := name[i]
+		if ch != '-' && ch != '_' {
+			for j := range out {
+				out[j] += string(ch)
+			}
+			continue
+		}
+		next := make([]string, 0, 2*len(out))
+		for _, v := range out {
+			next = append(next, v+"-", v+"_")
+		}
+		out = next
+	}
+	return out
 }
 
 // issuer compiles one issuer. Relative key file paths are taken from dir,

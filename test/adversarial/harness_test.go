@@ -128,22 +128,12 @@ default_action: deny
 // x-client-id.
 var managed = spellings("x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id", "x-user")
 
+// spellings lists every -/_ spelling of each name, as the policy strips
+// them, sorted.
 func spellings(names ...string) []string {
 	var out []string
 	for _, n := range names {
-		vs := []string{""}
-		for _, c := range n {
-			var next []string
-			for _, v := range vs {
-				if c == '-' || c == '_' {
-					next = append(next, v+"-", v+"_")
-				} else {
-					next = append(next, v+string(c))
-				}
-			}
-			vs = next
-		}
-		out = append(out, vs...)
+		out = append(out, policy.HeaderSpellings(n)...)
 	}
 	sort.Strings(out)
 	return out

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/encoding/protojson"
 
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -220,24 +221,14 @@ func removedExcept(set ...string) []string {
 	return out
 }
 
-// spellings lists each name with every separator as - or _.
+// spellings lists every -/_ spelling of each name, as the policy strips
+// them, sorted.
 func spellings(names ...string) []string {
 	var out []string
 	for _, n := range names {
-		vs := []string{""}
-		for _, c := range n {
-			var next []string
-			for _, v := range vs {
-				if c == '-' || c == '_' {
-					next = append(next, v+"-", v+"_")
-				} else {
-					next = append(next, v+string(c))
-				}
-			}
-			vs = next
-		}
-		out = append(out, vs...)
+		out = append(out, policy.HeaderSpellings(n)...)
 	}
+	sort.Strings(out)
 	return out
 }
 
