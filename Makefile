@@ -103,7 +103,7 @@ fuzz:
 
 # The whole comparison (floor, every scenario, OPA-Envoy and Heimdall built
 # from the Go module proxy and cached): writes docs/benchmarks.md and .svg.
-bench:
+bench: deps-apt
 	EXTAUTHZ_TOOLS=$(TOOLS) $(GO) run ./internal/bench/cmd/extauthz-bench -out docs/benchmarks.md
 
 image:

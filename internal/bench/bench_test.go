@@ -150,7 +150,9 @@ func TestReport(t *testing.T) {
 	add(scFixed, srvExt, 10000, 50*time.Microsecond)
 	for _, p := range r.pairs {
 		if isFixed(p.scenario) {
-			p.rate = 10000
+			for _, x := range p.runs {
+				x.Rate0 = 10000
+			}
 		}
 	}
 	ts := r.targets()

@@ -45,7 +45,7 @@ func (r *report) chart() string {
 		groups = append(groups, g)
 	}
 	const (
-		width    = 1100
+		width    = 1160
 		labelW   = 230
 		panelW   = 380
 		gap      = 60

@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -27,7 +28,10 @@ var (
 )
 
 func runGoBench(ctx context.Context, cfg Config, logf func(string, ...any)) ([]goBench, error) {
-	var all []goBench
+	var (
+		all  []goBench
+		errs []error
+	)
 	for _, run := range []struct {
 		pattern, benchtime, count string
 		pkgs                      []string
@@ -41,10 +45,25 @@ func runGoBench(ctx context.Context, cfg Config, logf func(string, ...any)) ([]g
 		out, err := goCmd(ctx, cfg.Repo, args...).CombinedOutput()
 		all = append(all, medians(parseGoBench(string(out)))...)
 		if err != nil {
-			return all, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, tailLines(string(out), 30))
+			// Keep going: a package that does not build costs its own
+			// numbers, not the others'.
+			errs = append(errs, fmt.Errorf("go %s: %v\n%s", strings.Join(args, " "), err, failures(string(out))))
 		}
 	}
-	return all, nil
+	return all, errors.Join(errs...)
+}
+
+// failures keeps the lines of go test's output that say what failed.
+func failures(out string) string {
+	var keep []string
+	for _, line := range strings.Split(out, "\n") {
+		if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "goos:") || strings.HasPrefix(line, "goarch:") ||
+			strings.HasPrefix(line, "pkg:") || strings.HasPrefix(line, "cpu:") || line == "PASS" || strings.HasPrefix(line, "ok ") || line == "" {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return tailLines(strings.Join(keep, "\n"), 30)
 }
 
 // medians folds the -count runs of each benchmark into one, the median of

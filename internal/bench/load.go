@@ -131,6 +131,8 @@ type Result struct {
 	Lat        []time.Duration
 	// Exhausted is set when a single-use source ran out before the end.
 	Exhausted bool
+	// Rate0 is the rate asked for, in an open-loop run.
+	Rate0 float64
 }
 
 // Rate is checks per second.

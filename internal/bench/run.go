@@ -60,7 +60,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Warmup: 2 * time.Second, Duration: 3 * time.Second, Rounds: 5,
-		Concurrency: 16, Conns: 4, Distinct: 20_000, Assertions: 150_000,
+		Concurrency: 16, Conns: 4, Distinct: 20_000, Assertions: 200_000,
 		Peers: true, GoBench: true, GoBenchDur: "300ms",
 	}
 }
@@ -71,7 +71,6 @@ type pair struct {
 	server   string // floor, extauthz, opa, heimdall
 	target   *Target
 	src      Source
-	rate     float64 // fixed rate; 0 is closed loop
 	runs     []*Result
 	warm     bool
 }
@@ -144,8 +143,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	what := "bearer tokens signed"
 	if !signed {
 		what = fmt.Sprintf("bearer tokens loaded (signed %s ago)", time.Since(bs.Created).Round(time.Minute))
-		rep.notes = append(rep.notes, fmt.Sprintf("The bearer tokens and their keys were signed by an earlier run, %s ago, and kept in %s: signing 2 × %d RSA tokens again would cost a minute of the cores. Delete it to sign anew.",
-			time.Since(bs.Created).Round(time.Minute), filepath.Join(toolsDir(), "bench-tokens"), cfg.Distinct))
+		rep.notes = append(rep.notes, fmt.Sprintf("The bearer tokens and their keys were signed by an earlier run, %s ago, and kept in `${EXTAUTHZ_TOOLS:-$HOME/.cache/extauthz-tools}/bench-tokens/`: signing 2 × %d RSA tokens again would cost a minute of the cores. Delete it to sign anew.",
+			time.Since(bs.Created).Round(time.Minute), cfg.Distinct))
 	}
 	rep.timings = append(rep.timings, timing{fmt.Sprintf("keys, and 1 + 4 × %d %s", cfg.Distinct, what), time.Since(t)})
 	t = time.Now()
@@ -383,8 +382,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	busy0, ours0, wall0 := machineBusy(), ours(), time.Now()
 	rep.rawVerify = map[string][]float64{}
+	// Each round ends with the open-loop runs: the floor and the cached
+	// bearer at half the rate the floor reached in that round (latency at
+	// a moderate load), so they too are spread over the whole run.
+	fixed := []*pair{
+		{scenario: scFixed, server: srvFloor, target: floor, src: cached},
+		{scenario: scFixed, server: srvExt, target: ext, src: cached},
+	}
+	const maxInFlight = 64
 	for round := 1; round <= cfg.Rounds; round++ {
 		rawVerifyAll(idp, rep.rawVerify)
+		var floorRate float64
 		for _, p := range pairs {
 			if !p.warm {
 				if _, err := ClosedLoop(ctx, p.target, p.src, cfg.Concurrency, cfg.Warmup); err != nil {
@@ -397,6 +405,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 				return err
 			}
 			p.runs = append(p.runs, r)
+			if p.scenario == scFloor {
+				floorRate = r.Rate()
+			}
 			logf("round %d  %-24s %-10s %8.0f checks/s  p50 %6.0fµs  p99 %6.0fµs  server %5.1fµs/check  denied %d errors %d%s",
 				round, p.scenario, p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors,
 				map[bool]string{true: "  (pool exhausted)", false: ""}[r.Exhausted])
@@ -404,37 +415,22 @@ func Run(ctx context.Context, cfg Config) (err error) {
 				return ctx.Err()
 			}
 		}
-	}
-
-	// 6. Open loop at half the floor's maximum, the floor and the cached
-	// bearer alternating: latency at a moderate load.
-	var floorPair *pair
-	for _, p := range pairs {
-		if p.scenario == scFloor {
-			floorPair = p
-		}
-	}
-	rate := medianOf(floorPair.runs, (*Result).Rate) / 2
-	fixed := []*pair{
-		{scenario: scFixed, server: srvFloor, target: floor, src: cached, rate: rate},
-		{scenario: scFixed, server: srvExt, target: ext, src: cached, rate: rate},
-	}
-	const maxInFlight = 64
-	for round := 1; round <= cfg.Rounds; round++ {
 		for _, p := range fixed {
+			rate := floorRate / 2
 			if !p.warm {
-				if _, err := FixedRate(ctx, p.target, p.src, p.rate, maxInFlight, cfg.Warmup/2); err != nil {
+				if _, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, cfg.Warmup/2); err != nil {
 					return err
 				}
 				p.warm = true
 			}
-			r, err := FixedRate(ctx, p.target, p.src, p.rate, maxInFlight, cfg.Duration)
+			r, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, cfg.Duration)
 			if err != nil {
 				return err
 			}
+			r.Rate0 = rate
 			p.runs = append(p.runs, r)
 			logf("round %d  %-24s %-10s %8.0f checks/s  p50 %6.0fµs  p99 %6.0fµs  server %5.1fµs/check  denied %d errors %d",
-				round, fmt.Sprintf("%s %.0f/s", p.scenario, p.rate), p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors)
+				round, fmt.Sprintf("fixed %.0f/s", rate), p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors)
 		}
 	}
 	pairs = append(pairs, fixed...)
