@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/extauthz/extauthz/internal/policy"
 )
 
 // Metrics are the Check server's Prometheus metrics. A nil *Metrics records
@@ -47,7 +45,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 	return m
 }
 
-func (m *Metrics) observe(_ *policy.Snapshot, d *decision, elapsed time.Duration) {
+func (m *Metrics) observe(d *decision, elapsed time.Duration) {
 	if m == nil {
 		return
 	}

@@ -75,7 +75,7 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 	defer func() {
 		if p := recover(); p != nil {
 			s.cfg.Logger.Error("check: panic", "panic", p, "stack", string(debug.Stack()))
-			s.cfg.Metrics.observe(nil, &decision{reason: ReasonInternal}, time.Since(start))
+			s.cfg.Metrics.observe(&decision{reason: ReasonInternal}, time.Since(start))
 			resp, err = nil, status.Error(codes.Internal, "check: internal error")
 		}
 	}()
@@ -106,7 +106,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 		}
 	}
 	elapsed := time.Since(start)
-	s.cfg.Metrics.observe(snap, d, elapsed)
+	s.cfg.Metrics.observe(d, elapsed)
 	s.log(r, d, elapsed)
 	return d.response(snap)
 }
