@@ -5,9 +5,10 @@ import (
 	"strings"
 )
 
-// parseHeader reads the JOSE header. Members other than alg, kid and typ are
-// validated as JSON and otherwise ignored: we never fetch jku or x5u, nor
-// trust an embedded jwk or x5c.
+// parseHeader reads the JOSE header. Members other than alg, kid, typ and
+// jwk are validated as JSON and otherwise ignored: we never fetch jku or
+// x5u, nor trust an embedded x5c. An embedded jwk is kept as raw JSON for
+// the one caller that may use it, a DPoP proof, whose key is its own.
 func parseHeader(s string) (Header, error) {
 	var (
 		h                       Header
@@ -63,6 +64,16 @@ func parseHeader(s string) (Header, error) {
 				h.Typ = v
 			}
 			return err
+		case "jwk":
+			start := p.i
+			v, err := p.value(1)
+			if err != nil {
+				return err
+			}
+			if _, ok := v.(map[string]any); ok {
+				h.JWK = p.s[start:p.i]
+			}
+			return nil
 		case "enc":
 			hasEnc = true
 		case "crit":

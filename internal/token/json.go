@@ -86,6 +86,13 @@ func (p *parser) document(each func(name string, off int) error) error {
 	return nil
 }
 
+// ParseObject parses s as exactly one JSON object with the package's
+// strictness (no duplicate names, valid UTF-8, bounded depth), for other
+// untrusted JOSE objects such as a DPoP proof's jwk.
+func ParseObject(s string) (map[string]any, error) {
+	return parseObject(s)
+}
+
 // parseObject parses s as exactly one JSON object into a map.
 func parseObject(s string) (map[string]any, error) {
 	p := parser{s: s}

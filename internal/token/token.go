@@ -50,6 +50,10 @@ type Limits struct {
 // Header is the part of the JOSE header the verifier uses.
 type Header struct {
 	Alg, Kid, Typ string
+	// JWK is the raw JSON of the jwk member when it is an object, else "".
+	// Only a DPoP proof may be verified with it; every other token's jwk is
+	// ignored.
+	JWK string
 }
 
 // Token is a parsed compact JWS whose signature has not been checked yet.
