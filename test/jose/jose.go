@@ -1,8 +1,10 @@
 // Package jose holds the signing side of extauthz's tests: JWK encoding of
-// Go keys, a small stdlib JWS signer (which can also sign what a real library
-// refuses to: alg none, HS256 keyed with a public key), and a bridge to the
-// npm jose library (sign.mjs beside this file), an independent implementation
-// that proves interop.
+// Go keys and their RFC 7638 thumbprints, a small stdlib JWS signer (which
+// can also sign what a real library refuses to: alg none, HS256 keyed with a
+// public key), DPoP proofs (RFC 9449) made with it, well-formed or hostile,
+// and a bridge to the npm jose library (sign.mjs and dpop.mjs beside this
+// file), an independent implementation that proves interop: it signs JWTs
+// and makes DPoP proofs as a real client does.
 //
 // It is a test helper: nothing outside tests imports it.
 package jose
@@ -23,6 +25,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"maps"
 	"math/big"
 	"os"
 	"os/exec"
@@ -120,9 +123,13 @@ func JWKS(keys ...map[string]any) []byte {
 // and "none" (no key, empty signature).
 func Sign(alg string, key any, header, claims map[string]any) (string, error) {
 	h := map[string]any{"alg": alg}
-	for k, v := range header {
-		h[k] = v
-	}
+	maps.Copy(h, header)
+	return sign(alg, key, h, claims)
+}
+
+// sign makes a compact JWS of claims with exactly the protected header h,
+// signed as alg says.
+func sign(alg string, key any, h, claims map[string]any) (string, error) {
 	hb, err := json.Marshal(h)
 	if err != nil {
 		return "", err
@@ -147,13 +154,16 @@ func signature(alg string, key any, input []byte) ([]byte, error) {
 		h      crypto.Hash
 		newMAC func() hash.Hash
 	)
-	switch alg[2:] {
+	switch alg[min(2, len(alg)):] {
 	case "256":
 		h, newMAC = crypto.SHA256, sha256.New
 	case "384":
 		h, newMAC = crypto.SHA384, sha512.New384
 	case "512":
 		h, newMAC = crypto.SHA512, sha512.New
+	}
+	if h == 0 && alg != "EdDSA" {
+		return nil, fmt.Errorf("jose: unsupported alg %q", alg)
 	}
 	digest := func() []byte {
 		d := h.New()
@@ -264,28 +274,65 @@ func NodeSigner(t testing.TB) *Node {
 // and alg.
 func (n *Node) Sign(t testing.TB, alg string, priv crypto.Signer, header, claims map[string]any) string {
 	t.Helper()
-	in, err := json.Marshal(map[string]any{
+	jws := strings.TrimSpace(string(n.run(t, "sign.mjs", map[string]any{
 		"alg":        alg,
 		"privateJwk": PrivateJWK(priv),
 		"header":     header,
 		"claims":     claims,
-	})
+	})))
+	if strings.Count(jws, ".") != 2 {
+		t.Fatalf("jose: sign.mjs printed %q, not a compact JWS", jws)
+	}
+	return jws
+}
+
+// DPoPProof returns a DPoP proof (RFC 9449) made by the npm jose library as
+// a DPoP client makes one: protected header {alg, typ "dpop+jwt", jwk: the
+// public JWK that jose derives from priv}, plus the members of header (which
+// may replace typ and jwk, not alg), and claims as given (jti, htm, htu, iat,
+// nonce, ath: whatever the test wants). A claims["ath"] of true is replaced
+// by node's base64url SHA-256 of accessToken, which must then not be empty.
+// jkt is jose's RFC 7638 SHA-256 thumbprint of that public JWK. Hostile
+// proofs come from the Go DPoPProof instead.
+func (n *Node) DPoPProof(t testing.TB, alg string, priv crypto.Signer, accessToken string, header, claims map[string]any) (proof, jkt string) {
+	t.Helper()
+	in := map[string]any{
+		"alg":        alg,
+		"privateJwk": PrivateJWK(priv),
+		"header":     header,
+		"claims":     claims,
+	}
+	if accessToken != "" {
+		in["accessToken"] = accessToken
+	}
+	var out struct {
+		Proof string `json:"proof"`
+		JKT   string `json:"jkt"`
+	}
+	b := n.run(t, "dpop.mjs", in)
+	if err := json.Unmarshal(b, &out); err != nil || strings.Count(out.Proof, ".") != 2 || out.JKT == "" {
+		t.Fatalf("jose: dpop.mjs printed %q, not {proof, jkt}", b)
+	}
+	return out.Proof, out.JKT
+}
+
+// run runs script (beside this file) under node with in as JSON on stdin
+// and returns its stdout; it fails t when node does.
+func (n *Node) run(t testing.TB, script string, in any) []byte {
+	t.Helper()
+	b, err := json.Marshal(in)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, n.node, filepath.Join(n.dir, "sign.mjs"))
+	cmd := exec.CommandContext(ctx, n.node, filepath.Join(n.dir, script))
 	cmd.Dir = n.dir
-	cmd.Stdin = bytes.NewReader(in)
+	cmd.Stdin = bytes.NewReader(b)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("jose: node sign.mjs: %v\n%s", err, stderr.String())
+		t.Fatalf("jose: node %s: %v\n%s", script, err, stderr.String())
 	}
-	jws := strings.TrimSpace(stdout.String())
-	if strings.Count(jws, ".") != 2 {
-		t.Fatalf("jose: sign.mjs printed %q, not a compact JWS", jws)
-	}
-	return jws
+	return stdout.Bytes()
 }
