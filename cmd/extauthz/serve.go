@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -27,6 +28,7 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -52,6 +54,8 @@ type serveConfig struct {
 	replayMax      int
 	replayTimeout  time.Duration
 	replayFailOpen bool
+	nonceSecret    string
+	nonceLifetime  time.Duration
 	keys           keys.Config
 }
 
@@ -73,6 +77,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.replayMax, "replay-max-entries", replay.DefaultMaxEntries, "memory replay store: most unexpired jti entries held")
 	fs.DurationVar(&c.replayTimeout, "replay-timeout", replay.DefaultRedisTimeout, "Redis replay store: timeout of one claim")
 	fs.BoolVar(&c.replayFailOpen, "replay-fail-open", false, "allow client assertions without replay protection when the replay store is down (default: 503)")
+	fs.StringVar(&c.nonceSecret, "dpop-nonce-secret-file", "", "file of at least 32 bytes keying DPoP nonces, shared by every replica (default: a random secret per process)")
+	fs.DurationVar(&c.nonceLifetime, "dpop-nonce-lifetime", dpop.DefaultNonceLifetime, "how long one DPoP nonce window lasts; a nonce is accepted in its window and the next")
 	k := &c.keys
 	fs.IntVar(&k.CacheSize, "key-cache-size", keys.DefaultCacheSize, "issuers whose fetched key sets are cached (LRU)")
 	fs.DurationVar(&k.MinRefresh, "jwks-min-refresh", keys.DefaultMinRefresh, "floor of the key refresh interval (Cache-Control max-age is clamped to it)")
@@ -95,7 +101,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "extauthz serve: at least one --policy is required, and no arguments")
 		return 2
 	}
-	for name, d := range map[string]time.Duration{"policy-poll-interval": cfg.policyPoll, "shutdown-grace": cfg.shutdownGrace, "prefetch-wait": cfg.prefetchWait} {
+	for name, d := range map[string]time.Duration{"policy-poll-interval": cfg.policyPoll, "shutdown-grace": cfg.shutdownGrace, "prefetch-wait": cfg.prefetchWait, "dpop-nonce-lifetime": cfg.nonceLifetime} {
 		if d <= 0 {
 			fmt.Fprintf(stderr, "extauthz serve: --%s must be positive, got %s\n", name, d)
 			return 2
@@ -177,7 +183,12 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 	}
 
+	nonces, err := dpopNonces(cfg.nonceSecret, cfg.nonceLifetime)
+	if err != nil {
+		return err
+	}
 	srv := check.New(check.Config{
+		Nonces:            nonces,
 		Policy:            store,
 		Replay:            rs,
 		ReplayFailOpen:    cfg.replayFailOpen,
@@ -267,6 +278,26 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	_ = httpSrv.Shutdown(hctx)
 	log.Info("stopped")
 	return nil
+}
+
+// dpopNonces builds the DPoP nonce issuer from the secret file, or from a
+// random secret when there is none.
+func dpopNonces(secretFile string, lifetime time.Duration) (*dpop.Nonces, error) {
+	var secret []byte
+	if secretFile != "" {
+		b, err := os.ReadFile(secretFile)
+		if err != nil {
+			return nil, fmt.Errorf("extauthz: --dpop-nonce-secret-file: %w", err)
+		}
+		if secret = bytes.TrimRight(b, "\r\n"); len(secret) == 0 {
+			return nil, fmt.Errorf("extauthz: --dpop-nonce-secret-file %s is empty", secretFile)
+		}
+	}
+	n, err := dpop.NewNonces(secret, lifetime, nil)
+	if err != nil {
+		return nil, fmt.Errorf("extauthz: --dpop-nonce-secret-file: %w", err)
+	}
+	return n, nil
 }
 
 // tokenCacheSize maps the flag (0 = off) onto check.Config (0 = default).

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -63,8 +64,9 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	assertion := hasAssertion || hasAssertionType
 
 	var (
-		bearer, bearerMalformed, basic bool
-		raw                            string
+		bearerMalformed, basic bool
+		raw                    string
+		scheme                 tokenScheme
 	)
 	if r.hasAuthorization {
 		// No credential scheme we accept has a comma in it, so a comma
@@ -84,13 +86,16 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 			}
 			return deny(denyInvalidRequest, ReasonMalformedReq)
 		}
-		raw, bearer, bearerMalformed = bearerToken(r.authorization)
+		raw, scheme, bearerMalformed = accessToken(r.authorization)
 		scheme, _, _ := strings.Cut(r.authorization, " ")
 		basic = strings.EqualFold(scheme, "basic")
 	}
 
+	// A DPoP-scheme token is an access token too: for the one-credential
+	// rules it counts as a bearer token.
+	bearer := scheme != schemeNone
 	if tr != nil {
-		tr.add("request form", true, "client assertion in body: %v; bearer token in Authorization: %v", assertion, bearer)
+		tr.add("request form", true, "client assertion in body: %v; access token in Authorization: %v", assertion, bearer)
 	}
 	switch {
 	case assertion && bearer:
@@ -102,15 +107,17 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	case bearerMalformed:
 		return deny(denyInvalidRequest, ReasonMalformedReq)
 	case assertion && ca != nil:
-		return s.clientAssertion(ctx, ca, form, tr)
-	case bearer && br != nil:
-		return s.bearer(ctx, br, raw, tr)
+		return s.clientAssertion(ctx, ca, form, r, tr)
+	case bearer && br != nil && (scheme == schemeBearer || br.DPoP != nil):
+		return s.bearer(ctx, br, raw, scheme, r, tr)
 	}
 	if tr != nil {
 		tr.add("credential", false, "the rule requires %s; the request carries none it accepts", accepted(rule))
 	}
 	if br != nil {
-		return deny(denyBearerMissing, ReasonMissing)
+		d := deny(denyBearerMissing, ReasonMissing)
+		d.scheme = scheme
+		return d
 	}
 	return deny(denyInvalidClient, ReasonMissing)
 }
@@ -303,7 +310,7 @@ func parseSPIFFEID(s string) (spiffeid.ID, error) {
 
 // clientAssertion verifies an RFC 7523 client assertion (RFC 7521 §4.2
 // request rules, RFC 7523 §3 token rules).
-func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion, form map[string]string, tr *trace) *decision {
+func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion, form map[string]string, r *httpRequest, tr *trace) *decision {
 	typ, hasType := form["client_assertion_type"]
 	raw := form["client_assertion"]
 	switch {
@@ -312,9 +319,9 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 			tr.add("client_assertion_type", false, "client_assertion and client_assertion_type are both required")
 		}
 		return deny(denyInvalidRequest, ReasonMalformedReq)
-	case typ != assertionTypeJWT:
+	case typ != assertionTypeJWT && typ != assertionTypeSPIFFE:
 		if tr != nil {
-			tr.add("client_assertion_type", false, "%q is not %s", typ, assertionTypeJWT)
+			tr.add("client_assertion_type", false, "%q is neither %s nor %s", typ, assertionTypeJWT, assertionTypeSPIFFE)
 		}
 		return deny(denyInvalidClient, ReasonAssertionType)
 	}
@@ -332,6 +339,17 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		d.kind, d.reason = denyInvalidClient, reason
 		return d
 	}
+	// draft-ietf-oauth-spiffe-client-auth: the jwt-spiffe type carries a
+	// JWT-SVID, so only a JWT-SVID issuer may have verified it.
+	if typ == assertionTypeSPIFFE && !is.IssuesSVIDs() {
+		return fail(ReasonAssertionType)
+	}
+	if reason, why := assertionTyping(tok, is, ca.StrictTyping); reason != "" {
+		if tr != nil {
+			tr.add("typing", false, "%s", why)
+		}
+		return fail(reason)
+	}
 	// rfc7523bis: a single audience, so an assertion minted for one server
 	// cannot be replayed at another that also appears in a list.
 	if len(tok.Audience) != 1 || !ca.HasAudience(tok.Audience[0]) {
@@ -345,15 +363,15 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 	if id, ok := form["client_id"]; ok && id != clientID {
 		return fail(ReasonClientIDParam)
 	}
-	exp := time.Unix(tok.Expiry, 0)
-	if exp.Sub(now) > ca.MaxLifetime || (tok.HasIssuedAt && exp.Sub(time.Unix(tok.IssuedAt, 0)) > ca.MaxLifetime) {
+	exp := tok.ExpiryTime()
+	if exp.Sub(now) > ca.MaxLifetime || (tok.HasIssuedAt && exp.Sub(tok.IssuedAtTime()) > ca.MaxLifetime) {
 		return fail(ReasonLifetime)
 	}
 	if ca.ReplayProtected(is) {
 		if !tok.HasID || tok.ID == "" {
 			return fail(ReasonJTIMissing)
 		}
-		if r := s.claimJTI(ctx, is, tok.ID, exp.Add(is.ClockSkew)); r != nil {
+		if r := s.claimJTI(ctx, is.Name, tok.ID, exp.Add(is.ClockSkew), denyInvalidClient, ReasonReplayed); r != nil {
 			r.issuer, r.clientID, r.spiffeID = is, d.clientID, d.spiffeID
 			if r.allow {
 				d.reason = r.reason
@@ -361,6 +379,23 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 				return r
 			}
 		}
+	}
+	if ca.PeerSVID {
+		if reason := peerSVID(v.spiffeID, r, tr); reason != "" {
+			return fail(reason)
+		}
+	}
+	var proof *dpop.Proof
+	if ca.DPoP != nil {
+		if _, sent := r.Headers["dpop"]; sent || ca.DPoP.Required {
+			p, pd := s.checkProof(ctx, ca.DPoP, r, "", true, tr)
+			if pd != nil {
+				pd.issuer, pd.clientID, pd.spiffeID = is, d.clientID, d.spiffeID
+				return pd
+			}
+			proof = p
+		}
+		d.nonce = s.nonceFor(ca.DPoP)
 	}
 	if tr != nil {
 		tr.add("client assertion", true, "aud %q, client id %q, lifetime within %s, replay protected: %v", tok.Audience[0], clientID, ca.MaxLifetime, ca.ReplayProtected(is))
@@ -376,6 +411,9 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		Scopes:     claimScopes(tok.Claims),
 		Issuer:     is.Name,
 		Credential: "client_assertion",
+	}
+	if proof != nil {
+		d.vars.DPoPJKT = proof.JKT
 	}
 	return d
 }
@@ -400,29 +438,31 @@ func assertionClient(tok *token.Token, is *policy.Issuer) (string, bool) {
 	return "", false
 }
 
-// claimJTI records the jti once. It returns nil when the claim succeeded, a
-// deny, or (with ReplayFailOpen) an allow marker when the store is down.
-func (s *Server) claimJTI(ctx context.Context, is *policy.Issuer, jti string, until time.Time) *decision {
-	err := s.cfg.Replay.Claim(ctx, is.Name, jti, until)
+// claimJTI records the jti once in namespace (an issuer's name, or a DPoP
+// key's). It returns nil when the claim succeeded, a deny of kind and
+// reason for a replay, another deny, or (with ReplayFailOpen) an allow
+// marker when the store is down.
+func (s *Server) claimJTI(ctx context.Context, namespace, jti string, until time.Time, kind denyKind, reason string) *decision {
+	err := s.cfg.Replay.Claim(ctx, namespace, jti, until)
 	switch {
 	case err == nil:
 		s.cfg.Metrics.replayClaim("ok")
 		return nil
 	case errors.Is(err, replay.ErrReplayed):
 		s.cfg.Metrics.replayClaim("replayed")
-		return deny(denyInvalidClient, ReasonReplayed)
+		return deny(kind, reason)
 	case errors.Is(err, replay.ErrFull):
 		s.cfg.Metrics.replayClaim("full")
-		s.cfg.Logger.Warn("check: replay store full; denying client assertions until entries expire", "issuer", is.Name)
+		s.cfg.Logger.Warn("check: replay store full; denying single-use tokens until entries expire", "namespace", namespace)
 		return deny(denyUnavailable, ReasonReplayFull)
 	}
 	s.cfg.Metrics.replayClaim("error")
 	if s.cfg.ReplayFailOpen {
-		s.cfg.Logger.Error("check: replay store unavailable; allowing WITHOUT replay protection (--replay-fail-open)", "issuer", is.Name, "err", err)
+		s.cfg.Logger.Error("check: replay store unavailable; allowing WITHOUT replay protection (--replay-fail-open)", "namespace", namespace, "err", err)
 		s.cfg.Metrics.replayFailOpen()
 		return &decision{allow: true, reason: ReasonReplayDown}
 	}
-	s.cfg.Logger.Error("check: replay store unavailable; denying", "issuer", is.Name, "err", err)
+	s.cfg.Logger.Error("check: replay store unavailable; denying", "namespace", namespace, "err", err)
 	return deny(denyUnavailable, ReasonReplayDown)
 }
 
@@ -441,15 +481,26 @@ func (s *Server) verifyDeny(v *verified, reason string, ours bool, kind denyKind
 	return d
 }
 
-// bearer verifies an RFC 6750 bearer token: an RFC 9068 access token or a
-// JWT-SVID.
-func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, tr *trace) *decision {
+// bearer verifies an access token that came in the Bearer scheme (RFC 6750)
+// or the DPoP scheme (RFC 9449): an RFC 9068 access token or a JWT-SVID.
+// br.DPoP is set when scheme is schemeDPoP.
+func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, scheme tokenScheme, r *httpRequest, tr *trace) *decision {
+	if scheme == schemeBearer && br.DPoP != nil && br.DPoP.Required {
+		if tr != nil {
+			tr.add("scheme", false, "the rule requires DPoP-bound tokens; a Bearer token was sent")
+		}
+		d := deny(denyBearerInvalid, ReasonDPoPRequired)
+		d.scheme = schemeDPoP
+		return d
+	}
 	v, reason, ours := s.verify(ctx, &br.Credential, raw, s.cfg.Now(), true, tr)
 	if reason != "" {
-		return s.verifyDeny(v, reason, ours, denyBearerInvalid)
+		d := s.verifyDeny(v, reason, ours, denyBearerInvalid)
+		d.scheme = scheme
+		return d
 	}
 	tok, is := v.tok, v.issuer
-	d := &decision{issuer: is, spiffeID: v.spiffeID}
+	d := &decision{issuer: is, spiffeID: v.spiffeID, scheme: scheme}
 	switch strings.ToLower(tok.Header.Typ) {
 	case "", "jwt", "jose", "at+jwt", "application/at+jwt":
 	default:
@@ -477,6 +528,28 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, tr *
 		tr.add("audience", true, "aud %q", tok.Audience)
 	}
 	d.clientID = bearerClient(tok.Claims)
+	var proof *dpop.Proof
+	if scheme == schemeDPoP {
+		p, pd := s.checkProof(ctx, br.DPoP, r, raw, false, tr)
+		if pd != nil {
+			pd.issuer, pd.clientID, pd.spiffeID, pd.scheme = is, d.clientID, d.spiffeID, scheme
+			return pd
+		}
+		proof = p
+	}
+	if reason := binding(tok, proof, r, tr); reason != "" {
+		d.kind, d.reason = denyBearerInvalid, reason
+		return d
+	}
+	if br.PeerSVID {
+		if reason := peerSVID(v.spiffeID, r, tr); reason != "" {
+			d.kind, d.reason = denyBearerInvalid, reason
+			return d
+		}
+	}
+	if br.DPoP != nil {
+		d.nonce = s.nonceFor(br.DPoP)
+	}
 	scopes := claimScopes(tok.Claims)
 	for _, want := range br.Scopes {
 		if !contains(scopes, want) {
@@ -498,6 +571,9 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, tr *
 		Scopes:     scopes,
 		Issuer:     is.Name,
 		Credential: "bearer",
+	}
+	if proof != nil {
+		d.vars.DPoPJKT = proof.JKT
 	}
 	return d
 }

@@ -131,27 +131,37 @@ func FuzzParseForm(f *testing.F) {
 // b64token is RFC 6750's grammar, written independently of isB64Token.
 var b64token = regexp.MustCompile(`^[A-Za-z0-9\-._~+/]+=*$`)
 
-// FuzzBearerToken checks the Authorization parser: a returned token is one
+// FuzzAccessToken checks the Authorization parser: a returned token is one
 // b64token (so no space or comma: never two credentials), it is what
-// follows the scheme and its spaces, and the scheme is Bearer in some case.
-func FuzzBearerToken(f *testing.F) {
+// follows the scheme and its spaces, and the scheme is Bearer or DPoP in
+// some case.
+func FuzzAccessToken(f *testing.F) {
 	for _, s := range []string{
 		"Bearer abc", "bearer abc", "BEARER abc", "Bearer", "Bearer ", "Bearer  abc", "Bearer\tabc", "Bearerabc",
 		"Bearer a b", "Bearer a, Bearer b", "Bearer a,b", "Bearer a==", "Bearer =a", "Bearer a=b", "Bearer a.b.c",
 		"Bearer a+/~-._", "Bearer \"a\"", "Bearer a;", "Bearer {\"payload\":\"x\"}", "Basic dTpw", "Token abc",
 		"Bearer \ufeffabc", "Bearer abc\x00", "Bearer abc\r\n", "B\u0435arer abc", "Bearer \u00e4bc", "",
+		"DPoP a.b.c", "dpop a.b.c", "DPoP", "DPoP a, DPoP b", "DPoP\ta.b.c", "DPoPa.b.c",
 	} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
-		tok, ok, malformed := bearerToken(v)
-		scheme, rest, hasSpace := strings.Cut(v, " ")
-		if ok != strings.EqualFold(scheme, "bearer") {
-			t.Fatalf("ok = %v for scheme %q", ok, scheme)
+		tok, scheme, malformed := accessToken(v)
+		name, rest, hasSpace := strings.Cut(v, " ")
+		want := schemeNone
+		switch {
+		case strings.EqualFold(name, "bearer"):
+			want = schemeBearer
+		case strings.EqualFold(name, "dpop"):
+			want = schemeDPoP
 		}
+		if scheme != want {
+			t.Fatalf("scheme = %v for %q", scheme, name)
+		}
+		ok := scheme != schemeNone
 		if !ok || malformed {
 			if tok != "" {
-				t.Fatalf("a token %q with ok=%v malformed=%v", tok, ok, malformed)
+				t.Fatalf("a token %q with scheme=%v malformed=%v", tok, scheme, malformed)
 			}
 			if ok && hasSpace && b64token.MatchString(strings.TrimLeft(rest, " ")) {
 				t.Fatalf("%q refused, but its credential is a b64token", v)

@@ -44,6 +44,29 @@ const (
 	ReasonScope           = "insufficient_scope"
 	ReasonRequire         = "requirement_failed"
 	ReasonInternal        = "internal_error"
+
+	// Sender-constrained tokens and explicit typing.
+	ReasonDPoPRequired      = "dpop_required"
+	ReasonDPoPMissing       = "dpop_proof_missing"
+	ReasonDPoPInvalid       = "dpop_proof_invalid"
+	ReasonDPoPAlgorithm     = "dpop_algorithm_not_allowed"
+	ReasonDPoPSignature     = "dpop_signature_invalid"
+	ReasonDPoPMethod        = "dpop_htm_mismatch"
+	ReasonDPoPURI           = "dpop_htu_mismatch"
+	ReasonDPoPStale         = "dpop_proof_expired"
+	ReasonDPoPFuture        = "dpop_issued_in_future"
+	ReasonDPoPATH           = "dpop_ath_mismatch"
+	ReasonDPoPNonce         = "dpop_nonce_required"
+	ReasonDPoPReplayed      = "dpop_proof_replayed"
+	ReasonDPoPKeyMismatch   = "dpop_key_mismatch"
+	ReasonDPoPUnbound       = "token_not_dpop_bound"
+	ReasonBoundNoProof      = "bound_token_without_proof"
+	ReasonCnfUnsupported    = "cnf_unsupported"
+	ReasonCertMissing       = "peer_certificate_missing"
+	ReasonCertInvalid       = "peer_certificate_invalid"
+	ReasonCertMismatch      = "certificate_binding_mismatch"
+	ReasonPeerSVID          = "peer_svid_mismatch"
+	ReasonAccessTokenClaims = "assertion_has_access_token_claims"
 )
 
 // denyKind selects the shape of a deny response from the spec's table.
@@ -57,15 +80,19 @@ const (
 	denyInvalidRequest                 // 400, {"error":"invalid_request"}
 	denyAccess                         // 403, {"error":"access_denied"}
 	denyUnavailable                    // 503, {"error":"temporarily_unavailable"}
+	denyDPoPProof                      // 401, DPoP error="invalid_dpop_proof"
+	denyDPoPNonce                      // 401, DPoP error="use_dpop_nonce" and DPoP-Nonce
+	denyTokenDPoPProof                 // 400, {"error":"invalid_dpop_proof"} (token endpoint)
+	denyTokenDPoPNonce                 // 400, {"error":"use_dpop_nonce"} and DPoP-Nonce
 )
 
 func (k denyKind) status() int {
 	switch k {
-	case denyBearerMissing, denyBearerInvalid, denyInvalidClient:
+	case denyBearerMissing, denyBearerInvalid, denyInvalidClient, denyDPoPProof, denyDPoPNonce:
 		return http.StatusUnauthorized
 	case denyBearerScope, denyAccess:
 		return http.StatusForbidden
-	case denyInvalidRequest:
+	case denyInvalidRequest, denyTokenDPoPProof, denyTokenDPoPNonce:
 		return http.StatusBadRequest
 	}
 	return http.StatusServiceUnavailable

@@ -13,7 +13,10 @@ import (
 
 const (
 	assertionTypeJWT = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-	formContentType  = "application/x-www-form-urlencoded"
+	// assertionTypeSPIFFE is draft-ietf-oauth-spiffe-client-auth's type for
+	// a JWT-SVID used as a client assertion.
+	assertionTypeSPIFFE = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe"
+	formContentType     = "application/x-www-form-urlencoded"
 )
 
 // httpRequest is what a Check reads of Envoy's AttributeContext.
@@ -27,6 +30,14 @@ type httpRequest struct {
 	// string without a copy, so no byte is copied before the size check.
 	body        string
 	partialBody bool
+	// scheme and authority are :scheme and :authority as Envoy saw them (a
+	// DPoP proof's htu names them; Host has lost the port).
+	scheme, authority string
+	// peerCert is Envoy's URL-encoded PEM of the client certificate, "" when
+	// the connection had none or include_peer_certificate is off.
+	peerCert string
+	// peer is peerCert parsed, once, when a binding needs it.
+	peer *peerCertificate
 }
 
 // readRequest converts Envoy's attributes. Both header encodings Envoy uses
@@ -37,6 +48,8 @@ func readRequest(req *authv3.CheckRequest) *httpRequest {
 	h := req.GetAttributes().GetRequest().GetHttp()
 	r := &httpRequest{}
 	r.Method = h.GetMethod()
+	r.scheme, r.authority = h.GetScheme(), h.GetHost()
+	r.peerCert = req.GetAttributes().GetSource().GetCertificate()
 	r.Host = hostOnly(h.GetHost())
 	r.Path, r.Query, _ = strings.Cut(h.GetPath(), "?")
 	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
@@ -67,8 +80,12 @@ func readRequest(req *authv3.CheckRequest) *httpRequest {
 		}
 	}
 	r.authorization, r.hasAuthorization = r.Headers["authorization"]
-	if r.Host == "" {
-		r.Host = hostOnly(r.Headers[":authority"])
+	if r.authority == "" {
+		r.authority = r.Headers[":authority"]
+		r.Host = hostOnly(r.authority)
+	}
+	if r.scheme == "" {
+		r.scheme = r.Headers[":scheme"]
 	}
 	if raw := h.GetRawBody(); len(raw) > 0 {
 		r.body = unsafe.String(unsafe.SliceData(raw), len(raw))
@@ -163,22 +180,36 @@ func (e formError) Error() string { return string(e) }
 
 const errSemicolon = formError("check: semicolon in form body")
 
-// bearerToken parses RFC 6750 credentials. ok is false when the header is
-// not a Bearer credential at all; malformed is true when it claims to be one
-// but is not exactly one b64token.
-func bearerToken(v string) (tok string, ok, malformed bool) {
-	scheme, rest, found := strings.Cut(v, " ")
-	if !strings.EqualFold(scheme, "bearer") {
-		return "", false, false
+// tokenScheme is the Authorization scheme an access token came in.
+type tokenScheme uint8
+
+const (
+	schemeNone   tokenScheme = iota
+	schemeBearer             // RFC 6750
+	schemeDPoP               // RFC 9449 §7.1
+)
+
+// accessToken parses Bearer and DPoP credentials, which share RFC 6750's
+// syntax. scheme is schemeNone when the header is neither; malformed is
+// true when it claims to be one but is not exactly one b64token.
+func accessToken(v string) (tok string, scheme tokenScheme, malformed bool) {
+	name, rest, found := strings.Cut(v, " ")
+	switch {
+	case strings.EqualFold(name, "bearer"):
+		scheme = schemeBearer
+	case strings.EqualFold(name, "dpop"):
+		scheme = schemeDPoP
+	default:
+		return "", schemeNone, false
 	}
 	if !found {
-		return "", true, true
+		return "", scheme, true
 	}
 	rest = strings.TrimLeft(rest, " ")
 	if !isB64Token(rest) {
-		return "", true, true
+		return "", scheme, true
 	}
-	return rest, true, false
+	return rest, scheme, false
 }
 
 // isB64Token checks RFC 6750's b64token: 1*( ALPHA / DIGIT / "-" / "." / "_"

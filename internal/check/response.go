@@ -33,6 +33,12 @@ type decision struct {
 	retryAfter int
 	// audit is the would-be decision ("allow" or "deny") under audit mode.
 	audit string
+	// scheme is the Authorization scheme the access token came in; it
+	// picks the challenge of a DPoP rule.
+	scheme tokenScheme
+	// nonce, when set, is sent in DPoP-Nonce: with use_dpop_nonce, and on
+	// every allow of a rule that requires nonces.
+	nonce string
 }
 
 type header struct{ name, value string }
@@ -46,7 +52,11 @@ func (d *decision) response(snap *policy.Snapshot) *authv3.CheckResponse {
 	resp := &authv3.CheckResponse{DynamicMetadata: d.metadata()}
 	if d.allow {
 		resp.Status = statusOK
-		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: d.okResponse(snap)}
+		ok := d.okResponse(snap)
+		if d.nonce != "" {
+			ok.ResponseHeadersToAdd = []*corev3.HeaderValueOption{nonceHeader(d.nonce)}
+		}
+		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
 		return resp
 	}
 	resp.Status = statusDenied
@@ -98,6 +108,44 @@ func (d *decision) okResponse(snap *policy.Snapshot) *authv3.OkHttpResponse {
 	return ok
 }
 
+func nonceHeader(nonce string) *corev3.HeaderValueOption {
+	return &corev3.HeaderValueOption{
+		Header:       &corev3.HeaderValue{Key: "dpop-nonce", Value: nonce},
+		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
+	}
+}
+
+// challenge is the WWW-Authenticate value of a resource server's deny with
+// params (`error="..."` and the like, "" for none). A rule without DPoP
+// challenges with Bearer (RFC 6750 §3). A rule that requires DPoP challenges
+// with DPoP and its algs (RFC 9449 §7.1). A rule that takes either answers in
+// the scheme the token came in, and offers both when none came.
+func (d *decision) challenge(realm, params string) string {
+	var dp *policy.DPoP
+	if d.rule != nil && d.rule.Bearer != nil {
+		dp = d.rule.Bearer.DPoP
+	}
+	bearer := `Bearer realm="` + realm + `"`
+	if params != "" {
+		bearer += ", " + params
+	}
+	if dp == nil {
+		return bearer
+	}
+	dpopChallenge := `DPoP realm="` + realm + `"`
+	if params != "" {
+		dpopChallenge += ", " + params
+	}
+	dpopChallenge += `, algs="` + dp.Algs + `"`
+	switch {
+	case dp.Required || d.scheme == schemeDPoP:
+		return dpopChallenge
+	case d.scheme == schemeNone:
+		return bearer + ", " + dpopChallenge
+	}
+	return bearer
+}
+
 func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpResponse {
 	realm := snap.Realm
 	var hs []*corev3.HeaderValueOption
@@ -110,21 +158,33 @@ func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpRespo
 	body := ""
 	switch d.kind {
 	case denyBearerMissing:
-		add("www-authenticate", `Bearer realm="`+realm+`"`)
+		add("www-authenticate", d.challenge(realm, ""))
 	case denyBearerInvalid:
-		add("www-authenticate", `Bearer realm="`+realm+`", error="invalid_token"`)
+		add("www-authenticate", d.challenge(realm, `error="invalid_token"`))
 	case denyBearerScope:
 		scopes := ""
 		if d.rule != nil && d.rule.Bearer != nil {
 			scopes = d.rule.Bearer.ScopeList
 		}
-		add("www-authenticate", `Bearer realm="`+realm+`", error="insufficient_scope", scope="`+scopes+`"`)
+		add("www-authenticate", d.challenge(realm, `error="insufficient_scope", scope="`+scopes+`"`))
+	case denyDPoPProof:
+		d.scheme = schemeDPoP
+		add("www-authenticate", d.challenge(realm, `error="invalid_dpop_proof"`))
+	case denyDPoPNonce:
+		d.scheme = schemeDPoP
+		add("www-authenticate", d.challenge(realm, `error="use_dpop_nonce"`))
+		hs = append(hs, nonceHeader(d.nonce))
+	case denyTokenDPoPProof:
+		body = `{"error":"invalid_dpop_proof"}`
+	case denyTokenDPoPNonce:
+		body = `{"error":"use_dpop_nonce"}`
+		hs = append(hs, nonceHeader(d.nonce))
 	case denyInvalidClient:
 		body = `{"error":"invalid_client"}`
 	case denyInvalidRequest:
 		body = `{"error":"invalid_request"}`
 		if d.rule != nil && d.rule.Bearer != nil && d.rule.ClientAssertion == nil {
-			add("www-authenticate", `Bearer realm="`+realm+`", error="invalid_request"`)
+			add("www-authenticate", d.challenge(realm, `error="invalid_request"`))
 		}
 	case denyAccess:
 		body = `{"error":"access_denied"}`

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/internal/token"
@@ -42,6 +43,9 @@ type Config struct {
 	// DecisionLogSample is the fraction of allows logged (denies always
 	// are): 0 logs none, 1 all.
 	DecisionLogSample float64
+	// Nonces issues and checks DPoP nonces for rules that require them;
+	// nil means a random secret of this process, which suits one replica.
+	Nonces *dpop.Nonces
 }
 
 // Server is the ext_authz v3 Authorization service.
@@ -49,6 +53,7 @@ type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	cfg    Config
 	tokens *tokenCache
+	nonces *dpop.Nonces
 }
 
 // New returns a Server. cfg.Policy and cfg.Replay are required.
@@ -65,7 +70,22 @@ func New(cfg Config) *Server {
 	if cfg.TokenCacheSize == 0 {
 		cfg.TokenCacheSize = DefaultTokenCacheSize
 	}
-	return &Server{cfg: cfg, tokens: newTokenCache(cfg.TokenCacheSize)}
+	nonces := cfg.Nonces
+	if nonces == nil {
+		// A random secret cannot be refused.
+		nonces, _ = dpop.NewNonces(nil, 0, cfg.Now)
+	}
+	return &Server{cfg: cfg, tokens: newTokenCache(cfg.TokenCacheSize), nonces: nonces}
+}
+
+// nonceFor is the DPoP-Nonce an allow of a rule with cfg carries: the
+// current nonce when the rule requires nonces, so clients never need a
+// failed request to learn the next one (RFC 9449 §8.2).
+func (s *Server) nonceFor(cfg *policy.DPoP) string {
+	if !cfg.Nonce {
+		return ""
+	}
+	return s.nonces.Current()
 }
 
 // Check implements the Authorization service. It returns a gRPC error only

@@ -52,6 +52,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("scopes", cel.ListType(cel.StringType)),
 		cel.Variable("issuer", cel.StringType),
 		cel.Variable("credential", cel.StringType),
+		cel.Variable("dpop_jkt", cel.StringType),
 		cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
 		cel.OptionalTypes(),
 		ext.Strings(),
@@ -149,7 +150,10 @@ type Vars struct {
 	Scopes     []string
 	Issuer     string
 	Credential string
-	Request    *Request
+	// DPoPJKT is the thumbprint of the key of the request's verified DPoP
+	// proof, "" when there is none.
+	DPoPJKT string
+	Request *Request
 
 	request map[string]any
 }
@@ -177,6 +181,8 @@ func (v *Vars) ResolveName(name string) (any, bool) {
 		return v.Issuer, true
 	case "credential":
 		return v.Credential, true
+	case "dpop_jkt":
+		return v.DPoPJKT, true
 	case "request":
 		if v.request == nil {
 			v.request = v.Request.celValue()

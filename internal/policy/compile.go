@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -11,7 +12,9 @@ import (
 	"github.com/google/cel-go/cel"
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/durationpb"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/keys"
 	policyv1 "github.com/extauthz/extauthz/proto/extauthz/policy/v1"
 )
@@ -359,6 +362,12 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 			v := ca.GetReplayProtection()
 			r.ClientAssertion.replay = &v
 		}
+		r.ClientAssertion.StrictTyping = ca.GetStrictTyping()
+		r.ClientAssertion.DPoP = c.dpop(el, path+".client_assertion.dpop", ca.GetDpop())
+		r.ClientAssertion.PeerSVID = ca.GetPeerSvid()
+		if ca.GetPeerSvid() {
+			c.needSVIDIssuer(el, path+".client_assertion.peer_svid", &r.ClientAssertion.Credential)
+		}
 	}
 	if b := pr.GetBearer(); b != nil {
 		r.Bearer = &Bearer{Scopes: b.GetScopes()}
@@ -369,6 +378,11 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 			}
 		}
 		r.Bearer.ScopeList = strings.Join(b.GetScopes(), " ")
+		r.Bearer.DPoP = c.dpop(el, path+".bearer.dpop", b.GetDpop())
+		r.Bearer.PeerSVID = b.GetPeerSvid()
+		if b.GetPeerSvid() {
+			c.needSVIDIssuer(el, path+".bearer.peer_svid", &r.Bearer.Credential)
+		}
 	}
 	for i, src := range pr.GetRequire() {
 		e, uses, msg := compileExpr(c.env, src, true)
@@ -414,6 +428,69 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	}
 	c.snap.ruleByName[name] = r
 	c.snap.Rules = append(c.snap.Rules, r)
+}
+
+// dpop compiles a dpop block; nil when proofs are off.
+func (c *compiler) dpop(el *errorList, path string, pd *policyv1.DPoP) *DPoP {
+	if pd == nil {
+		return nil
+	}
+	d := &DPoP{Nonce: pd.GetNonce()}
+	switch pd.GetMode() {
+	case "off", "":
+		if len(pd.GetAlgorithms()) > 0 || pd.GetMaxAge() != nil || pd.GetClockSkew() != nil || pd.GetNonce() {
+			el.add(path+".mode", "is off, so the other dpop settings do nothing; set mode to optional or required, or remove them")
+		}
+		return nil
+	case "optional":
+	case "required":
+		d.Required = true
+	default:
+		el.add(path+".mode", "must be \"off\", \"optional\" or \"required\", got %q", pd.GetMode())
+		return nil
+	}
+	for i, a := range pd.GetAlgorithms() {
+		apath := fmt.Sprintf("%s.algorithms[%d]", path, i)
+		switch {
+		case strings.EqualFold(a, "none"):
+			el.add(apath, "\"none\" is never accepted")
+		case strings.HasPrefix(a, "HS"):
+			el.add(apath, "%q is symmetric; a DPoP proof is signed with the client's private key and verified with the public key it carries (one of %s)", a, strings.Join(dpop.DefaultAlgorithms, ", "))
+		case !slices.Contains(dpop.DefaultAlgorithms, a):
+			el.add(apath, "%q is not a supported proof algorithm (one of %s)", a, strings.Join(dpop.DefaultAlgorithms, ", "))
+		default:
+			d.Proof.Algorithms = append(d.Proof.Algorithms, a)
+		}
+	}
+	if len(d.Proof.Algorithms) == 0 {
+		d.Proof.Algorithms = dpop.DefaultAlgorithms
+	}
+	d.Algs = strings.Join(d.Proof.Algorithms, " ")
+	d.Proof.MaxAge = positive(el, path+".max_age", pd.GetMaxAge(), dpop.DefaultMaxAge)
+	d.Proof.Skew = positive(el, path+".clock_skew", pd.GetClockSkew(), dpop.DefaultSkew)
+	return d
+}
+
+// positive reads an optional duration that must be positive.
+func positive(el *errorList, path string, d *durationpb.Duration, def time.Duration) time.Duration {
+	if d == nil {
+		return def
+	}
+	if d.AsDuration() <= 0 {
+		el.add(path, "must be positive")
+	}
+	return d.AsDuration()
+}
+
+// needSVIDIssuer refuses peer_svid on a credential none of whose issuers
+// issues JWT-SVIDs: no token could ever pass it.
+func (c *compiler) needSVIDIssuer(el *errorList, path string, cr *Credential) {
+	for _, is := range cr.Issuers {
+		if is.IssuesSVIDs() {
+			return
+		}
+	}
+	el.add(path, "binds a JWT-SVID to the peer's X.509-SVID, but none of the rule's issuers issues JWT-SVIDs (a spiffe source or spiffe_trust_domain)")
 }
 
 func (c *compiler) credential(el *errorList, path string, issuers, audiences []string) Credential {

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/keys"
 )
 
@@ -128,6 +129,13 @@ func (c *Credential) HasAudience(aud string) bool {
 type ClientAssertion struct {
 	Credential
 	MaxLifetime time.Duration
+	// StrictTyping requires typ client-authentication+jwt and refuses
+	// access-token claims.
+	StrictTyping bool
+	// DPoP is nil when proofs beside the assertion are not checked.
+	DPoP *DPoP
+	// PeerSVID binds a JWT-SVID assertion to the peer's X.509-SVID.
+	PeerSVID bool
 	// replay is nil when unset: on for ordinary issuers, off for JWT-SVID
 	// issuers.
 	replay *bool
@@ -148,6 +156,23 @@ type Bearer struct {
 	Scopes []string
 	// Challenge is the precomputed `scope="..."` value of insufficient_scope.
 	ScopeList string
+	// DPoP is nil when the rule takes no DPoP-bound tokens (mode off).
+	DPoP *DPoP
+	// PeerSVID binds a JWT-SVID bearer token to the peer's X.509-SVID.
+	PeerSVID bool
+}
+
+// DPoP is a compiled dpop block whose mode is optional or required.
+type DPoP struct {
+	Required bool
+	// Nonce requires a server-issued nonce in every proof.
+	Nonce bool
+	// Proof holds the algorithms and iat window; a Check copies it and adds
+	// the access token and the nonce issuer.
+	Proof dpop.Options
+	// Algs is the challenge's algs="..." value: the allow-list, space
+	// separated.
+	Algs string
 }
 
 // Match is a compiled match block.

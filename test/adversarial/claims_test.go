@@ -15,8 +15,8 @@ func rawClaim(c claims, name, v string) string {
 
 // TestClaimTypes: registered claims of the wrong JSON type or range are
 // refused before any key is used, whatever the signature: NumericDates are
-// integer literals within 0..9999-12-31, iss, sub and jti strings, aud a
-// string or a non-empty array of strings.
+// JSON numbers within 0..9999-12-31 (fractions allowed, TestFractionalDates),
+// iss, sub and jti strings, aud a string or a non-empty array of strings.
 func TestClaimTypes(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -27,8 +27,7 @@ func TestClaimTypes(t *testing.T) {
 	for _, name := range []string{"exp", "nbf", "iat"} {
 		for _, v := range []string{
 			`"1900000120"`, `"2030-01-01T00:00:00Z"`, `"Wed, 01 Jan 2030 00:00:00 GMT"`,
-			`1900000120.5`, `1900000120.0`, `1.90000012e9`, `1900000120e0`,
-			`1e300`, `99999999999999999999`, `253402300800`, `9223372036854775807`, `-9223372036854775808`, `-1`,
+			`1e300`, `-0.5`, `253402300799.5`, `99999999999999999999`, `253402300800`, `9223372036854775807`, `-9223372036854775808`, `-1`,
 			`null`, `true`, `false`, `{}`, `[1900000120]`,
 		} {
 			attacks = append(attacks, attack{
@@ -52,10 +51,38 @@ func TestClaimTypes(t *testing.T) {
 	}
 	attacks = append(attacks,
 		attack{name: "bearer exp string", req: apiReq("Bearer " + jws("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "exp", `"4102444800"`))), want: invalidToken(check.ReasonClaimType)},
-		attack{name: "bearer exp float", req: apiReq("Bearer " + jws("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "exp", `4102444800.5`))), want: invalidToken(check.ReasonClaimType)},
+		attack{name: "bearer exp negative fraction", req: apiReq("Bearer " + jws("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "exp", `-4102444800.5`))), want: invalidToken(check.ReasonClaimType)},
 		attack{name: "bearer aud object", req: apiReq("Bearer " + jws("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "aud", `{"api.example.com":true}`))), want: invalidToken(check.ReasonClaimType)},
 	)
 	h.run(t, attacks)
+}
+
+// TestFractionalDates: RFC 7519 §2 lets a NumericDate be any JSON number,
+// so exp, nbf and iat with fractions or exponents are read exactly, and a
+// fraction never rounds in the token's favour at the skew's edge.
+func TestFractionalDates(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	k := testKeys()
+	const hdr = `{"alg":"ES256","kid":"ec-1"}`
+	set := map[string]string{"x-client-id": "ec-client", "x-is-agent": "false"}
+	for _, c := range []struct{ name, v string }{
+		{"exp", `1900000120.5`}, {"exp", `1900000120.0`}, {"exp", `1.90000012e9`}, {"exp", `1900000120e0`},
+		{"exp", `1899999970.5`}, // 29.5 s past: inside the 30 s skew
+		{"nbf", `1899999999.5`}, {"nbf", `1900000029.5`},
+		{"iat", `1899999999.5`}, {"iat", `1.8999999995e9`}, {"iat", `1900000029.9`},
+	} {
+		t.Run("allow "+c.name+"="+c.v, func(t *testing.T) {
+			assertAllow(t, h.check(t, assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), c.name, c.v)))), set, removeAllBut(set))
+		})
+	}
+	h.run(t, []attack{
+		{name: "exp 30.5 s past", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "exp", `1899999969.5`))), want: invalidClient(check.ReasonExpired)},
+		{name: "nbf 30.5 s ahead", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "nbf", `1900000030.5`))), want: invalidClient(check.ReasonNotYetValid)},
+		// Beyond float64: the strict parser refuses the payload itself.
+		{name: "exp 1e400", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "exp", `1e400`))), want: invalidClient(check.ReasonMalformedToken)},
+		{name: "iat 30.5 s ahead", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "iat", `1900000030.5`))), want: invalidClient(check.ReasonIssuedInFuture)},
+	})
 }
 
 // TestTimeClaims: time rules with well-typed claims. exp is required, iat

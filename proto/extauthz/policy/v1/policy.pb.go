@@ -693,8 +693,19 @@ type ClientAssertion struct {
 	MaxLifetime *durationpb.Duration `protobuf:"bytes,3,opt,name=max_lifetime,json=maxLifetime,proto3" json:"max_lifetime,omitempty"`
 	// Unset: on for ordinary issuers, off for JWT-SVID issuers.
 	ReplayProtection *bool `protobuf:"varint,4,opt,name=replay_protection,json=replayProtection,proto3,oneof" json:"replay_protection,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Require explicit typing (draft-ietf-oauth-rfc7523bis): `typ` must be
+	// client-authentication+jwt, and claims only an access token carries
+	// (scope, scp, client_id) are refused. Unset, `typ` may also be absent or
+	// JWT; any other type is refused either way.
+	StrictTyping bool `protobuf:"varint,5,opt,name=strict_typing,json=strictTyping,proto3" json:"strict_typing,omitempty"`
+	// A DPoP proof beside the assertion (RFC 9449 §5): its key thumbprint is
+	// exposed as dpop_jkt for the authorization server to bind its token to.
+	Dpop *DPoP `protobuf:"bytes,6,opt,name=dpop,proto3" json:"dpop,omitempty"`
+	// Bind a JWT-SVID assertion to the caller's X.509-SVID: the peer
+	// certificate Envoy forwards must have the SVID's sub as its URI SAN.
+	PeerSvid      bool `protobuf:"varint,7,opt,name=peer_svid,json=peerSvid,proto3" json:"peer_svid,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ClientAssertion) Reset() {
@@ -755,12 +766,39 @@ func (x *ClientAssertion) GetReplayProtection() bool {
 	return false
 }
 
-// Bearer requires an `Authorization: Bearer` JWT.
+func (x *ClientAssertion) GetStrictTyping() bool {
+	if x != nil {
+		return x.StrictTyping
+	}
+	return false
+}
+
+func (x *ClientAssertion) GetDpop() *DPoP {
+	if x != nil {
+		return x.Dpop
+	}
+	return nil
+}
+
+func (x *ClientAssertion) GetPeerSvid() bool {
+	if x != nil {
+		return x.PeerSvid
+	}
+	return false
+}
+
+// Bearer requires an `Authorization: Bearer` JWT (or `Authorization: DPoP`
+// with a proof, when dpop allows it).
 type Bearer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Issuers       []string               `protobuf:"bytes,1,rep,name=issuers,proto3" json:"issuers,omitempty"`
-	Audiences     []string               `protobuf:"bytes,2,rep,name=audiences,proto3" json:"audiences,omitempty"`
-	Scopes        []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Issuers   []string               `protobuf:"bytes,1,rep,name=issuers,proto3" json:"issuers,omitempty"`
+	Audiences []string               `protobuf:"bytes,2,rep,name=audiences,proto3" json:"audiences,omitempty"`
+	Scopes    []string               `protobuf:"bytes,3,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// DPoP-bound access tokens (RFC 9449). Unset: off.
+	Dpop *DPoP `protobuf:"bytes,4,opt,name=dpop,proto3" json:"dpop,omitempty"`
+	// Bind a JWT-SVID bearer token to the caller's X.509-SVID: the peer
+	// certificate Envoy forwards must have the SVID's sub as its URI SAN.
+	PeerSvid      bool `protobuf:"varint,5,opt,name=peer_svid,json=peerSvid,proto3" json:"peer_svid,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -814,6 +852,103 @@ func (x *Bearer) GetScopes() []string {
 		return x.Scopes
 	}
 	return nil
+}
+
+func (x *Bearer) GetDpop() *DPoP {
+	if x != nil {
+		return x.Dpop
+	}
+	return nil
+}
+
+func (x *Bearer) GetPeerSvid() bool {
+	if x != nil {
+		return x.PeerSvid
+	}
+	return false
+}
+
+// DPoP configures proof-of-possession with DPoP proofs (RFC 9449).
+type DPoP struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// "off" (the default), "optional" or "required".
+	Mode string `protobuf:"bytes,1,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Allowed proof `alg` values, asymmetric only. Default: ES256, ES384,
+	// ES512, PS256, PS384, PS512, RS256, RS384, RS512, EdDSA.
+	Algorithms []string `protobuf:"bytes,2,rep,name=algorithms,proto3" json:"algorithms,omitempty"`
+	// How old a proof's `iat` may be, default 60s.
+	MaxAge *durationpb.Duration `protobuf:"bytes,3,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
+	// How far ahead of our clock a proof's `iat` may be, default 5s.
+	ClockSkew *durationpb.Duration `protobuf:"bytes,4,opt,name=clock_skew,json=clockSkew,proto3" json:"clock_skew,omitempty"`
+	// Require a server-issued nonce in every proof (RFC 9449 §8).
+	Nonce         bool `protobuf:"varint,5,opt,name=nonce,proto3" json:"nonce,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DPoP) Reset() {
+	*x = DPoP{}
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DPoP) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DPoP) ProtoMessage() {}
+
+func (x *DPoP) ProtoReflect() protoreflect.Message {
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DPoP.ProtoReflect.Descriptor instead.
+func (*DPoP) Descriptor() ([]byte, []int) {
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *DPoP) GetMode() string {
+	if x != nil {
+		return x.Mode
+	}
+	return ""
+}
+
+func (x *DPoP) GetAlgorithms() []string {
+	if x != nil {
+		return x.Algorithms
+	}
+	return nil
+}
+
+func (x *DPoP) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
+func (x *DPoP) GetClockSkew() *durationpb.Duration {
+	if x != nil {
+		return x.ClockSkew
+	}
+	return nil
+}
+
+func (x *DPoP) GetNonce() bool {
+	if x != nil {
+		return x.Nonce
+	}
+	return false
 }
 
 var File_extauthz_policy_v1_policy_proto protoreflect.FileDescriptor
@@ -880,17 +1015,31 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x14\n" +
 	"\x05paths\x18\x02 \x03(\tR\x05paths\x12#\n" +
 	"\rpath_prefixes\x18\x03 \x03(\tR\fpathPrefixes\x12\x18\n" +
-	"\amethods\x18\x04 \x03(\tR\amethods\"\xcf\x01\n" +
+	"\amethods\x18\x04 \x03(\tR\amethods\"\xbf\x02\n" +
 	"\x0fClientAssertion\x12\x18\n" +
 	"\aissuers\x18\x01 \x03(\tR\aissuers\x12\x1c\n" +
 	"\taudiences\x18\x02 \x03(\tR\taudiences\x12<\n" +
 	"\fmax_lifetime\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\vmaxLifetime\x120\n" +
-	"\x11replay_protection\x18\x04 \x01(\bH\x00R\x10replayProtection\x88\x01\x01B\x14\n" +
-	"\x12_replay_protection\"X\n" +
+	"\x11replay_protection\x18\x04 \x01(\bH\x00R\x10replayProtection\x88\x01\x01\x12#\n" +
+	"\rstrict_typing\x18\x05 \x01(\bR\fstrictTyping\x12,\n" +
+	"\x04dpop\x18\x06 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
+	"\tpeer_svid\x18\a \x01(\bR\bpeerSvidB\x14\n" +
+	"\x12_replay_protection\"\xa3\x01\n" +
 	"\x06Bearer\x12\x18\n" +
 	"\aissuers\x18\x01 \x03(\tR\aissuers\x12\x1c\n" +
 	"\taudiences\x18\x02 \x03(\tR\taudiences\x12\x16\n" +
-	"\x06scopes\x18\x03 \x03(\tR\x06scopesB@Z>github.com/extauthz/extauthz/proto/extauthz/policy/v1;policyv1b\x06proto3"
+	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12,\n" +
+	"\x04dpop\x18\x04 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
+	"\tpeer_svid\x18\x05 \x01(\bR\bpeerSvid\"\xbe\x01\n" +
+	"\x04DPoP\x12\x12\n" +
+	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1e\n" +
+	"\n" +
+	"algorithms\x18\x02 \x03(\tR\n" +
+	"algorithms\x122\n" +
+	"\amax_age\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\x128\n" +
+	"\n" +
+	"clock_skew\x18\x04 \x01(\v2\x19.google.protobuf.DurationR\tclockSkew\x12\x14\n" +
+	"\x05nonce\x18\x05 \x01(\bR\x05nonceB@Z>github.com/extauthz/extauthz/proto/extauthz/policy/v1;policyv1b\x06proto3"
 
 var (
 	file_extauthz_policy_v1_policy_proto_rawDescOnce sync.Once
@@ -904,7 +1053,7 @@ func file_extauthz_policy_v1_policy_proto_rawDescGZIP() []byte {
 	return file_extauthz_policy_v1_policy_proto_rawDescData
 }
 
-var file_extauthz_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_extauthz_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_extauthz_policy_v1_policy_proto_goTypes = []any{
 	(*PolicyFile)(nil),          // 0: extauthz.policy.v1.PolicyFile
 	(*Issuer)(nil),              // 1: extauthz.policy.v1.Issuer
@@ -914,29 +1063,34 @@ var file_extauthz_policy_v1_policy_proto_goTypes = []any{
 	(*Match)(nil),               // 5: extauthz.policy.v1.Match
 	(*ClientAssertion)(nil),     // 6: extauthz.policy.v1.ClientAssertion
 	(*Bearer)(nil),              // 7: extauthz.policy.v1.Bearer
-	nil,                         // 8: extauthz.policy.v1.Issuer.ClientIdsEntry
-	nil,                         // 9: extauthz.policy.v1.Rule.HeadersEntry
-	(*structpb.Struct)(nil),     // 10: google.protobuf.Struct
-	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
+	(*DPoP)(nil),                // 8: extauthz.policy.v1.DPoP
+	nil,                         // 9: extauthz.policy.v1.Issuer.ClientIdsEntry
+	nil,                         // 10: extauthz.policy.v1.Rule.HeadersEntry
+	(*structpb.Struct)(nil),     // 11: google.protobuf.Struct
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
 }
 var file_extauthz_policy_v1_policy_proto_depIdxs = []int32{
 	1,  // 0: extauthz.policy.v1.PolicyFile.issuers:type_name -> extauthz.policy.v1.Issuer
 	4,  // 1: extauthz.policy.v1.PolicyFile.rules:type_name -> extauthz.policy.v1.Rule
-	10, // 2: extauthz.policy.v1.Issuer.jwks:type_name -> google.protobuf.Struct
+	11, // 2: extauthz.policy.v1.Issuer.jwks:type_name -> google.protobuf.Struct
 	2,  // 3: extauthz.policy.v1.Issuer.spiffe:type_name -> extauthz.policy.v1.Spiffe
-	11, // 4: extauthz.policy.v1.Issuer.clock_skew:type_name -> google.protobuf.Duration
-	8,  // 5: extauthz.policy.v1.Issuer.client_ids:type_name -> extauthz.policy.v1.Issuer.ClientIdsEntry
+	12, // 4: extauthz.policy.v1.Issuer.clock_skew:type_name -> google.protobuf.Duration
+	9,  // 5: extauthz.policy.v1.Issuer.client_ids:type_name -> extauthz.policy.v1.Issuer.ClientIdsEntry
 	3,  // 6: extauthz.policy.v1.Spiffe.bundle_endpoint:type_name -> extauthz.policy.v1.BundleEndpoint
 	5,  // 7: extauthz.policy.v1.Rule.match:type_name -> extauthz.policy.v1.Match
 	6,  // 8: extauthz.policy.v1.Rule.client_assertion:type_name -> extauthz.policy.v1.ClientAssertion
 	7,  // 9: extauthz.policy.v1.Rule.bearer:type_name -> extauthz.policy.v1.Bearer
-	9,  // 10: extauthz.policy.v1.Rule.headers:type_name -> extauthz.policy.v1.Rule.HeadersEntry
-	11, // 11: extauthz.policy.v1.ClientAssertion.max_lifetime:type_name -> google.protobuf.Duration
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	10, // 10: extauthz.policy.v1.Rule.headers:type_name -> extauthz.policy.v1.Rule.HeadersEntry
+	12, // 11: extauthz.policy.v1.ClientAssertion.max_lifetime:type_name -> google.protobuf.Duration
+	8,  // 12: extauthz.policy.v1.ClientAssertion.dpop:type_name -> extauthz.policy.v1.DPoP
+	8,  // 13: extauthz.policy.v1.Bearer.dpop:type_name -> extauthz.policy.v1.DPoP
+	12, // 14: extauthz.policy.v1.DPoP.max_age:type_name -> google.protobuf.Duration
+	12, // 15: extauthz.policy.v1.DPoP.clock_skew:type_name -> google.protobuf.Duration
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_extauthz_policy_v1_policy_proto_init() }
@@ -965,7 +1119,7 @@ func file_extauthz_policy_v1_policy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_extauthz_policy_v1_policy_proto_rawDesc), len(file_extauthz_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
