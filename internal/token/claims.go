@@ -1,6 +1,11 @@
 package token
 
-import "fmt"
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"time"
+)
 
 const (
 	// maxNumericDate is 9999-12-31T23:59:59Z. Later dates are not real
@@ -24,13 +29,13 @@ func (t *Token) registered() error {
 	if t.ID, t.HasID, err = stringClaim(t.Claims, "jti"); err != nil {
 		return err
 	}
-	if t.Expiry, t.HasExpiry, err = dateClaim(t.Claims, "exp"); err != nil {
+	if t.Expiry, t.expiryNsec, t.HasExpiry, err = dateClaim(t.Claims, "exp"); err != nil {
 		return err
 	}
-	if t.NotBefore, t.HasNotBefore, err = dateClaim(t.Claims, "nbf"); err != nil {
+	if t.NotBefore, t.notBeforeNsec, t.HasNotBefore, err = dateClaim(t.Claims, "nbf"); err != nil {
 		return err
 	}
-	if t.IssuedAt, t.HasIssuedAt, err = dateClaim(t.Claims, "iat"); err != nil {
+	if t.IssuedAt, t.issuedAtNsec, t.HasIssuedAt, err = dateClaim(t.Claims, "iat"); err != nil {
 		return err
 	}
 	v, ok := t.Claims["aud"]
@@ -75,22 +80,78 @@ func stringClaim(c map[string]any, name string) (string, bool, error) {
 	return s, true, nil
 }
 
-// dateClaim reads a NumericDate. RFC 7519 allows fractions, but no issuer we
-// serve sends them, and accepting only integer literals keeps 1e9, 1.5 and
-// "2030-01-01" from being read three different ways by three components.
-func dateClaim(c map[string]any, name string) (int64, bool, error) {
+// dateClaim reads a NumericDate as whole seconds (rounded down) and the
+// nanoseconds past them. RFC 7519 §2 makes it any JSON number, fractions
+// included, and issuers that compute exp in floating point (time.time() + 3600)
+// send them; refusing those would turn valid tokens away. What stays refused is
+// what cannot be a date: a string, a bool, null, a container, a negative value
+// or one past 9999-12-31. 1e400 never gets here: the parser refuses it.
+func dateClaim(c map[string]any, name string) (sec int64, nsec int32, ok bool, err error) {
 	v, ok := c[name]
 	if !ok {
-		return 0, false, nil
+		return 0, 0, false, nil
 	}
-	n, ok := v.(int64)
-	if !ok {
-		return 0, false, fmt.Errorf("%w: %s is %s, not an integer", ErrClaimType, name, jsonType(v))
+	switch n := v.(type) {
+	case int64:
+		if n < 0 || n > maxNumericDate {
+			return 0, 0, false, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
+		}
+		return n, 0, true, nil
+	case float64:
+		// Written so that NaN, which no comparison holds for, is refused too.
+		if !(n >= 0 && n <= maxNumericDate) {
+			return 0, 0, false, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
+		}
+		sec, nsec := splitSeconds(n)
+		return sec, nsec, true, nil
 	}
-	if n < 0 || n > maxNumericDate {
-		return 0, false, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
+	return 0, 0, false, fmt.Errorf("%w: %s is %s, not a number", ErrClaimType, name, jsonType(v))
+}
+
+// splitSeconds splits f, in [0, maxNumericDate], into whole seconds and
+// nanoseconds. The nanoseconds come from the shortest decimal that parses back
+// to f, not from f's binary value, so 1767225600.1 gives 100000000 ns, not the
+// 99999904.6 of 1767225600.0999999046: that decimal is what encoders (Go,
+// Python, JavaScript) write, so it is the literal the issuer sent. It has at most 17 significant digits,
+// so from 1973-03-03 (1e8 s) on it has at most 8 decimals and is kept exactly;
+// earlier dates lose what lies below a nanosecond, which time.Time cannot hold.
+// Its integer part is f rounded down, because a decimal at or above the next
+// integer would parse to that integer, which float64 holds exactly here.
+func splitSeconds(f float64) (int64, int32) {
+	var buf [32]byte
+	d := strconv.AppendFloat(buf[:0], f, 'f', -1, 64)
+	var nsec int32
+	if i := bytes.IndexByte(d, '.'); i >= 0 {
+		frac := d[i+1:]
+		for k := range 9 {
+			nsec *= 10
+			if k < len(frac) {
+				nsec += int32(frac[k] - '0')
+			}
+		}
 	}
-	return n, true, nil
+	return int64(f), nsec
+}
+
+// ExpiryTime is exp to the nanosecond, fraction included, or the zero Time
+// when exp is absent. Expiry is the same instant rounded down to the second;
+// compare with this one so that a fraction is not rounded either way.
+func (t *Token) ExpiryTime() time.Time { return instant(t.HasExpiry, t.Expiry, t.expiryNsec) }
+
+// NotBeforeTime is nbf to the nanosecond, or the zero Time when nbf is absent.
+func (t *Token) NotBeforeTime() time.Time {
+	return instant(t.HasNotBefore, t.NotBefore, t.notBeforeNsec)
+}
+
+// IssuedAtTime is iat to the nanosecond, or the zero Time when iat is absent.
+func (t *Token) IssuedAtTime() time.Time { return instant(t.HasIssuedAt, t.IssuedAt, t.issuedAtNsec) }
+
+// instant is in UTC so that printing it does not depend on the host's zone.
+func instant(has bool, sec int64, nsec int32) time.Time {
+	if !has {
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
 }
 
 // jsonType names the JSON type of a parsed value for error messages, which

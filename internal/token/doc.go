@@ -23,8 +23,8 @@
 //     duplicate member names, nested at most 32 deep;
 //   - alg from a fixed allow-list, and a key only of the type that alg names
 //     (keys.Key.Fits, plus a 2048-bit RSA floor); never "none", never crit;
-//   - registered claims of their registered types, NumericDates as integer
-//     literals.
+//   - registered claims of their registered types, NumericDates as JSON
+//     numbers (fractions allowed) within 0 to 9999-12-31T23:59:59Z.
 //
 // Every failure wraps one of the Err sentinels, which callers map to stable
 // reason codes with errors.Is; messages never contain the token.

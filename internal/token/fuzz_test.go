@@ -32,6 +32,9 @@ func fuzzSeeds() []string {
 		withSig(hs, `{"sub":"\ud83d\ude00","x":"a\u0000"}`),
 		withSig(hs, `{"aud":[],"exp":1.0}`),
 		withSig(hs, `{"aud":"a","exp":"2030-01-01T00:00:00Z"}`),
+		withSig(hs, `{"exp":1767225600.5,"nbf":1.7672256005e9,"iat":1767225600.0}`),
+		withSig(hs, `{"exp":253402300799.5,"nbf":-0.5,"iat":-0.0}`),
+		withSig(hs, `{"exp":0.0000000019,"iat":5e-324,"nbf":1e20}`),
 		withSig(hs, `{"x":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}`),
 		withSig(hs, `{"x":-0,"y":1e400,"z":01}`),
 		withSig(`{"alg":"RSA-OAEP","enc":"A256GCM"}`, "{}") + ".aaaa.bbbb",
@@ -59,6 +62,7 @@ func FuzzParse(f *testing.F) {
 func FuzzParts(f *testing.F) {
 	f.Add([]byte(`{"alg":"HS256","kid":"k"}`), []byte(goodClaims))
 	f.Add([]byte(`{"alg":"EdDSA","typ":"JWT"}`), []byte(`{"aud":"a","exp":1,"nbf":2,"iat":3}`))
+	f.Add([]byte(`{"alg":"EdDSA","typ":"JWT"}`), []byte(`{"aud":"a","exp":1767225600.1,"nbf":2e0,"iat":3.5E-1}`))
 	f.Add([]byte(`{"alg":"ES256","crit":[]}`), []byte(`{"aud":["a",1]}`))
 	f.Add([]byte(`{"alg":"none"}`), []byte(`{"sub":"\ud800"}`))
 	f.Fuzz(func(t *testing.T, header, payload []byte) {
@@ -106,7 +110,9 @@ func checkParse(t *testing.T, raw string) {
 		t.Fatalf("re-encoded claims differ: %s", d)
 	}
 	if tok.Issuer != again.Issuer || tok.Expiry != again.Expiry || fmt.Sprint(tok.Audience) != fmt.Sprint(again.Audience) ||
-		tok.AudienceIsArray != again.AudienceIsArray || tok.Header != again.Header {
+		tok.AudienceIsArray != again.AudienceIsArray || tok.Header != again.Header ||
+		!tok.ExpiryTime().Equal(again.ExpiryTime()) || !tok.NotBeforeTime().Equal(again.NotBeforeTime()) ||
+		!tok.IssuedAtTime().Equal(again.IssuedAtTime()) {
 		t.Fatalf("re-encoded registered claims differ")
 	}
 
@@ -114,6 +120,31 @@ func checkParse(t *testing.T, raw string) {
 		t.Fatalf("Verify: %v", err)
 	}
 	_ = tok.ValidateTime(fuzzNow, time.Minute, true)
+}
+
+// FuzzNumericDate checks the split of any float64 NumericDate into seconds
+// and nanoseconds, which FuzzParts reaches only through JSON literals.
+func FuzzNumericDate(f *testing.F) {
+	for _, v := range []float64{0, 0.5, 1e-9, 1.9e-9, 5e-324, 99999999.99999999, 1e8, 1767225600.1,
+		1767225600.9999999, maxNumericDate, maxNumericDate - 0.5, math.Nextafter(maxNumericDate, 0)} {
+		f.Add(v)
+	}
+	f.Fuzz(func(t *testing.T, v float64) {
+		sec, nsec, ok, err := dateClaim(map[string]any{"exp": v}, "exp")
+		if !(v >= 0 && v <= maxNumericDate) {
+			if ok || !errors.Is(err, ErrClaimType) {
+				t.Fatalf("%v: ok %v, err %v; want ErrClaimType", v, ok, err)
+			}
+			return
+		}
+		if !ok || err != nil || nsec < 0 || nsec >= 1e9 {
+			t.Fatalf("%v: %d s %d ns, ok %v, err %v", v, sec, nsec, ok, err)
+		}
+		if float64(sec) != math.Floor(v) {
+			t.Fatalf("%v: %d s, want the floor", v, sec)
+		}
+		checkDate(t, "exp", v, sec, time.Unix(sec, int64(nsec)))
+	})
 }
 
 func countIs(err error, targets ...error) int {
@@ -137,11 +168,20 @@ func checkConsistent(t *testing.T, tok *Token) {
 		has bool
 	}{
 		"iss": {tok.Issuer, tok.HasIssuer}, "sub": {tok.Subject, tok.HasSubject}, "jti": {tok.ID, tok.HasID},
-		"exp": {tok.Expiry, tok.HasExpiry}, "nbf": {tok.NotBefore, tok.HasNotBefore}, "iat": {tok.IssuedAt, tok.HasIssuedAt},
 	} {
 		v, ok := tok.Claims[name]
 		if ok != got.has || ok && v != got.v {
 			t.Fatalf("%s: field %v (%v), claim %#v (%v)", name, got.v, got.has, v, ok)
+		}
+	}
+	for _, name := range dateClaims {
+		sec, has, at := dateOf(tok, name)
+		v, ok := tok.Claims[name]
+		if ok != has || !ok && (sec != 0 || !at.IsZero()) {
+			t.Fatalf("%s: field %d (%v), exact %s, claim %#v (%v)", name, sec, has, at, v, ok)
+		}
+		if ok {
+			checkDate(t, name, v, sec, at)
 		}
 	}
 	if _, ok := tok.Claims["aud"]; ok != tok.HasAudience || ok && len(tok.Audience) == 0 {

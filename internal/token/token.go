@@ -70,10 +70,14 @@ type Token struct {
 	Audience                     []string // aud as a list
 	HasAudience                  bool
 	AudienceIsArray              bool // aud was a JSON array; RFC 7523 cares
-	// Expiry, NotBefore and IssuedAt are exp, nbf and iat in seconds since
-	// the epoch; 0 when absent.
+	// Expiry, NotBefore and IssuedAt are exp, nbf and iat in whole seconds
+	// since the epoch, rounded down; 0 when absent. ExpiryTime, NotBeforeTime
+	// and IssuedAtTime give the exact instants, fractions included.
 	Expiry, NotBefore, IssuedAt          int64
 	HasExpiry, HasNotBefore, HasIssuedAt bool
+	// expiryNsec, notBeforeNsec and issuedAtNsec are the nanoseconds past
+	// those seconds; 0 for an integer date or a Token built by hand.
+	expiryNsec, notBeforeNsec, issuedAtNsec int32
 
 	signingInput []byte // header.payload, as signed
 	signature    []byte // decoded

@@ -263,16 +263,17 @@ func appendDERInt(b, x []byte) []byte {
 // now+skew. A negative skew counts as zero.
 func (t *Token) ValidateTime(now time.Time, skew time.Duration, requireExp bool) error {
 	skew = max(skew, 0)
-	// Comparing time.Time values, not seconds, keeps a fraction of a second
-	// from being rounded in the token's favour.
+	// Comparing the exact instants, not whole seconds, keeps a fraction of a
+	// second, in now or in the claims, from being rounded in the token's
+	// favour: the floor of nbf or iat would be too early.
 	switch {
-	case t.HasExpiry && !now.Before(time.Unix(t.Expiry, 0).Add(skew)):
+	case t.HasExpiry && !now.Before(t.ExpiryTime().Add(skew)):
 		return fmt.Errorf("%w: exp is past (skew %s)", ErrExpired, skew)
 	case !t.HasExpiry && requireExp:
 		return fmt.Errorf("%w: exp is required", ErrMissingExpiry)
-	case t.HasNotBefore && now.Before(time.Unix(t.NotBefore, 0).Add(-skew)):
+	case t.HasNotBefore && now.Before(t.NotBeforeTime().Add(-skew)):
 		return fmt.Errorf("%w: nbf is ahead (skew %s)", ErrNotYetValid, skew)
-	case t.HasIssuedAt && time.Unix(t.IssuedAt, 0).After(now.Add(skew)):
+	case t.HasIssuedAt && t.IssuedAtTime().After(now.Add(skew)):
 		return fmt.Errorf("%w: iat is ahead (skew %s)", ErrIssuedInFuture, skew)
 	}
 	return nil
