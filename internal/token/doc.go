@@ -15,7 +15,7 @@
 // different claims from one token), replace invalid UTF-8, accept padded or
 // non-canonical base64 (so one token has many spellings, defeating caches and
 // replay stores), let the header pick a verifier for any key, and read "exp"
-// from strings or floats. This package accepts exactly one spelling of a
+// from strings. This package accepts exactly one spelling of a
 // token:
 //
 //   - three base64url segments without padding, canonical, nothing else;
