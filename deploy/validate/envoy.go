@@ -3,15 +3,20 @@ package validate
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
 	bootstrapv3 "github.com/envoyproxy/go-control-plane/envoy/config/bootstrap/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
+	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	extauthzv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/ext_authz/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
+	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/reflect/protoregistry"
 	"google.golang.org/protobuf/types/descriptorpb"
@@ -27,7 +32,6 @@ import (
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/health_check/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
-	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 	_ "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
 )
 
@@ -45,6 +49,19 @@ type EnvoyReport struct {
 	ExtAuthz map[string]*extauthzv3.ExtAuthz
 	// Routes with their effective ext_authz settings.
 	Routes []EnvoyRoute
+	// FilterChains of the static listeners, with what they terminate.
+	FilterChains []EnvoyFilterChain
+}
+
+// EnvoyFilterChain is one filter chain of a static listener: its downstream
+// TLS context and the connection managers it runs.
+type EnvoyFilterChain struct {
+	Path string
+	// TLS is the chain's DownstreamTlsContext, nil for plaintext.
+	TLS  *tlsv3.DownstreamTlsContext
+	HCMs []*hcmv3.HttpConnectionManager
+	// ExtAuthz are the ext_authz filters of those connection managers.
+	ExtAuthz []*extauthzv3.ExtAuthz
 }
 
 // EnvoyRoute is one route of an HTTP connection manager.
@@ -105,7 +122,155 @@ func ValidateEnvoy(src []byte) (*EnvoyReport, error) {
 		rep.Routes = append(rep.Routes, routes...)
 		w.errs = append(w.errs, errs...)
 	}
+	for i, l := range bs.GetStaticResources().GetListeners() {
+		lp := fmt.Sprintf("static_resources.listeners[%d]", i)
+		for j, fc := range l.GetFilterChains() {
+			rep.FilterChains = append(rep.FilterChains, filterChain(fmt.Sprintf("%s.filter_chains[%d]", lp, j), fc))
+		}
+		if fc := l.GetDefaultFilterChain(); fc != nil {
+			rep.FilterChains = append(rep.FilterChains, filterChain(lp+".default_filter_chain", fc))
+		}
+	}
 	return rep, errors.Join(w.errs...)
+}
+
+// filterChain unpacks what a filter chain terminates. Anys that do not
+// unpack are skipped here: the walk reports them.
+func filterChain(path string, fc *listenerv3.FilterChain) EnvoyFilterChain {
+	out := EnvoyFilterChain{Path: path}
+	if ts := fc.GetTransportSocket().GetTypedConfig(); ts != nil {
+		var tc tlsv3.DownstreamTlsContext
+		if ts.MessageIs(&tc) && ts.UnmarshalTo(&tc) == nil {
+			out.TLS = &tc
+		}
+	}
+	for _, f := range fc.GetFilters() {
+		var h hcmv3.HttpConnectionManager
+		if tc := f.GetTypedConfig(); tc == nil || !tc.MessageIs(&h) || tc.UnmarshalTo(&h) != nil {
+			continue
+		}
+		out.HCMs = append(out.HCMs, &h)
+		for _, hf := range h.GetHttpFilters() {
+			var ea extauthzv3.ExtAuthz
+			if tc := hf.GetTypedConfig(); tc != nil && tc.MessageIs(&ea) && tc.UnmarshalTo(&ea) == nil {
+				out.ExtAuthz = append(out.ExtAuthz, &ea)
+			}
+		}
+	}
+	return out
+}
+
+// VerifiesClientCertificates says whether a downstream TLS context makes
+// every client present a certificate that Envoy verifies, and if not, why.
+func VerifiesClientCertificates(tc *tlsv3.DownstreamTlsContext) error {
+	if tc == nil {
+		return errors.New("plaintext: no DownstreamTlsContext")
+	}
+	if !tc.GetRequireClientCertificate().GetValue() {
+		return errors.New("require_client_certificate is not true")
+	}
+	ctc := tc.GetCommonTlsContext()
+	if ctc.GetValidationContextSdsSecretConfig() != nil {
+		return nil // verified against what SDS serves
+	}
+	vc := ctc.GetValidationContext()
+	if c := ctc.GetCombinedValidationContext(); c != nil {
+		if c.GetValidationContextSdsSecretConfig() != nil {
+			return nil // the trusted CA comes from SDS
+		}
+		vc = c.GetDefaultValidationContext()
+	}
+	if vc == nil {
+		return errors.New("no validation_context: client certificates are not verified")
+	}
+	if vc.GetTrustChainVerification() == tlsv3.CertificateValidationContext_ACCEPT_UNTRUSTED {
+		return errors.New("trust_chain_verification ACCEPT_UNTRUSTED: client certificates are not verified")
+	}
+	if vc.GetTrustedCa() == nil && vc.GetCustomValidatorConfig() == nil {
+		return errors.New("validation_context has no trusted_ca (or custom validator)")
+	}
+	return nil
+}
+
+// HeaderReachesAuthz says whether ext_authz sends the request header name
+// (lowercase) to the authorization service, given its allowed_headers and
+// disallowed_headers.
+func HeaderReachesAuthz(ea *extauthzv3.ExtAuthz, name string) (bool, error) {
+	if l := ea.GetAllowedHeaders(); l != nil {
+		ok, err := matchesAny(l.GetPatterns(), name)
+		if err != nil || !ok {
+			return false, err
+		}
+	}
+	if l := ea.GetDisallowedHeaders(); l != nil {
+		ok, err := matchesAny(l.GetPatterns(), name)
+		if err != nil || ok {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+func matchesAny(ms []*matcherv3.StringMatcher, s string) (bool, error) {
+	for _, m := range ms {
+		ok, err := matchString(m, s)
+		if err != nil || ok {
+			return ok, err
+		}
+	}
+	return false, nil
+}
+
+// matchString evaluates an Envoy StringMatcher as Envoy would.
+func matchString(m *matcherv3.StringMatcher, s string) (bool, error) {
+	v, fold := s, m.GetIgnoreCase()
+	norm := func(p string) string {
+		if fold {
+			return strings.ToLower(p)
+		}
+		return p
+	}
+	if fold {
+		v = strings.ToLower(s)
+	}
+	switch p := m.GetMatchPattern().(type) {
+	case *matcherv3.StringMatcher_Exact:
+		return v == norm(p.Exact), nil
+	case *matcherv3.StringMatcher_Prefix:
+		return strings.HasPrefix(v, norm(p.Prefix)), nil
+	case *matcherv3.StringMatcher_Suffix:
+		return strings.HasSuffix(v, norm(p.Suffix)), nil
+	case *matcherv3.StringMatcher_Contains:
+		return strings.Contains(v, norm(p.Contains)), nil
+	case *matcherv3.StringMatcher_SafeRegex:
+		// RE2 in both; Envoy matches the whole string and ignores ignore_case.
+		re, err := regexp.Compile(`^(?:` + p.SafeRegex.GetRegex() + `)$`)
+		if err != nil {
+			return false, fmt.Errorf("safe_regex %q: %w", p.SafeRegex.GetRegex(), err)
+		}
+		return re.MatchString(s), nil
+	default:
+		return false, fmt.Errorf("string matcher %T cannot be evaluated offline", p)
+	}
+}
+
+// ValidateEnvoyMessage decodes one Envoy message in JSON (such as the value
+// of an Istio EnvoyFilter patch) into m as strictly as ValidateEnvoy
+// decodes a bootstrap: unknown fields and unresolvable Any types are
+// errors, and the protoc-gen-validate rules and the deprecation check run
+// on m and on every message packed in an Any.
+func ValidateEnvoyMessage(js []byte, m proto.Message) error {
+	if err := (protojson.UnmarshalOptions{Resolver: protoregistry.GlobalTypes}).Unmarshal(js, m); err != nil {
+		return fmt.Errorf("envoy: decode %s: %w", m.ProtoReflect().Descriptor().FullName(), err)
+	}
+	w := &envoyWalker{refs: map[string][]string{}}
+	if v, ok := m.(validator); ok {
+		if err := v.ValidateAll(); err != nil {
+			w.errs = append(w.errs, err)
+		}
+	}
+	w.walk(m.ProtoReflect(), "")
+	return errors.Join(w.errs...)
 }
 
 type pathHCM struct {
@@ -308,6 +473,18 @@ func (r EnvoyRoute) AddedHeaders() map[string]bool {
 	for _, l := range [][]*corev3.HeaderValueOption{r.Route.GetRequestHeadersToAdd(), r.VirtualHost.GetRequestHeadersToAdd(), r.RouteConfig.GetRequestHeadersToAdd()} {
 		for _, h := range l {
 			out[strings.ToLower(h.GetHeader().GetKey())] = true
+		}
+	}
+	return out
+}
+
+// RemovedResponseHeaders is every response header the route, its virtual
+// host and its route configuration remove.
+func (r EnvoyRoute) RemovedResponseHeaders() map[string]bool {
+	out := map[string]bool{}
+	for _, l := range [][]string{r.Route.GetResponseHeadersToRemove(), r.VirtualHost.GetResponseHeadersToRemove(), r.RouteConfig.GetResponseHeadersToRemove()} {
+		for _, h := range l {
+			out[strings.ToLower(h)] = true
 		}
 	}
 	return out

@@ -116,6 +116,29 @@ func checkEnvoySetup(rep *EnvoyReport, pd *PolicyDir) error {
 			}
 		}
 	}
+	for path, ea := range rep.ExtAuthz {
+		// DPoP (RFC 9449): the proof travels in its own header, next to
+		// the token in Authorization.
+		for _, h := range []string{"authorization", "dpop"} {
+			ok, err := HeaderReachesAuthz(ea, h)
+			switch {
+			case err != nil:
+				add("%s: allowed_headers / disallowed_headers: %v", path, err)
+			case !ok:
+				add("%s: the %s request header does not reach extauthz (allowed_headers / disallowed_headers)", path, h)
+			}
+		}
+	}
+	for _, fc := range rep.FilterChains {
+		for _, ea := range fc.ExtAuthz {
+			if !ea.GetIncludePeerCertificate() {
+				continue
+			}
+			if err := VerifiesClientCertificates(fc.TLS); err != nil {
+				add("%s: include_peer_certificate, but %v: extauthz gets no verified certificate to bind tokens to", fc.Path, err)
+			}
+		}
+	}
 	managed := map[string]bool{}
 	for _, h := range pd.ManagedHeaders {
 		managed[h] = true
@@ -125,6 +148,12 @@ func checkEnvoySetup(rep *EnvoyReport, pd *PolicyDir) error {
 		for h := range r.AddedHeaders() {
 			if managed[h] {
 				add("%s: adds %s, a header extauthz manages", name, h)
+			}
+		}
+		// extauthz's DPoP challenges and nonces are for the client.
+		for _, h := range []string{"dpop-nonce", "www-authenticate"} {
+			if r.RemovedResponseHeaders()[h] {
+				add("%s: removes the %s response header extauthz sends to the client", name, h)
 			}
 		}
 		removed := r.RemovedHeaders()
@@ -274,6 +303,42 @@ func TestEnvoyBrokenCopies(t *testing.T) {
 		},
 		{"underscore headers allowed", "headers_with_underscores_action: DROP_HEADER", "headers_with_underscores_action: ALLOW", "headers_with_underscores_action"},
 		{"no decision in the access log", "authz_decision: \"%DYNAMIC_METADATA(envoy.filters.http.ext_authz:decision)%\"", "", "ext_authz:decision"},
+		{
+			"DPoP proofs withheld from extauthz",
+			"validate_mutations: true\n",
+			"validate_mutations: true\n                      disallowed_headers: { patterns: [{ exact: dpop }] }\n",
+			"the dpop request header does not reach extauthz",
+		},
+		{
+			"header allow-list without DPoP",
+			"validate_mutations: true\n",
+			"validate_mutations: true\n                      allowed_headers: { patterns: [{ exact: authorization }, { prefix: x- }] }\n",
+			"the dpop request header does not reach extauthz",
+		},
+		{
+			"header allow-list without Authorization",
+			"validate_mutations: true\n",
+			"validate_mutations: true\n                      allowed_headers: { patterns: [{ safe_regex: { regex: \"dpop|x-.*\" } }] }\n",
+			"the authorization request header does not reach extauthz",
+		},
+		{
+			"DPoP-Nonce removed from responses",
+			"                  name: ingress\n",
+			"                  name: ingress\n                  response_headers_to_remove: [DPoP-Nonce]\n",
+			"removes the dpop-nonce response header",
+		},
+		{
+			"WWW-Authenticate removed from responses",
+			"                            timeout: 30s\n",
+			"                            timeout: 30s\n                          response_headers_to_remove: [www-authenticate]\n",
+			"removes the www-authenticate response header",
+		},
+		{
+			"peer certificate asked for on a plaintext listener",
+			"validate_mutations: true\n",
+			"validate_mutations: true\n                      include_peer_certificate: true\n",
+			"include_peer_certificate, but plaintext",
+		},
 	}
 	for _, c := range setup {
 		t.Run(c.name, func(t *testing.T) {
@@ -283,5 +348,16 @@ func TestEnvoyBrokenCopies(t *testing.T) {
 			}
 			wantErr(t, checkEnvoySetup(rep, pd), c.want)
 		})
+	}
+
+	// A header allow-list that keeps what extauthz reads is fine: the
+	// header checks evaluate matchers, they do not just reject any list.
+	rep, err := ValidateEnvoy(mustReplace(t, src, "validate_mutations: true\n",
+		"validate_mutations: true\n                      allowed_headers: { patterns: [{ exact: Authorization, ignore_case: true }, { exact: DPoP, ignore_case: true }, { prefix: x- }] }\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := checkEnvoySetup(rep, pd); err != nil {
+		t.Errorf("an allow-list with authorization and dpop: %v", err)
 	}
 }

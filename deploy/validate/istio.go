@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 
+	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/types/known/structpb"
 	meshv1alpha1 "istio.io/api/mesh/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	sigsjson "sigs.k8s.io/json"
@@ -66,6 +68,22 @@ func ExtensionProvider(mc *meshv1alpha1.MeshConfig, name string) *meshv1alpha1.M
 		}
 	}
 	return nil
+}
+
+// EnvoyFilterHTTPFilter decodes the value of an EnvoyFilter patch that
+// applies to an HTTP_FILTER into Envoy's HttpFilter, strictly (Istio's
+// own decoder stores it as a free-form Struct), with its typed_config
+// unpacked and validated as in a bootstrap.
+func EnvoyFilterHTTPFilter(v *structpb.Struct) (*hcmv3.HttpFilter, error) {
+	js, err := protojson.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("EnvoyFilter patch value: %w", err)
+	}
+	var hf hcmv3.HttpFilter
+	if err := ValidateEnvoyMessage(js, &hf); err != nil {
+		return nil, fmt.Errorf("EnvoyFilter patch value: %w", err)
+	}
+	return &hf, nil
 }
 
 func strictYAML(src []byte, v any) error {

@@ -10,7 +10,9 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	"google.golang.org/protobuf/encoding/protojson"
-	securityv1beta1 "istio.io/api/security/v1beta1"
+	"google.golang.org/protobuf/proto"
+	istionetworkingv1 "istio.io/client-go/pkg/apis/networking/v1"
+	istionetworkingv1alpha3 "istio.io/client-go/pkg/apis/networking/v1alpha3"
 	istiosecurityv1 "istio.io/client-go/pkg/apis/security/v1"
 	appsv1 "k8s.io/api/apps/v1"
 	autoscalingv2 "k8s.io/api/autoscaling/v2"
@@ -53,6 +55,21 @@ var kinds = map[string]func() any{
 	"security.istio.io/v1/AuthorizationPolicy": func() any {
 		return new(istiosecurityv1.AuthorizationPolicy)
 	},
+	"networking.istio.io/v1alpha3/EnvoyFilter": func() any { return new(istionetworkingv1alpha3.EnvoyFilter) },
+	"networking.istio.io/v1/Gateway":           func() any { return new(istionetworkingv1.Gateway) },
+}
+
+// istioSpec returns the spec message of an Istio object, nil for others.
+func istioSpec(obj any) proto.Message {
+	switch o := obj.(type) {
+	case *istiosecurityv1.AuthorizationPolicy:
+		return &o.Spec
+	case *istionetworkingv1alpha3.EnvoyFilter:
+		return &o.Spec
+	case *istionetworkingv1.Gateway:
+		return &o.Spec
+	}
+	return nil
 }
 
 // DecodeAll splits a multi-document YAML stream and decodes every
@@ -112,8 +129,8 @@ func DecodeStrict(doc []byte) (Object, error) {
 	if len(strictErrs) > 0 {
 		return Object{}, fmt.Errorf("%s: %w", tm.Kind, errors.Join(strictErrs...))
 	}
-	if ap, ok := obj.(*istiosecurityv1.AuthorizationPolicy); ok {
-		if err := strictIstioSpec(js, &ap.Spec); err != nil {
+	if spec := istioSpec(obj); spec != nil {
+		if err := strictIstioSpec(js, spec); err != nil {
 			return Object{}, fmt.Errorf("%s: %w", tm.Kind, err)
 		}
 	}
@@ -129,7 +146,7 @@ func DecodeStrict(doc []byte) (Object, error) {
 
 // strictIstioSpec decodes the object's spec with protojson, which rejects
 // unknown fields, into the Istio API message.
-func strictIstioSpec(js []byte, spec *securityv1beta1.AuthorizationPolicy) error {
+func strictIstioSpec(js []byte, spec proto.Message) error {
 	var env struct {
 		Spec json.RawMessage `json:"spec"`
 	}
