@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"sort"
@@ -25,6 +26,8 @@ type want struct {
 	body    string
 	// remove is headers_to_remove of an allow.
 	remove []string
+	// downstream is response_headers_to_add of an allow (a DPoP-Nonce).
+	downstream map[string]string
 	// The dynamic metadata; decision follows from code.
 	rule, reason, issuer, clientID, spiffeID string
 	// audit is the audit_decision metadata field, "" when absent.
@@ -93,8 +96,11 @@ func assertResponse(t *testing.T, resp *authv3.CheckResponse, w want) {
 		if got := sorted(ok.GetHeadersToRemove()); !slices.Equal(got, sorted(w.remove)) {
 			errorf("headers_to_remove = %q, want %q", got, sorted(w.remove))
 		}
+		if got := headerList(ok.GetResponseHeadersToAdd(), true, w.downstream); !slices.Equal(got, mapList(w.downstream)) {
+			errorf("response_headers_to_add = %q, want %q", got, mapList(w.downstream))
+		}
 		//lint:ignore SA1019 checking that the deprecated field stays unset
-		if len(ok.GetResponseHeadersToAdd()) > 0 || len(ok.GetQueryParametersToSet()) > 0 || len(ok.GetQueryParametersToRemove()) > 0 || ok.GetDynamicMetadata() != nil {
+		if len(ok.GetQueryParametersToSet()) > 0 || len(ok.GetQueryParametersToRemove()) > 0 || ok.GetDynamicMetadata() != nil {
 			errorf("ok_response carries more than headers and headers_to_remove")
 		}
 	} else {
@@ -140,6 +146,10 @@ func assertResponse(t *testing.T, resp *authv3.CheckResponse, w want) {
 // of seconds: the keys plane derives Retry-After from its backoff.
 const anySeconds = "<seconds>"
 
+// anyNonce, as a wanted header value, accepts any DPoP nonce of ours: 32
+// base64url characters.
+const anyNonce = "<nonce>"
+
 // headerList renders header options as sorted "name: value" lines; an allow
 // must overwrite what the client sent. A value that want gives as
 // anySeconds is rendered as anySeconds when it is a positive integer.
@@ -147,9 +157,14 @@ func headerList(hs []*corev3.HeaderValueOption, overwrite bool, want map[string]
 	out := make([]string, 0, len(hs))
 	for _, h := range hs {
 		v := h.GetHeader().GetValue()
-		if want[h.GetHeader().GetKey()] == anySeconds {
+		switch want[h.GetHeader().GetKey()] {
+		case anySeconds:
 			if n, err := strconv.Atoi(v); err == nil && n > 0 && strconv.Itoa(n) == v {
 				v = anySeconds
+			}
+		case anyNonce:
+			if b, err := base64.RawURLEncoding.DecodeString(v); err == nil && len(b) == 24 {
+				v = anyNonce
 			}
 		}
 		line := h.GetHeader().GetKey() + ": " + v

@@ -13,6 +13,7 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -283,6 +284,8 @@ type httpReq struct {
 	rawBody bool
 	// ext is the route's context_extensions.
 	ext map[string]string
+	// peerCert is the client certificate Envoy forwards (DER), nil for none.
+	peerCert []byte
 }
 
 // with returns a copy of r with more headers.
@@ -333,8 +336,12 @@ func (r httpReq) proto() *authv3.CheckRequest {
 	if r.body != "" {
 		h.Size = int64(len(r.body))
 	}
+	source := &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 43210}}}}}
+	if r.peerCert != nil {
+		source.Certificate = envoyPEM(r.peerCert)
+	}
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source:            &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 43210}}}}},
+		Source:            source,
 		Request:           &authv3.AttributeContext_Request{Http: h},
 		ContextExtensions: r.ext,
 	}}
@@ -383,6 +390,13 @@ func tokenReq(body string) httpReq {
 // reportsReq is a request to the bearer-protected API.
 func reportsReq(method string, kv ...string) httpReq {
 	return httpReq{method: method, host: "api.example.com", path: "/reports/q1?year=2030"}.with(kv...)
+}
+
+// envoyPEM encodes a certificate as Envoy forwards it with
+// include_peer_certificate: PEM with newline, space, +, / and = escaped.
+func envoyPEM(der []byte) string {
+	p := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	return strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").Replace(p)
 }
 
 func newJTI() string {
