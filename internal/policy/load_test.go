@@ -196,6 +196,14 @@ issuers:
 		{"negative duration", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: https://a/j, clock_skew: -1s}\n", "issuers[0].clock_skew: expected a non-negative duration"},
 		{"two documents", "version: v1\n---\nversion: v1\n", "holds more than one YAML document"},
 		{"not yaml", "version: [v1\n", "not valid YAML"},
+		{"dpop mode", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: require}}}\n", `rules[0].bearer.dpop.mode: must be "off", "optional" or "required", got "require"`},
+		{"dpop symmetric alg", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: required, algorithms: [ES256, HS256]}}}\n", `rules[0].bearer.dpop.algorithms[1]: "HS256" is symmetric`},
+		{"dpop alg none", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: required, algorithms: [none]}}}\n", `rules[0].bearer.dpop.algorithms[0]: "none" is never accepted`},
+		{"dpop unknown alg", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: required, algorithms: [ES256K]}}}\n", `rules[0].bearer.dpop.algorithms[0]: "ES256K" is not a supported proof algorithm`},
+		{"dpop max_age", "version: v1" + issuers + "rules:\n  - {name: r, client_assertion: {issuers: [a], audiences: [x], dpop: {mode: optional, max_age: 0s}}}\n", "rules[0].client_assertion.dpop.max_age: must be positive"},
+		{"dpop settings while off", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {nonce: true}}}\n", "rules[0].bearer.dpop.mode: is off, so the other dpop settings do nothing"},
+		{"dpop unknown field", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: required, nonces: true}}}\n", "rules[0].bearer.dpop.nonces: unknown field"},
+		{"peer_svid without SVID issuers", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], peer_svid: true}}\n", "rules[0].bearer.peer_svid: binds a JWT-SVID to the peer's X.509-SVID, but none of the rule's issuers issues JWT-SVIDs"},
 		{"ambiguous iss", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: https://a/j}\n  - {name: b, issuer: x, jwks_uri: https://b/j}\nrules:\n  - {name: r, bearer: {issuers: [a, b], audiences: [x]}}\n", `rules[0].bearer.issuers[1]: issuers "a" and "b" both have issuer "x"`},
 	}
 	for _, tc := range cases {
