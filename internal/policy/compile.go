@@ -446,8 +446,8 @@ func (c *compiler) dpop(el *errorList, path string, pd *policyv1.DPoP) *DPoP {
 	case "required":
 		d.Required = true
 	default:
+		// Go on, so that validate lists the block's other errors too.
 		el.add(path+".mode", "must be \"off\", \"optional\" or \"required\", got %q", pd.GetMode())
-		return nil
 	}
 	for i, a := range pd.GetAlgorithms() {
 		apath := fmt.Sprintf("%s.algorithms[%d]", path, i)

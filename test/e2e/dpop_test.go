@@ -430,10 +430,10 @@ func TestValidateDPoPBlock(t *testing.T) {
 		name, mode, algs string
 		want             []string
 	}{
-		// An unknown mode ends the block's checks: its algorithms are
-		// not looked at.
+		// validate lists every error of the block, not only the first.
 		{"bad mode and algorithm", "require", "[HS256]", []string{
 			`rules[0].bearer.dpop.mode: must be "off", "optional" or "required", got "require"`,
+			algErr,
 		}},
 		{"bad algorithm", "required", "[HS256]", []string{algErr}},
 		{"off with settings", "off", "[ES256]", []string{
