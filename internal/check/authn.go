@@ -408,7 +408,7 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		Claims:     tok.Claims,
 		ClientID:   clientID,
 		SpiffeID:   v.spiffeID,
-		Scopes:     claimScopes(tok.Claims),
+		Scopes:     assertionScopes(tok.Claims),
 		Issuer:     is.Name,
 		Credential: "client_assertion",
 	}
@@ -550,7 +550,14 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if br.DPoP != nil {
 		d.nonce = s.nonceFor(br.DPoP)
 	}
-	scopes := claimScopes(tok.Claims)
+	scopes, ok := claimScopes(tok.Claims)
+	if !ok {
+		if tr != nil {
+			tr.add("scopes", false, "scope or scp breaks RFC 6749's scope grammar")
+		}
+		d.kind, d.reason = denyBearerInvalid, ReasonScopeMalformed
+		return d
+	}
 	for _, want := range br.Scopes {
 		if !contains(scopes, want) {
 			if tr != nil {
@@ -588,27 +595,6 @@ func bearerClient(claims map[string]any) string {
 		return s
 	}
 	return ""
-}
-
-// claimScopes reads the `scope` string (RFC 8693, RFC 9068) or, failing
-// that, the `scp` list some servers issue.
-func claimScopes(claims map[string]any) []string {
-	if s, ok := claims["scope"].(string); ok {
-		return scopeList(s)
-	}
-	switch scp := claims["scp"].(type) {
-	case []any:
-		out := make([]string, 0, len(scp))
-		for _, e := range scp {
-			if s, ok := e.(string); ok {
-				out = append(out, s)
-			}
-		}
-		return out
-	case string:
-		return scopeList(scp)
-	}
-	return nil
 }
 
 func contains(list []string, s string) bool {

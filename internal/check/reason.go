@@ -42,6 +42,7 @@ const (
 	ReasonReplayDown      = "replay_store_unavailable"
 	ReasonKeysDown        = "keys_unavailable"
 	ReasonScope           = "insufficient_scope"
+	ReasonScopeMalformed  = "scope_malformed"
 	ReasonRequire         = "requirement_failed"
 	ReasonInternal        = "internal_error"
 

@@ -270,8 +270,3 @@ func printable(s string) string {
 	}
 	return s
 }
-
-// scopeList splits a scope claim the way RFC 6749 writes it.
-func scopeList(s string) []string {
-	return strings.Fields(s)
-}

@@ -373,8 +373,8 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		r.Bearer = &Bearer{Scopes: b.GetScopes()}
 		r.Bearer.Credential = c.credential(el, path+".bearer", b.GetIssuers(), b.GetAudiences())
 		for i, s := range b.GetScopes() {
-			if s == "" || strings.ContainsAny(s, " \"\\") {
-				el.add(fmt.Sprintf("%s.bearer.scopes[%d]", path, i), "not a valid scope token: %q", s)
+			if !IsScopeToken(s) {
+				el.add(fmt.Sprintf("%s.bearer.scopes[%d]", path, i), "not a valid scope token (RFC 6749 §3.3: printable ASCII without space, '\"' or '\\'): %q", s)
 			}
 		}
 		r.Bearer.ScopeList = strings.Join(b.GetScopes(), " ")
@@ -603,6 +603,20 @@ func (c *compiler) headerName(el *errorList, path, name string) (string, bool) {
 		return "", false
 	}
 	return l, true
+}
+
+// IsScopeToken is RFC 6749 §3.3's scope-token: 1*( %x21 / %x23-5B /
+// %x5D-7E ), printable ASCII less space, '"' and '\'.
+func IsScopeToken(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 // isToken reports whether s is an RFC 9110 token (header names, methods).

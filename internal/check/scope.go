@@ -1,0 +1,63 @@
+package check
+
+import (
+	"strings"
+
+	"github.com/extauthz/extauthz/internal/policy"
+)
+
+// claimScopes reads a token's scopes: the `scope` string (RFC 6749 §3.3,
+// RFC 8693, RFC 9068) or, failing that, the `scp` list (or string) some
+// servers issue. ok is false when the claim breaks RFC 6749's grammar —
+// scope tokens of %x21 / %x23-5B / %x5D-7E, separated by exactly one
+// %x20 — because a lenient split is a privilege escalation: "x\u00a0admin"
+// is one scope to its issuer, and must never read as holding "admin".
+func claimScopes(claims map[string]any) (scopes []string, ok bool) {
+	if s, has := claims["scope"]; has {
+		str, isStr := s.(string)
+		if !isStr {
+			return nil, false
+		}
+		return scopeList(str)
+	}
+	switch scp := claims["scp"].(type) {
+	case nil:
+		return nil, true
+	case string:
+		return scopeList(scp)
+	case []any:
+		out := make([]string, 0, len(scp))
+		for _, e := range scp {
+			s, isStr := e.(string)
+			if !isStr || !policy.IsScopeToken(s) {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// assertionScopes are the scopes CEL sees of a client assertion: none when
+// its claim is malformed (an assertion is not refused for what only access
+// tokens carry, unless the rule asks for strict typing).
+func assertionScopes(claims map[string]any) []string {
+	s, _ := claimScopes(claims)
+	return s
+}
+
+// scopeList splits RFC 6749's scope = scope-token *( SP scope-token ). An
+// empty string holds no scope.
+func scopeList(s string) ([]string, bool) {
+	if s == "" {
+		return nil, true
+	}
+	out := strings.Split(s, " ")
+	for _, t := range out {
+		if !policy.IsScopeToken(t) {
+			return nil, false
+		}
+	}
+	return out, true
+}
