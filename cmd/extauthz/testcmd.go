@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"cmp"
 	"context"
+	"crypto"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -31,6 +34,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -49,6 +53,7 @@ type testCase struct {
 	Name    string      `yaml:"name"`
 	Request testRequest `yaml:"request"`
 	Token   *testToken  `yaml:"token"`
+	DPoP    *testProof  `yaml:"dpop"`
 	Expect  testExpect  `yaml:"expect"`
 }
 
@@ -62,6 +67,11 @@ type testRequest struct {
 	Body              *string           `yaml:"body"`
 	EncodeRawHeaders  bool              `yaml:"encode_raw_headers"`
 	PackAsBytes       bool              `yaml:"pack_as_bytes"`
+	// Scheme is :scheme, "https" unless given.
+	Scheme string `yaml:"scheme"`
+	// PeerCertificate is a PEM file, sent as Envoy's
+	// attributes.source.certificate (include_peer_certificate: true).
+	PeerCertificate string `yaml:"peer_certificate"`
 }
 
 type testToken struct {
@@ -72,6 +82,16 @@ type testToken struct {
 	Claims  map[string]any `yaml:"claims"`
 	Payload *string        `yaml:"payload"`
 	Literal string         `yaml:"literal"`
+}
+
+// testProof is a DPoP proof (RFC 9449) for the test's request, sent in the
+// DPoP header. The runner fills in a correct proof; header and claims
+// override its members (null deletes one).
+type testProof struct {
+	Key    string         `yaml:"key"`
+	Alg    string         `yaml:"alg"`
+	Header map[string]any `yaml:"header"`
+	Claims map[string]any `yaml:"claims"`
 }
 
 type testExpect struct {
@@ -208,10 +228,21 @@ func (r *testRunner) runFile(ctx context.Context, name string) error {
 			return fmt.Errorf("keys[%q]: %w", k, err)
 		}
 	}
+	// The server's DPoP nonces: on the file's clock, so the nonce it issues
+	// is known before any request is sent.
+	nonces, err := dpop.NewNonces(nil, 0, func() time.Time { return now })
+	if err != nil {
+		return err
+	}
+	b := &build{dir: dir, signers: signers, now: now, nonce: nonces.Current()}
 	// Build every request first: a broken test is a file error, not a failure.
 	reqs := make([]*authv3.CheckRequest, len(tf.Tests))
+	wants := make([]testExpect, len(tf.Tests))
 	for i, tc := range tf.Tests {
-		if reqs[i], err = buildRequest(tc, signers, now); err != nil {
+		if reqs[i], err = b.request(tc); err == nil {
+			wants[i], err = b.expectation(tc.Expect)
+		}
+		if err != nil {
 			return fmt.Errorf("tests[%d] %q: %w", i, tc.Name, err)
 		}
 	}
@@ -219,7 +250,7 @@ func (r *testRunner) runFile(ctx context.Context, name string) error {
 	for i, p := range tf.Policy {
 		policies[i] = rel(dir, p)
 	}
-	srv, closeSrv, err := testServer(policies, now, tf.Audit)
+	srv, closeSrv, err := testServer(policies, now, tf.Audit, nonces)
 	if err != nil {
 		return err
 	}
@@ -229,7 +260,7 @@ func (r *testRunner) runFile(ctx context.Context, name string) error {
 			continue
 		}
 		resp, steps := srv.Explain(ctx, reqs[i])
-		diffs := compare(tc.Expect, resp)
+		diffs := compare(wants[i], resp)
 		if len(diffs) == 0 {
 			r.passed++
 			fmt.Fprintf(r.out, "PASS %s: %s\n", name, tc.Name)
@@ -289,7 +320,7 @@ func rel(dir, p string) string {
 // testServer builds the in-process server for one file, as offlineServer
 // does, but on the file's fixed clock and without the network: remote key
 // sources (jwks_uri, discovery) are unavailable, so their tokens get 503.
-func testServer(policies []string, now time.Time, audit bool) (*check.Server, func(), error) {
+func testServer(policies []string, now time.Time, audit bool, nonces *dpop.Nonces) (*check.Server, func(), error) {
 	clock := func() time.Time { return now }
 	plane, err := keys.NewPlane(keys.Config{Offline: true, Clock: fixedClock(now)})
 	if err != nil {
@@ -305,6 +336,7 @@ func testServer(policies []string, now time.Time, audit bool) (*check.Server, fu
 		Replay: replay.NewMemory(replay.MemoryConfig{Clock: clock}),
 		Audit:  audit,
 		Now:    clock,
+		Nonces: nonces,
 	})
 	return srv, func() { plane.Close() }, nil
 }
@@ -316,40 +348,51 @@ func (c fixedClock) Now() time.Time { return time.Time(c) }
 
 func (fixedClock) AfterFunc(d time.Duration, f func()) keys.Timer { return time.AfterFunc(d, f) }
 
-// buildRequest turns a test's request and token into what Envoy sends.
-func buildRequest(tc testCase, signers map[string]*signer, now time.Time) (*authv3.CheckRequest, error) {
+// build holds what a file's requests are built from.
+type build struct {
+	dir     string // the test file's directory, for relative paths
+	signers map[string]*signer
+	now     time.Time
+	// nonce is the server's current DPoP nonce, {{nonce}} in a test: the
+	// clock stands still, so it is the one the server sends in DPoP-Nonce.
+	nonce string
+}
+
+// envoyPEM percent-encodes a PEM certificate as Envoy encodes
+// attributes.source.certificate (urlEncodedPemEncodedPeerCertificate).
+var envoyPEM = strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D")
+
+// request turns a test's request, token and DPoP proof into what Envoy sends.
+func (b *build) request(tc testCase) (*authv3.CheckRequest, error) {
 	rq := tc.Request
-	tok, err := makeToken(tc.Token, signers, now)
+	tok, err := b.token(tc.Token)
 	if err != nil {
 		return nil, fmt.Errorf("token: %w", err)
 	}
-	sub := func(s string) string { return strings.ReplaceAll(s, "{{token}}", tok) }
-	headers := map[string]string{}
-	for k, v := range rq.Headers {
-		headers[strings.ToLower(k)] = sub(v)
+	as := ""
+	if tc.Token != nil {
+		as = tc.Token.As
+		switch as {
+		case "bearer", "dpop", "client_assertion", "none":
+		default:
+			return nil, fmt.Errorf("token.as: want client_assertion, bearer, dpop or none, got %q", as)
+		}
+	}
+	proof := ""
+	sub := func(s string) string {
+		return strings.NewReplacer("{{token}}", tok, "{{dpop}}", proof, "{{nonce}}", b.nonce).Replace(s)
 	}
 	form := map[string]string{}
 	for k, v := range rq.Form {
 		form[k] = sub(v)
 	}
-	if tc.Token != nil {
-		switch tc.Token.As {
-		case "bearer":
-			if _, ok := headers["authorization"]; ok {
-				return nil, errors.New("token.as bearer sets authorization; use as: none and {{token}} in headers for more")
-			}
-			headers["authorization"] = "Bearer " + tok
-		case "client_assertion":
-			if rq.Body != nil {
-				return nil, errors.New("token.as client_assertion adds form parameters; with a raw body use as: none and {{token}}")
-			}
-			form["client_assertion"] = tok
-			if _, ok := form["client_assertion_type"]; !ok {
-				form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-			}
-		case "none":
-		default:
-			return nil, fmt.Errorf("token.as: want client_assertion, bearer or none, got %q", tc.Token.As)
+	if as == "client_assertion" {
+		if rq.Body != nil {
+			return nil, errors.New("token.as client_assertion adds form parameters; with a raw body use as: none and {{token}}")
+		}
+		form["client_assertion"] = tok
+		if _, ok := form["client_assertion_type"]; !ok {
+			form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 		}
 	}
 	var body string
@@ -364,9 +407,6 @@ func buildRequest(tc testCase, signers map[string]*signer, now time.Time) (*auth
 			vals.Set(k, v)
 		}
 		body = vals.Encode()
-		if _, ok := headers["content-type"]; !ok {
-			headers["content-type"] = "application/x-www-form-urlencoded"
-		}
 	}
 	method, path := rq.Method, sub(rq.Path)
 	if method == "" {
@@ -378,7 +418,39 @@ func buildRequest(tc testCase, signers map[string]*signer, now time.Time) (*auth
 	if path == "" {
 		path = "/"
 	}
-	h := &authv3.AttributeContext_HttpRequest{Method: method, Host: rq.Host, Path: path}
+	scheme := cmp.Or(rq.Scheme, "https")
+	if tc.DPoP != nil {
+		// ath binds an access token (RFC 9449 §4.2); a client assertion
+		// beside a proof is none.
+		accessToken := ""
+		if as == "dpop" {
+			accessToken = tok
+		}
+		if proof, err = b.proof(tc.DPoP, method, scheme+"://"+rq.Host+strings.SplitN(path, "?", 2)[0], accessToken); err != nil {
+			return nil, fmt.Errorf("dpop: %w", err)
+		}
+	}
+	headers := map[string]string{}
+	for k, v := range rq.Headers {
+		headers[strings.ToLower(k)] = sub(v)
+	}
+	if _, ok := headers["content-type"]; !ok && rq.Body == nil && len(form) > 0 {
+		headers["content-type"] = "application/x-www-form-urlencoded"
+	}
+	if as == "bearer" || as == "dpop" {
+		if _, ok := headers["authorization"]; ok {
+			return nil, fmt.Errorf("token.as %s sets authorization; use as: none and {{token}} in headers for more", as)
+		}
+		authScheme := "Bearer "
+		if as == "dpop" {
+			authScheme = "DPoP "
+		}
+		headers["authorization"] = authScheme + tok
+	}
+	if _, ok := headers["dpop"]; !ok && proof != "" {
+		headers["dpop"] = proof
+	}
+	h := &authv3.AttributeContext_HttpRequest{Method: method, Host: rq.Host, Path: path, Scheme: scheme}
 	if rq.EncodeRawHeaders {
 		hm := &corev3.HeaderMap{}
 		for _, k := range slices.Sorted(maps.Keys(headers)) {
@@ -393,15 +465,24 @@ func buildRequest(tc testCase, signers map[string]*signer, now time.Time) (*auth
 	} else {
 		h.Body = body
 	}
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
+	attrs := &authv3.AttributeContext{
 		Request:           &authv3.AttributeContext_Request{Http: h},
 		ContextExtensions: rq.ContextExtensions,
-	}}, nil
+	}
+	if rq.PeerCertificate != "" {
+		pemBytes, err := os.ReadFile(rel(b.dir, rq.PeerCertificate))
+		if err != nil {
+			return nil, fmt.Errorf("request.peer_certificate: %w", err)
+		}
+		attrs.Source = &authv3.AttributeContext_Peer{Certificate: envoyPEM.Replace(string(pemBytes))}
+	}
+	return &authv3.CheckRequest{Attributes: attrs}, nil
 }
 
 // signer is a test key: a private key (JWK or PEM) or an HMAC secret.
 type signer struct {
 	key any // as jwsbb.Sign takes it
+	pub crypto.PublicKey
 	kid string
 	alg string // the key's own alg, or the usual one for its type
 }
@@ -430,6 +511,9 @@ func readSigner(name string) (*signer, error) {
 	if err := jwk.Export(k, &s.key); err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
+	if cs, ok := s.key.(crypto.Signer); ok {
+		s.pub = cs.Public()
+	}
 	if a, ok := k.Algorithm(); ok {
 		s.alg = a.String()
 	} else if ek, ok := k.(jwk.ECDSAPrivateKey); ok {
@@ -442,8 +526,30 @@ func readSigner(name string) (*signer, error) {
 	return s, nil
 }
 
-// makeToken signs the token a test describes ("" when it has none).
-func makeToken(t *testToken, signers map[string]*signer, now time.Time) (string, error) {
+// signer finds a key of the file's keys by name.
+func (b *build) signer(name string) (*signer, error) {
+	s := b.signers[name]
+	if s == nil {
+		return nil, fmt.Errorf("no key named %q in the file's keys", name)
+	}
+	return s, nil
+}
+
+// publicJWK is a key's public half as a JWK: only the members RFC 7517
+// requires (kty and the key's parameters), no kid or alg.
+func (b *build) publicJWK(name string) (jwk.Key, error) {
+	s, err := b.signer(name)
+	if err != nil {
+		return nil, err
+	}
+	if s.pub == nil {
+		return nil, fmt.Errorf("key %q is a shared secret; it has no public key", name)
+	}
+	return jwk.Import(s.pub)
+}
+
+// token signs the token a test describes ("" when it has none).
+func (b *build) token(t *testToken) (string, error) {
 	if t == nil {
 		return "", nil
 	}
@@ -453,21 +559,13 @@ func makeToken(t *testToken, signers map[string]*signer, now time.Time) (string,
 		}
 		return t.Literal, nil
 	}
-	s := signers[t.Key]
-	if s == nil {
-		return "", fmt.Errorf("key: no key named %q in the file's keys", t.Key)
+	s, err := b.signer(t.Key)
+	if err != nil {
+		return "", fmt.Errorf("key: %w", err)
 	}
-	alg := cmp.Or(t.Alg, s.alg)
-	header := map[string]any{"alg": alg}
+	header := map[string]any{}
 	if s.kid != "" {
 		header["kid"] = s.kid
-	}
-	for k, v := range t.Header {
-		if v == nil {
-			delete(header, k)
-		} else {
-			header[k] = v
-		}
 	}
 	var payload []byte
 	switch {
@@ -476,13 +574,63 @@ func makeToken(t *testToken, signers map[string]*signer, now time.Time) (string,
 	case t.Payload != nil:
 		payload = []byte(*t.Payload)
 	default:
-		claims, err := resolveClaims(t.Claims, now)
+		claims, err := b.claims(t.Claims, nil)
 		if err != nil {
 			return "", err
 		}
 		if payload, err = json.Marshal(claims); err != nil {
 			return "", fmt.Errorf("claims: %w", err)
 		}
+	}
+	return b.sign(t.Key, s, cmp.Or(t.Alg, s.alg), header, t.Header, payload)
+}
+
+// proof signs a DPoP proof for a request to htu by method: typ dpop+jwt,
+// the key's alg and public jwk, a random jti, htm, htu, iat now, and ath
+// when an access token is sent in the DPoP scheme; p's header and claims
+// override these.
+func (b *build) proof(p *testProof, method, htu, accessToken string) (string, error) {
+	s, err := b.signer(p.Key)
+	if err != nil {
+		return "", fmt.Errorf("key: %w", err)
+	}
+	header := map[string]any{"typ": "dpop+jwt"}
+	if _, given := p.Header["jwk"]; !given {
+		if header["jwk"], err = b.publicJWK(p.Key); err != nil {
+			return "", fmt.Errorf("key: %w", err)
+		}
+	}
+	defaults := map[string]any{"jti": "random", "htm": method, "htu": htu, "iat": b.now.Unix()}
+	if accessToken != "" {
+		sum := sha256.Sum256([]byte(accessToken))
+		defaults["ath"] = base64.RawURLEncoding.EncodeToString(sum[:])
+	}
+	claims, err := b.claims(p.Claims, defaults)
+	if err != nil {
+		return "", err
+	}
+	payload, err := json.Marshal(claims)
+	if err != nil {
+		return "", fmt.Errorf("claims: %w", err)
+	}
+	return b.sign(p.Key, s, cmp.Or(p.Alg, s.alg), header, p.Header, payload)
+}
+
+// sign makes a compact JWS of payload: header is the runner's, overrides
+// the test's (a null member deletes one), alg is what it is signed with
+// and, unless overridden, its alg member.
+func (b *build) sign(name string, s *signer, alg string, header, overrides map[string]any, payload []byte) (string, error) {
+	header["alg"] = alg
+	for k, v := range overrides {
+		if v == nil {
+			delete(header, k)
+			continue
+		}
+		x, err := b.expand(v)
+		if err != nil {
+			return "", fmt.Errorf("header.%s: %w", k, err)
+		}
+		header[k] = x
 	}
 	hdr, err := json.Marshal(header)
 	if err != nil {
@@ -492,7 +640,7 @@ func makeToken(t *testToken, signers map[string]*signer, now time.Time) (string,
 	input := enc.EncodeToString(hdr) + "." + enc.EncodeToString(payload)
 	sig, err := jwsbb.Sign(s.key, alg, []byte(input), nil)
 	if err != nil {
-		return "", fmt.Errorf("sign with key %q as %s: %w", t.Key, alg, err)
+		return "", fmt.Errorf("sign with key %q as %s: %w", name, alg, err)
 	}
 	return input + "." + enc.EncodeToString(sig), nil
 }
@@ -500,29 +648,116 @@ func makeToken(t *testToken, signers map[string]*signer, now time.Time) (string,
 // timeClaims take relative times: now, +2m, -1h, now+30s, or RFC 3339.
 var timeClaims = map[string]bool{"exp": true, "nbf": true, "iat": true, "auth_time": true}
 
-func resolveClaims(in map[string]any, now time.Time) (map[string]any, error) {
-	out := make(map[string]any, len(in))
+// claims resolves a test's claims over defaults: a null claim is left out,
+// so `<<: *base` plus `jti: null` drops one claim of a shared set (or a
+// default); time claims take relative times, jti: random is random, and
+// every other value is expanded (see expand).
+func (b *build) claims(in, defaults map[string]any) (map[string]any, error) {
+	merged := maps.Clone(defaults)
+	if merged == nil {
+		merged = make(map[string]any, len(in))
+	}
 	for k, v := range in {
+		merged[k] = v
+	}
+	out := make(map[string]any, len(merged))
+	for k, v := range merged {
 		s, isString := v.(string)
 		switch {
 		case v == nil:
-			// null leaves the claim out, so `<<: *base` plus `jti: null`
-			// drops one claim of a shared set.
 		case isString && timeClaims[k]:
-			t, err := relativeTime(s, now)
+			t, err := relativeTime(s, b.now)
 			if err != nil {
 				return nil, fmt.Errorf("claims.%s: %w", k, err)
 			}
 			out[k] = t.Unix()
 		case isString && k == "jti" && s == "random":
-			b := make([]byte, 16)
-			rand.Read(b)
-			out[k] = hex.EncodeToString(b)
+			r := make([]byte, 16)
+			rand.Read(r)
+			out[k] = hex.EncodeToString(r)
 		default:
-			out[k] = v
+			x, err := b.expand(v)
+			if err != nil {
+				return nil, fmt.Errorf("claims.%s: %w", k, err)
+			}
+			out[k] = x
 		}
 	}
 	return out, nil
+}
+
+// function is a value the runner computes: jkt(KEY), jwk(KEY) or
+// x5t#S256(FILE).
+var function = regexp.MustCompile(`^(jkt|jwk|x5t#S256)\((.+)\)$`)
+
+// expand computes a header or claim value, at any depth of objects and
+// lists: jkt(KEY) is the RFC 7638 SHA-256 thumbprint of a key of the file
+// (what cnf.jkt names), jwk(KEY) its public JWK, x5t#S256(FILE) the
+// base64url SHA-256 of the DER of a PEM certificate (what cnf.x5t#S256
+// names); {{nonce}} in a string is the server's current DPoP nonce.
+func (b *build) expand(v any) (any, error) {
+	switch v := v.(type) {
+	case string:
+		m := function.FindStringSubmatch(v)
+		if m == nil {
+			return strings.ReplaceAll(v, "{{nonce}}", b.nonce), nil
+		}
+		if m[1] == "x5t#S256" {
+			x5t, err := certThumbprint(rel(b.dir, m[2]))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", v, err)
+			}
+			return x5t, nil
+		}
+		k, err := b.publicJWK(m[2])
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", v, err)
+		}
+		if m[1] == "jwk" {
+			return k, nil
+		}
+		sum, err := k.Thumbprint(crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", v, err)
+		}
+		return base64.RawURLEncoding.EncodeToString(sum), nil
+	case map[string]any:
+		out := make(map[string]any, len(v))
+		for k, e := range v {
+			x, err := b.expand(e)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", k, err)
+			}
+			out[k] = x
+		}
+		return out, nil
+	case []any:
+		out := make([]any, len(v))
+		for i, e := range v {
+			x, err := b.expand(e)
+			if err != nil {
+				return nil, fmt.Errorf("[%d]: %w", i, err)
+			}
+			out[i] = x
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+// certThumbprint is RFC 8705's x5t#S256 of the first certificate in a PEM
+// file.
+func certThumbprint(name string) (string, error) {
+	data, err := os.ReadFile(name)
+	if err != nil {
+		return "", err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return "", fmt.Errorf("%s: no PEM CERTIFICATE", name)
+	}
+	sum := sha256.Sum256(block.Bytes)
+	return base64.RawURLEncoding.EncodeToString(sum[:]), nil
 }
 
 func relativeTime(s string, now time.Time) (time.Time, error) {
@@ -540,6 +775,35 @@ func relativeTime(s string, now time.Time) (time.Time, error) {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not now, a relative time (+2m, -1h, now+30s) or an RFC 3339 time", s)
+}
+
+// expectation expands the expected header values as claim values are
+// (jkt(KEY), x5t#S256(FILE), {{nonce}}).
+func (b *build) expectation(e testExpect) (testExpect, error) {
+	expand := func(what string, m map[string]string) (map[string]string, error) {
+		if m == nil {
+			return nil, nil
+		}
+		out := make(map[string]string, len(m))
+		for k, v := range m {
+			x, err := b.expand(v)
+			if err != nil {
+				return nil, fmt.Errorf("expect.%s.%s: %w", what, k, err)
+			}
+			s, ok := x.(string)
+			if !ok {
+				return nil, fmt.Errorf("expect.%s.%s: %s is not a header value", what, k, v)
+			}
+			out[k] = s
+		}
+		return out, nil
+	}
+	var err error
+	if e.Headers, err = expand("headers", e.Headers); err != nil {
+		return e, err
+	}
+	e.ResponseHeaders, err = expand("response_headers", e.ResponseHeaders)
+	return e, err
 }
 
 // compare lists how resp differs from want.
@@ -575,7 +839,12 @@ func compare(want testExpect, resp *authv3.CheckResponse) []string {
 	if want.Body != nil && denied.GetBody() != *want.Body {
 		diff("body", *want.Body, denied.GetBody())
 	}
+	// The headers sent to the client: the deny's, or those an allow adds
+	// to the upstream's response (DPoP-Nonce).
 	respHeaders := headerMap(denied.GetHeaders())
+	if ok := resp.GetOkResponse(); ok != nil {
+		respHeaders = headerMap(ok.GetResponseHeadersToAdd())
+	}
 	if want.WWWAuthenticate != nil && respHeaders["www-authenticate"] != *want.WWWAuthenticate {
 		diff("www_authenticate", *want.WWWAuthenticate, respHeaders["www-authenticate"])
 	}

@@ -3,14 +3,23 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"math/big"
+	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
@@ -146,11 +155,18 @@ func TestFileErrors(t *testing.T) {
 		{"no_name", head + "tests:\n  -\n" + request, "tests[0].name: required"},
 		{"bad_decision", head + "tests:\n  - name: x\n    expect: {decision: maybe}\n", "expect.decision: must be allow or deny"},
 		{"unknown_key", head + "tests:\n  - name: x\n    token: {as: bearer, key: nope, claims: {}}\n" + request, `no key named "nope"`},
-		{"missing_as", head + "tests:\n  - name: x\n    token: {key: acme, claims: {}}\n" + request, "token.as: want client_assertion, bearer or none"},
+		{"missing_as", head + "tests:\n  - name: x\n    token: {key: acme, claims: {}}\n" + request, "token.as: want client_assertion, bearer, dpop or none"},
 		{"bad_time", head + "tests:\n  - name: x\n    token: {as: bearer, key: acme, claims: {exp: soon}}\n" + request, `claims.exp: "soon" is not now`},
 		{"key_file", "policy: " + ex + "\nkeys: {k: nowhere.jwk}\ntests:\n  - name: x\n" + request, "nowhere.jwk"},
 		{"public_key", "policy: " + ex + "\nkeys: {k: " + ex + "/keys/login.jwks.json}\ntests:\n  - name: x\n" + request, "login.jwks.json"},
 		{"policy_error", "policy: " + emptyDir + "\ntests:\n  - name: x\n" + request, "no *.yaml or *.yml files"},
+		{"dpop_unknown_key", head + "tests:\n  - name: x\n    dpop: {key: nope}\n" + request, `dpop: key: no key named "nope"`},
+		{"dpop_secret", "policy: " + ex + "\nkeys: {jobs: " + ex + "/keys/internal-jobs.hmac}\ntests:\n  - name: x\n    dpop: {key: jobs}\n" + request, `key "jobs" is a shared secret`},
+		{"dpop_bad_time", head + "tests:\n  - name: x\n    dpop: {key: acme, claims: {iat: soon}}\n" + request, `dpop: claims.iat: "soon" is not now`},
+		{"dpop_authorization", head + "tests:\n  - name: x\n    request: {headers: {authorization: x}}\n    token: {as: dpop, key: acme, claims: {}}\n    expect: {decision: allow}\n", "token.as dpop sets authorization"},
+		{"peer_certificate", head + "tests:\n  - name: x\n    request: {peer_certificate: nowhere.pem}\n    expect: {decision: allow}\n", "request.peer_certificate: open"},
+		{"bad_function", head + "tests:\n  - name: x\n    token: {as: bearer, key: acme, claims: {cnf: {jkt: jkt(nope)}}}\n" + request, `claims.cnf: jkt: jkt(nope): no key named "nope"`},
+		{"expect_jwk", head + "tests:\n  - name: x\n    request: {host: api.example.com, path: /healthz}\n    expect: {decision: allow, headers: {x: jwk(acme)}}\n", "expect.headers.x: jwk(acme) is not a header value"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -306,6 +322,262 @@ func TestDocExamples(t *testing.T) {
 			}
 		default:
 			t.Errorf("%s: unknown block kind %q (want ```yaml, ```yaml invalid or ```yaml test)", where, b.info)
+		}
+	}
+}
+
+// testBuild is a request builder with the example keys client (EC P-256),
+// login (Ed25519) and jobs (an HMAC secret), at a fixed time.
+func testBuild(t *testing.T) *build {
+	t.Helper()
+	ex := examplesDir(t)
+	b := &build{dir: ex, signers: map[string]*signer{}, now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC), nonce: "the-nonce"}
+	for name, file := range map[string]string{
+		"client": "keys/dpop-client.private.jwk.json",
+		"other":  "keys/dpop-other.private.jwk.json",
+		"login":  "keys/login.private.jwk.json",
+		"jobs":   "keys/internal-jobs.hmac",
+	} {
+		s, err := readSigner(filepath.Join(ex, file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.signers[name] = s
+	}
+	return b
+}
+
+// decodeJWS splits a compact JWS into its header and claims; with
+// selfSigned it checks that it is an ES256 signature by the key of its own
+// jwk header.
+func decodeJWS(t *testing.T, jws string, selfSigned bool) (header, claims map[string]any) {
+	t.Helper()
+	parts := strings.Split(jws, ".")
+	if len(parts) != 3 {
+		t.Fatalf("%q is not a compact JWS", jws)
+	}
+	for i, dst := range []*map[string]any{&header, &claims} {
+		raw, err := base64.RawURLEncoding.DecodeString(parts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(raw, dst); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if selfSigned {
+		jwkJSON, _ := json.Marshal(header["jwk"])
+		k, err := jwk.ParseKey(jwkJSON)
+		if err != nil {
+			t.Fatalf("jwk header: %v", err)
+		}
+		var pub ecdsa.PublicKey
+		if err := jwk.Export(k, &pub); err != nil {
+			t.Fatal(err)
+		}
+		sig, _ := base64.RawURLEncoding.DecodeString(parts[2])
+		if len(sig) != 64 {
+			t.Fatalf("an ES256 signature of %d bytes", len(sig))
+		}
+		digest := sha256.Sum256([]byte(parts[0] + "." + parts[1]))
+		r, s := new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])
+		if !ecdsa.Verify(&pub, digest[:], r, s) {
+			t.Errorf("the proof is not signed by the key of its jwk header")
+		}
+	}
+	return header, claims
+}
+
+func TestDPoPProof(t *testing.T) {
+	b := testBuild(t)
+	tok := &testToken{As: "dpop", Key: "login", Claims: map[string]any{"iss": "https://login.example.com", "cnf": map[string]any{"jkt": "jkt(client)"}}}
+	req, err := b.request(testCase{
+		Request: testRequest{Host: "api.example.com:8443", Path: "/orders/1?expand=items"},
+		Token:   tok,
+		DPoP:    &testProof{Key: "client"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := req.GetAttributes().GetRequest().GetHttp()
+	accessToken, ok := strings.CutPrefix(h.GetHeaders()["authorization"], "DPoP ")
+	if !ok {
+		t.Fatalf("authorization %q is not in the DPoP scheme", h.GetHeaders()["authorization"])
+	}
+	if h.GetScheme() != "https" {
+		t.Errorf("scheme %q, want https by default", h.GetScheme())
+	}
+	header, claims := decodeJWS(t, h.GetHeaders()["dpop"], true)
+	wantJWK := map[string]any{"kty": "EC", "crv": "P-256", "x": "GQYFl90E14b3v324lwIfTjeYJkBqmhTjajIqW3U-qDk", "y": "-TjyAF6fsayI6XKNkeVQtD_eR-vUm8IGXgLvauU-ySs"}
+	if header["typ"] != "dpop+jwt" || header["alg"] != "ES256" || !reflect.DeepEqual(header["jwk"], wantJWK) || len(header) != 3 {
+		t.Errorf("proof header %v; want typ dpop+jwt, alg ES256 and the public jwk %v only", header, wantJWK)
+	}
+	sum := sha256.Sum256([]byte(accessToken))
+	want := map[string]any{
+		"htm": "GET",
+		"htu": "https://api.example.com:8443/orders/1",
+		"iat": float64(b.now.Unix()),
+		"ath": base64.RawURLEncoding.EncodeToString(sum[:]),
+	}
+	for k, v := range want {
+		if claims[k] != v {
+			t.Errorf("proof claim %s = %v, want %v", k, claims[k], v)
+		}
+	}
+	if jti, _ := claims["jti"].(string); len(jti) != 32 || len(claims) != 5 {
+		t.Errorf("proof claims %v; want a random jti and %v", claims, want)
+	}
+	// The token's cnf.jkt names the proof key: RFC 7638's thumbprint,
+	// computed here independently of jwx (sha256 of
+	// {"crv":"P-256","kty":"EC","x":…,"y":…}).
+	_, tc := decodeJWS(t, accessToken, false)
+	if got := tc["cnf"].(map[string]any)["jkt"]; got != "qfm6HQ4MhxqxMZleBzo4PCs81Npu4-p1bOeNylyJcKA" {
+		t.Errorf("cnf.jkt = %v", got)
+	}
+
+	// Overrides make bad proofs; a proof beside a client assertion has no
+	// ath; the request's scheme goes into htu.
+	req, err = b.request(testCase{
+		Request: testRequest{Host: "login.example.com", Path: "/token", Scheme: "http", Form: map[string]string{"grant_type": "client_credentials"}},
+		Token:   &testToken{As: "client_assertion", Key: "login", Claims: map[string]any{}},
+		DPoP: &testProof{
+			Key:    "client",
+			Header: map[string]any{"typ": "JWT", "jwk": "jwk(other)"},
+			Claims: map[string]any{"htm": "PUT", "iat": "-10m", "jti": nil, "nonce": "{{nonce}}", "extra": []any{"jkt(login)"}},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h = req.GetAttributes().GetRequest().GetHttp()
+	// Signed by client, with other's jwk: not self-signed.
+	header, claims = decodeJWS(t, h.GetHeaders()["dpop"], false)
+	if header["typ"] != "JWT" || header["jwk"].(map[string]any)["x"] == wantJWK["x"] {
+		t.Errorf("header overrides not applied: %v", header)
+	}
+	want = map[string]any{
+		"htm":   "PUT",
+		"htu":   "http://login.example.com/token",
+		"iat":   float64(b.now.Add(-10 * time.Minute).Unix()),
+		"nonce": "the-nonce",
+		"extra": []any{"pitgZX_z9rOWLTbz_l0_MJV0oOUmkHCE9W92yKRFLkE"},
+	}
+	if !reflect.DeepEqual(claims, want) {
+		t.Errorf("proof claims %v, want %v", claims, want)
+	}
+	if h.GetMethod() != "POST" || !strings.Contains(h.GetBody(), "client_assertion=") {
+		t.Errorf("method %s, body %q: the assertion is no longer sent", h.GetMethod(), h.GetBody())
+	}
+
+	// A DPoP header the test writes itself wins; {{dpop}} is the proof.
+	req, err = b.request(testCase{
+		Request: testRequest{Host: "api.example.com", Headers: map[string]string{"DPoP": "{{dpop}},{{dpop}}"}},
+		DPoP:    &testProof{Key: "client"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := req.GetAttributes().GetRequest().GetHttp().GetHeaders()["dpop"]; strings.Count(v, ",") != 1 || strings.Count(v, ".") != 4 {
+		t.Errorf("dpop header %q, want two proofs", v)
+	}
+}
+
+func TestThumbprintFunctions(t *testing.T) {
+	b := testBuild(t)
+	for in, want := range map[string]any{
+		// RFC 7638 thumbprints and RFC 8705 certificate thumbprints
+		// computed with python and openssl, not the runner's code.
+		"jkt(client)":                      "qfm6HQ4MhxqxMZleBzo4PCs81Npu4-p1bOeNylyJcKA",
+		"jkt(login)":                       "pitgZX_z9rOWLTbz_l0_MJV0oOUmkHCE9W92yKRFLkE",
+		"x5t#S256(keys/client-a.cert.pem)": "uXHH3Z3ouS9uJp4lwIa7I1cU6Gx_pG2r09dZru4xxsI",
+		"jkt(client) ":                     "jkt(client) ", // not a function: as is
+		"before {{nonce}} after":           "before the-nonce after",
+	} {
+		got, err := b.expand(in)
+		if err != nil || got != want {
+			t.Errorf("expand(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]string{
+		"jkt(nope)":                       `no key named "nope"`,
+		"jwk(jobs)":                       "shared secret",
+		"x5t#S256(keys/login.jwks.json)":  "no PEM CERTIFICATE",
+		"x5t#S256(keys/missing.cert.pem)": "no such file",
+	} {
+		if _, err := b.expand(map[string]any{"cnf": []any{in}}); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("expand(%q): error %v, want %q", in, err, want)
+		}
+	}
+}
+
+func TestPeerCertificate(t *testing.T) {
+	b := testBuild(t)
+	req, err := b.request(testCase{Request: testRequest{Host: "api.example.com", PeerCertificate: "keys/client-a.cert.pem"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pemBytes, err := os.ReadFile(filepath.Join(b.dir, "keys/client-a.cert.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := req.GetAttributes().GetSource().GetCertificate()
+	if strings.ContainsAny(got, "\n +/=") || !strings.HasPrefix(got, "-----BEGIN%20CERTIFICATE-----%0A") {
+		t.Errorf("certificate %q is not encoded as Envoy encodes it", got)
+	}
+	// Envoy escapes exactly \n, space, +, / and =, which path unescaping
+	// (as Envoy's readers do) undoes.
+	if dec, err := url.PathUnescape(got); err != nil || dec != string(pemBytes) {
+		t.Errorf("PathUnescape(certificate) = %q, %v; want the PEM file", dec, err)
+	}
+	if req, _ = b.request(testCase{Request: testRequest{Host: "api.example.com"}}); req.GetAttributes().GetSource() != nil {
+		t.Errorf("a source without peer_certificate: %v", req.GetAttributes().GetSource())
+	}
+}
+
+// TestSenderConstrainedFailures checks that the new expectations fail the
+// runner when the answer differs: a nonce, a thumbprint, a header an allow
+// adds to the response, and a DPoP reason.
+func TestSenderConstrainedFailures(t *testing.T) {
+	ex := examplesDir(t)
+	file := writeFile(t, t.TempDir(), "dpop_test.yaml", `
+policy: `+ex+`
+keys: {login: `+ex+`/keys/login.private.jwk.json, client: `+ex+`/keys/dpop-client.private.jwk.json, other: `+ex+`/keys/dpop-other.private.jwk.json}
+now: 2026-01-01T00:00:00Z
+tests:
+  - name: passes
+    request: &transfer {method: POST, host: payments.example.com, path: /transfers/, body: "{}", headers: {content-type: application/json}}
+    token: &tok
+      as: dpop
+      key: login
+      claims: {iss: https://login.example.com, aud: payments.example.com, scope: transfers, exp: +5m, cnf: {jkt: jkt(client)}}
+    dpop: {key: client, claims: {nonce: "{{nonce}}"}}
+    expect: {decision: allow, headers: {x-dpop-jkt: jkt(client)}, response_headers: {dpop-nonce: "{{nonce}}"}}
+  - name: wrong thumbprint and nonce
+    request: *transfer
+    token: *tok
+    dpop: {key: client, claims: {nonce: "{{nonce}}"}}
+    expect: {decision: allow, headers: {x-dpop-jkt: jkt(other)}, response_headers: {dpop-nonce: stale}}
+  - name: wrong reason
+    request: *transfer
+    token: *tok
+    dpop: {key: client, claims: {nonce: "{{nonce}}", htm: GET}}
+    expect: {decision: deny, reason: dpop_htu_mismatch}
+`)
+	code, out, _ := runCLI(t, "test", file)
+	if code != 1 {
+		t.Errorf("exit %d, want 1\n%s", code, out)
+	}
+	if passed, failed := counts(t, out); passed != 1 || failed != 2 {
+		t.Errorf("%d passed, %d failed; want 1 and 2\n%s", passed, failed, out)
+	}
+	for _, want := range []string{
+		`: wrong thumbprint and nonce: response header dpop-nonce: want "stale", got "`,
+		`header x-dpop-jkt: want "kCWp_1-tLyyyaezavYktyJfTx_Kyjz4mHxPf6c0FNAE", got "qfm6HQ4MhxqxMZleBzo4PCs81Npu4-p1bOeNylyJcKA"`,
+		`: wrong reason: reason: want "dpop_htu_mismatch", got "dpop_htm_mismatch"`,
+		"FAIL DPoP proof: dpop: htm does not match the request",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
 }
