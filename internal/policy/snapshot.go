@@ -201,7 +201,7 @@ func (m *Match) Holds(req *Request) bool {
 	if m.hostsExact != nil || m.hostsSuffix != nil {
 		ok := m.hostsExact[req.Host]
 		for _, s := range m.hostsSuffix {
-			if !ok && strings.HasSuffix(req.Host, s) {
+			if !ok && wildcardMatch(req.Host, s) {
 				ok = true
 			}
 		}
@@ -230,6 +230,19 @@ func (m *Match) Holds(req *Request) bool {
 		return false
 	}
 	return true
+}
+
+// wildcardMatch reports whether host matches the pattern *suffix (suffix
+// starts with "."): the * stands for one or more labels, none of them
+// empty, so *.admin.example.com matches a.admin.example.com and
+// a.b.admin.example.com but neither .admin.example.com nor
+// a..admin.example.com.
+func wildcardMatch(host, suffix string) bool {
+	if len(host) <= len(suffix) || !strings.HasSuffix(host, suffix) {
+		return false
+	}
+	labels := host[:len(host)-len(suffix)]
+	return labels[0] != '.' && labels[len(labels)-1] != '.' && !strings.Contains(labels, "..")
 }
 
 // Select returns the rule for req: the one named by Envoy's
