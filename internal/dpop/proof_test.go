@@ -116,6 +116,7 @@ func TestNormalizeHTU(t *testing.T) {
 		"https://user@api.example.com/a", "ftp://api.example.com/a", "api.example.com/a", "/a/b",
 		"https:///a", "https://api.example.com:x/a", "https://api.example.com/a b", "https://api.example.com/%zz",
 		"https://api.example.com/\u00e4", "https://[::1/x", "",
+		"https://api.example.com:8443:443/x", "https://api%2Eexample.com/x", "https://[zz]/x", "https://[]/x", "https://a/b\\c.com/x",
 	} {
 		if got, ok := dpop.NormalizeHTU(bad); ok {
 			t.Errorf("NormalizeHTU(%q) = %q, want refused", bad, got)

@@ -57,7 +57,7 @@ func normalize(scheme, authority, path string) (string, bool) {
 	} else if i := strings.LastIndexByte(authority, ':'); i >= 0 {
 		host, port = authority[:i], authority[i+1:]
 	}
-	if host == "" || strings.IndexByte(host, '%') >= 0 {
+	if !validHost(host) {
 		return "", false
 	}
 	for i := 0; i < len(port); i++ {
@@ -86,6 +86,30 @@ func normalize(scheme, authority, path string) (string, bool) {
 	}
 	b.WriteString(p)
 	return b.String(), true
+}
+
+// validHost accepts an RFC 3986 §3.2.2 host: an IP literal in brackets, or
+// a reg-name of unreserved and sub-delims characters. A ':' outside
+// brackets (two ports) or a percent-encoded name has no single normal form,
+// so it is refused rather than guessed at.
+func validHost(h string) bool {
+	if h == "" {
+		return false
+	}
+	if h[0] == '[' {
+		for i := 1; i < len(h)-1; i++ {
+			if c := h[i]; !isHex(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		return len(h) > 2 && h[len(h)-1] == ']'
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !isUnreserved(c) && strings.IndexByte("!$&'()*+,;=", c) < 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func printableASCII(s string) bool {
