@@ -122,13 +122,19 @@ func printableASCII(s string) bool {
 }
 
 // normalizePath decodes percent-encoded unreserved characters, upper-cases
-// the hex of the rest, removes dot segments, and makes an empty path "/".
+// the hex of the rest, removes dot segments, and makes an empty path "/". A
+// character outside the path grammar makes it no path at all.
 func normalizePath(p string) (string, bool) {
 	var b strings.Builder
 	b.Grow(len(p))
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c != '%' {
+			// RFC 3986 pchar and "/"; anything else ('\\', '|', '{', …)
+			// is read differently by different servers.
+			if !isUnreserved(c) && strings.IndexByte("!$&'()*+,;=:@/", c) < 0 {
+				return "", false
+			}
 			b.WriteByte(c)
 			continue
 		}
