@@ -3,7 +3,11 @@ package bench
 import (
 	"context"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +18,8 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 func TestCodecReadsStatus(t *testing.T) {
@@ -59,6 +65,78 @@ func TestRequestsCarryTheCredential(t *testing.T) {
 	}
 	if tamper(tok) == tok {
 		t.Error("tamper changed nothing")
+	}
+}
+
+// TestDPoPCredentials checks the DPoP scenario's credentials with the
+// server's own verifier: each proof describes its request, binds its token
+// by ath and is by the key the token's cnf.jkt names; no jti repeats.
+func TestDPoPCredentials(t *testing.T) {
+	idp, err := mint.NewKeys("idp", "ES256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients, err := NewDPoPClients()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	creds, err := MintDPoP(idp.ByAlg["ES256"], clients, 2*len(clients), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jtis := map[string]bool{}
+	for i, c := range creds {
+		h := DPoPCheck(c, i).GetAttributes().GetRequest().GetHttp()
+		if h.GetHeaders()["authorization"] != "DPoP "+c.Token || h.GetHost() != DPoPHost {
+			t.Fatalf("request %d: %v", i, h)
+		}
+		path, _, _ := strings.Cut(h.GetPath(), "?")
+		p, err := dpop.Verify(h.GetHeaders()["dpop"], dpop.Request{Method: h.GetMethod(), Scheme: h.GetScheme(), Authority: h.GetHost(), Path: path},
+			&dpop.Options{Algorithms: []string{"ES256"}, AccessToken: c.Token}, now)
+		if err != nil {
+			t.Fatalf("proof %d: %v", i, err)
+		}
+		tok, err := token.Parse(c.Token, token.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cnf, _ := tok.Claims["cnf"].(map[string]any)
+		if cnf["jkt"] != p.JKT || p.JKT != clients[i%len(clients)].Thumbprint() {
+			t.Errorf("token %d: cnf %v, proof key %s", i, tok.Claims["cnf"], p.JKT)
+		}
+		for _, jti := range []string{p.JTI, tok.Claims["jti"].(string)} {
+			if jtis[jti] {
+				t.Errorf("jti %s repeats", jti)
+			}
+			jtis[jti] = true
+		}
+	}
+	if _, err := dpop.Verify(tamper(creds[0].Proof), dpop.Request{Method: "GET", Scheme: "https", Authority: DPoPHost, Path: APIPath},
+		&dpop.Options{AccessToken: creds[0].Token}, now); err == nil {
+		t.Error("a forged proof verifies")
+	}
+}
+
+func TestScenarioKeys(t *testing.T) {
+	names := []string{scFloor, scCached, scDPoP, scAssertMem, scAssertRedis, scFixed}
+	for _, alg := range mint.Algs {
+		names = append(names, scDistinct(alg))
+	}
+	for _, sc := range names {
+		if k := scenarioKey(sc); !slices.Contains(ScenarioKeys(), k) {
+			t.Errorf("scenario %q has key %q, not one of %v", sc, k, ScenarioKeys())
+		}
+	}
+	all, some := Defaults(), Defaults()
+	some.Scenarios = []string{keyDPoP}
+	if all.Partial() || !some.Partial() || !some.wants(keyFloor) || some.wants(keyCached) || some.wantsPeers() {
+		t.Errorf("all: partial %v; dpop only: partial %v, floor %v, cached %v, peers %v",
+			all.Partial(), some.Partial(), some.wants(keyFloor), some.wants(keyCached), some.wantsPeers())
+	}
+	some.Scenarios = []string{"dpop", "nope"}
+	if some.checkScenarios() == nil {
+		t.Error("an unknown scenario is accepted")
 	}
 }
 
@@ -146,6 +224,7 @@ func TestReport(t *testing.T) {
 	add(scCached, srvOPA, 3000, 500*time.Microsecond)
 	add(scDistinct("ES256"), srvExt, 8000, 120*time.Microsecond)
 	add(scDistinct("ES256"), srvHeimdall, 5000, 200*time.Microsecond)
+	add(scDPoP, srvExt, 4000, 250*time.Microsecond)
 	add(scFixed, srvFloor, 10000, 45*time.Microsecond)
 	add(scFixed, srvExt, 10000, 50*time.Microsecond)
 	for _, p := range r.pairs {
@@ -161,6 +240,23 @@ func TestReport(t *testing.T) {
 	}
 	if !ts[0].known || !ts[0].met {
 		t.Errorf("cached vs floor: %+v", ts[0])
+	}
+	var md strings.Builder
+	r.writeDPoP(func(format string, args ...any) { fmt.Fprintf(&md, format, args...) })
+	// 250 µs against 45 + 2 × 60 µs.
+	if !strings.Contains(md.String(), "| 45.0 + 2 × 60.0 = 165.0 |") || !strings.Contains(md.String(), "| 1.52× |") {
+		t.Errorf("DPoP section:\n%s", md.String())
+	}
+	r.cfg.Out = filepath.Join(t.TempDir(), "benchmarks.md")
+	if err := r.write(); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(r.cfg.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), "| "+scDPoP+" | 0.20 | 250.0 | +205.0 µs | 2 × 60.0 = 120.0 | +85.0 µs |") {
+		t.Errorf("the floor table lacks the DPoP row:\n%s", doc)
 	}
 	svg := r.chart()
 	d := xml.NewDecoder(strings.NewReader(svg))

@@ -49,6 +49,12 @@ type Config struct {
 	// Assertions is the number of single-use client assertions signed for
 	// each replay store.
 	Assertions int
+	// DPoPProofs is the number of DPoP-bound access tokens signed, each
+	// with its own single-use proof.
+	DPoPProofs int
+	// Scenarios limits the run to these scenarios (ScenarioKeys); the floor
+	// is always measured. Empty means every scenario.
+	Scenarios  []string
 	Peers      bool // build and run OPA-Envoy and Heimdall
 	GoBench    bool // run the in-process benchmarks
 	GoBenchDur string
@@ -60,7 +66,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{
 		Warmup: 2 * time.Second, Duration: 3 * time.Second, Rounds: 5,
-		Concurrency: 16, Conns: 4, Distinct: 20_000, Assertions: 200_000,
+		Concurrency: 16, Conns: 4, Distinct: 20_000, Assertions: 200_000, DPoPProofs: 150_000,
 		Peers: true, GoBench: true, GoBenchDur: "300ms",
 	}
 }
@@ -78,7 +84,13 @@ type pair struct {
 // Run runs the whole bench and writes the report.
 func Run(ctx context.Context, cfg Config) (err error) {
 	start := time.Now()
+	if err := cfg.checkScenarios(); err != nil {
+		return err
+	}
 	rep := &report{cfg: cfg, started: start, notes: nil}
+	if cfg.Partial() {
+		rep.notes = append(rep.notes, fmt.Sprintf("A partial run: only the floor and %s (`-scenarios`). Targets and tables lack the scenarios left out.", strings.Join(cfg.Scenarios, ", ")))
+	}
 	logf := func(format string, args ...any) {
 		fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
@@ -99,7 +111,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	rep.timings = append(rep.timings, timing{"go build ./cmd/extauthz", time.Since(t)})
 	logf("built extauthz in %s", time.Since(t).Round(time.Millisecond))
 	peers := map[string]string{}
-	if cfg.Peers {
+	if cfg.Peers && cfg.wantsPeers() {
 		t = time.Now()
 		peers, err = buildPeers(ctx, cfg, logf)
 		rep.timings = append(rep.timings, timing{"bench/build-peers.sh", time.Since(t)})
@@ -166,16 +178,36 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		}
 		return reqs, nil
 	}
-	assertMem, err := assertions("mem")
+	var assertMem, assertRedis [][]byte
+	if cfg.wants(keyAssertMem) {
+		if assertMem, err = assertions("mem"); err != nil {
+			return err
+		}
+	}
+	if cfg.wants(keyAssertRedis) {
+		if assertRedis, err = assertions("redis"); err != nil {
+			return err
+		}
+	}
+	if n := len(assertMem) + len(assertRedis); n > 0 {
+		rep.timings = append(rep.timings, timing{fmt.Sprintf("%d client assertions signed", n), time.Since(t)})
+		logf("signed the client assertions in %s", time.Since(t).Round(time.Millisecond))
+	}
+	// DPoP: client keys of their own; each token bound to one and sent
+	// once with its own proof.
+	dpopClients, err := NewDPoPClients()
 	if err != nil {
 		return err
 	}
-	assertRedis, err := assertions("redis")
-	if err != nil {
-		return err
+	var dpopReqs [][]byte
+	if cfg.wants(keyDPoP) {
+		t = time.Now()
+		if dpopReqs, err = dpopRequests(idp.ByAlg["ES256"], dpopClients, cfg.DPoPProofs); err != nil {
+			return err
+		}
+		rep.timings = append(rep.timings, timing{fmt.Sprintf("%d DPoP-bound tokens and their proofs signed", cfg.DPoPProofs), time.Since(t)})
+		logf("signed %d DPoP-bound tokens and proofs in %s", cfg.DPoPProofs, time.Since(t).Round(time.Millisecond))
 	}
-	rep.timings = append(rep.timings, timing{fmt.Sprintf("2 × %d client assertions signed", cfg.Assertions), time.Since(t)})
-	logf("signed the client assertions in %s", time.Since(t).Round(time.Millisecond))
 
 	// 3. Servers.
 	t = time.Now()
@@ -193,7 +225,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
-	var extra []string
+	dpopFile, err := writeFile(dir, "policy-dpop.yaml", DPoPPolicy)
+	if err != nil {
+		return err
+	}
+	extra := []string{"--policy", dpopFile}
 	cacheSize := cfg.Distinct / 2
 	if ExtauthzHasFlag(bin, "token-cache-size") {
 		extra = append(extra, "--token-cache-size", fmt.Sprint(cacheSize))
@@ -212,18 +248,20 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	procs = append(procs, ext.Proc)
 	var extRedis *Target
-	redisProc, redisAddr, err := startRedis(ctx, dir)
-	if err != nil {
-		rep.notes = append(rep.notes, fmt.Sprintf("No Redis scenario: %v", err))
-		logf("redis: %v", err)
-	} else {
-		procs = append(procs, redisProc)
-		extRedis, err = startExtauthz(ctx, "extauthz-redis", dir, bin, policyFile,
-			append(slices.Clone(extra), "--replay-store", "redis://"+redisAddr+"/0")...)
+	if cfg.wants(keyAssertRedis) {
+		redisProc, redisAddr, err := startRedis(ctx, dir)
 		if err != nil {
-			return err
+			rep.notes = append(rep.notes, fmt.Sprintf("No Redis scenario: %v", err))
+			logf("redis: %v", err)
+		} else {
+			procs = append(procs, redisProc)
+			extRedis, err = startExtauthz(ctx, "extauthz-redis", dir, bin, policyFile,
+				append(slices.Clone(extra), "--replay-store", "redis://"+redisAddr+"/0")...)
+			if err != nil {
+				return err
+			}
+			procs = append(procs, extRedis.Proc)
 		}
-		procs = append(procs, extRedis.Proc)
 	}
 	var opaCached, opaDistinct, heim *Target
 	if bin := peers["opa-envoy-plugin"]; bin != "" {
@@ -323,7 +361,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		tg  *Target
 		src *OneShot
 	}{{ext, memSrc}, {extRedis, redisSrc}} {
-		if x.tg == nil {
+		if x.tg == nil || x.src.Left() == 0 {
 			continue
 		}
 		req, _ := x.src.Next()
@@ -334,12 +372,18 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			return fmt.Errorf("bench: %s allows a replayed client assertion (code %d, err %v)", x.tg.Name, code, err)
 		}
 	}
+	dpopSrc := NewOneShot(dpopReqs)
+	if dpopSrc.Left() > 0 {
+		if err := sanityDPoP(ctx, ext, dpopSrc, idp.ByAlg["ES256"], dpopClients); err != nil {
+			return err
+		}
+	}
 	logf("every server allows the good requests and denies forged or replayed ones")
 
 	// 5. The pairs, in the order each round visits them.
 	var pairs []*pair
 	add := func(scenario, server string, tg *Target, src Source) {
-		if tg != nil {
+		if tg != nil && cfg.wants(scenarioKey(scenario)) {
 			pairs = append(pairs, &pair{scenario: scenario, server: server, target: tg, src: src})
 		}
 	}
@@ -355,6 +399,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	add(scDistinct("ES256"), srvExt, ext, distinctSrc("ES256"))
 	add(scDistinct("ES256"), srvOPA, opaDistinct, distinctSrc("ES256"))
 	add(scDistinct("ES256"), srvHeimdall, heim, distinctSrc("ES256"))
+	add(scDPoP, srvExt, ext, dpopSrc)
 	// OPA-Envoy twice on the cached token: its io_jwt cache may or may not
 	// pay off.
 	add(scCached, srvOPA, opaDistinct, cached)
@@ -388,6 +433,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	fixed := []*pair{
 		{scenario: scFixed, server: srvFloor, target: floor, src: cached},
 		{scenario: scFixed, server: srvExt, target: ext, src: cached},
+	}
+	if !cfg.wants(keyFixed) {
+		fixed = nil
 	}
 	const maxInFlight = 64
 	for round := 1; round <= cfg.Rounds; round++ {
@@ -476,6 +524,7 @@ const (
 	scAssertMem   = "client assertion, memory replay"
 	scAssertRedis = "client assertion, Redis replay"
 	scFixed       = "fixed rate, cached bearer"
+	scDPoP        = "DPoP: distinct ES256 + proof"
 
 	srvFloor    = "no-op"
 	srvExt      = "extauthz"

@@ -1,6 +1,7 @@
 // Package mint makes the keys and tokens the benchmarks use: one key per
-// algorithm (ES256, RS256, PS256, EdDSA), their JWK Set, and compact JWS
-// tokens signed with the standard library. It is independent of the token
+// algorithm (ES256, RS256, PS256, EdDSA), their JWK Set, compact JWS
+// tokens and DPoP proofs signed with the standard library, and RFC 7638
+// thumbprints. It is independent of the token
 // package it helps measure, and fast enough to sign tens of thousands of
 // tokens at the start of a run.
 package mint
@@ -104,12 +105,65 @@ func (ks *Keys) JWKS() []byte {
 	return b
 }
 
+// PublicJWK is the public key as a bare JWK: the members RFC 7638 requires
+// and nothing else (no kid, alg or use), as a DPoP proof's jwk header
+// carries it.
+func (k *Key) PublicJWK() map[string]any {
+	j := k.JWK()
+	delete(j, "kid")
+	delete(j, "alg")
+	delete(j, "use")
+	return j
+}
+
+// Thumbprint is the RFC 7638 SHA-256 thumbprint of the public key, base64url
+// without padding: what an access token's cnf.jkt names (RFC 9449 §6.1).
+func (k *Key) Thumbprint() string {
+	j := k.PublicJWK()
+	var members []string
+	switch j["kty"] {
+	case "EC":
+		members = []string{"crv", "kty", "x", "y"}
+	case "OKP":
+		members = []string{"crv", "kty", "x"}
+	case "RSA":
+		members = []string{"e", "kty", "n"}
+	}
+	// Curve names, key types and base64url: nothing to escape.
+	b := []byte{'{'}
+	for i, m := range members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = fmt.Appendf(b, "%q:%q", m, j[m])
+	}
+	sum := sha256.Sum256(append(b, '}'))
+	return b64.EncodeToString(sum[:])
+}
+
 // Sign returns the compact JWS of claims, with header {alg, kid, typ}.
 func (k *Key) Sign(typ string, claims map[string]any) (string, error) {
-	h := map[string]any{"alg": k.Alg, "kid": k.Kid}
+	h := map[string]any{"kid": k.Kid}
 	if typ != "" {
 		h["typ"] = typ
 	}
+	return k.SignJWS(h, claims)
+}
+
+// SignProof returns a DPoP proof (RFC 9449 §4.2) of claims: header
+// {typ: dpop+jwt, alg, jwk: the public key}, no kid.
+func (k *Key) SignProof(claims map[string]any) (string, error) {
+	return k.SignJWS(map[string]any{"typ": "dpop+jwt", "jwk": k.PublicJWK()}, claims)
+}
+
+// SignJWS returns the compact JWS of claims under header, whose alg is set
+// to the key's.
+func (k *Key) SignJWS(header, claims map[string]any) (string, error) {
+	h := make(map[string]any, len(header)+1)
+	for name, v := range header {
+		h[name] = v
+	}
+	h["alg"] = k.Alg
 	hb, err := json.Marshal(h)
 	if err != nil {
 		return "", err
@@ -151,6 +205,17 @@ func (k *Key) signature(input []byte) ([]byte, error) {
 // claims of token i.
 func (k *Key) SignMany(n int, typ string, claims func(i int) map[string]any) ([]string, error) {
 	out := make([]string, n)
+	err := Parallel(n, func(i int) error {
+		tok, err := k.Sign(typ, claims(i))
+		out[i] = tok
+		return err
+	})
+	return out, err
+}
+
+// Parallel calls f(i) for every i in [0, n) on every core and returns the
+// first error; a worker stops at its first error.
+func Parallel(n int, f func(i int) error) error {
 	workers := runtime.GOMAXPROCS(0)
 	var (
 		wg       sync.WaitGroup
@@ -160,19 +225,19 @@ func (k *Key) SignMany(n int, typ string, claims func(i int) map[string]any) ([]
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				tok, err := k.Sign(typ, claims(i))
-				if err != nil {
+				if err := f(i); err != nil {
 					mu.Lock()
-					firstErr = err
+					if firstErr == nil {
+						firstErr = err
+					}
 					mu.Unlock()
 					return
 				}
-				out[i] = tok
 			}
 		})
 	}
 	wg.Wait()
-	return out, firstErr
+	return firstErr
 }
 
 // PKCS8 returns each private key in PKCS #8 DER, by algorithm.

@@ -4,6 +4,11 @@
 //
 //	go run ./internal/bench/cmd/extauthz-bench -out docs/benchmarks.md
 //
+// -scenarios limits a run to some scenarios (the floor always runs), for a
+// report written elsewhere:
+//
+//	go run ./internal/bench/cmd/extauthz-bench -scenarios dpop -peers=false -gobench=false -out /tmp/dpop.md
+//
 // Run from the repository root. `extauthz-bench noop -addr 127.0.0.1:0` is
 // the no-op server the bench starts as its floor.
 package main
@@ -51,11 +56,20 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.Conns, "conns", cfg.Conns, "HTTP/2 connections per server")
 	fs.IntVar(&cfg.Distinct, "distinct", cfg.Distinct, "distinct tokens per algorithm (extauthz's token cache is set to half)")
 	fs.IntVar(&cfg.Assertions, "assertions", cfg.Assertions, "client assertions signed per replay store")
+	fs.IntVar(&cfg.DPoPProofs, "dpop-proofs", cfg.DPoPProofs, "DPoP-bound tokens signed, each with its own proof")
+	scenarios := fs.String("scenarios", "all", "comma-separated scenarios to measure besides the floor, or all: "+strings.Join(bench.ScenarioKeys()[1:], ", "))
 	fs.BoolVar(&cfg.Peers, "peers", cfg.Peers, "build and measure OPA-Envoy and Heimdall")
 	fs.BoolVar(&cfg.GoBench, "gobench", cfg.GoBench, "run the in-process go test benchmarks")
 	fs.StringVar(&cfg.GoBenchDur, "gobench-time", cfg.GoBenchDur, "-benchtime of the in-process speed benchmarks")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *scenarios != "all" {
+		for _, k := range strings.Split(*scenarios, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				cfg.Scenarios = append(cfg.Scenarios, k)
+			}
+		}
 	}
 	repo, err := os.Getwd()
 	if err != nil {
@@ -63,6 +77,11 @@ func run(ctx context.Context, args []string) error {
 	}
 	if _, err := os.Stat(filepath.Join(repo, "bench", "build-peers.sh")); err != nil {
 		return fmt.Errorf("run from the repository root: %w", err)
+	}
+	// docs/benchmarks.md is the full run's report; a partial one goes
+	// elsewhere.
+	if out, err := filepath.Abs(cfg.Out); err == nil && cfg.Partial() && out == filepath.Join(repo, "docs", "benchmarks.md") {
+		return fmt.Errorf("-scenarios %s is a partial run: give it an -out other than docs/benchmarks.md", *scenarios)
 	}
 	self, err := os.Executable()
 	if err != nil {
