@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
-	"net/url"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spiffe/go-spiffe/v2/spiffeid"
 
@@ -87,8 +87,12 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 			return deny(denyInvalidRequest, ReasonMalformedReq)
 		}
 		raw, scheme, bearerMalformed = accessToken(r.authorization)
-		scheme, _, _ := strings.Cut(r.authorization, " ")
-		basic = strings.EqualFold(scheme, "basic")
+		// Frameworks split a scheme off at any whitespace, a tab too.
+		name := r.authorization
+		if i := strings.IndexFunc(name, unicode.IsSpace); i >= 0 {
+			name = name[:i]
+		}
+		basic = strings.EqualFold(name, "basic")
 	}
 
 	// A DPoP-scheme token is an access token too: for the one-credential
@@ -98,12 +102,30 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 		tr.add("request form", true, "client assertion in body: %v; access token in Authorization: %v", assertion, bearer)
 	}
 	switch {
-	case assertion && bearer:
-		return deny(denyInvalidRequest, ReasonTwoCredentials)
 	case assertion && (basic || hasParam(form, "client_secret")):
 		return deny(denyInvalidRequest, ReasonSecretAndAssert)
-	case bearer && (hasParam(form, "access_token") || queryHas(r.Query, "access_token")):
+	case assertion && r.hasAuthorization:
+		// Any Authorization value is a credential to some framework.
 		return deny(denyInvalidRequest, ReasonTwoCredentials)
+	case assertion && queryNames(r.Query, queryCredentialParams, true):
+		if tr != nil {
+			tr.add("request form", false, "client credentials in the query string (RFC 6749 §2.3.1)")
+		}
+		return deny(denyInvalidRequest, ReasonCredentialsInQuery)
+	case bearer && (formNames(form, credentialParams, false) || queryNames(r.Query, credentialParams, false)):
+		if tr != nil {
+			tr.add("request form", false, "a credential parameter beside the token in Authorization")
+		}
+		return deny(denyInvalidRequest, ReasonTwoCredentials)
+	case bearer && br != nil && !br.AllowCredentialParams:
+		if where := hiddenCredential(r, form, mediaType); where != "" {
+			if tr != nil {
+				tr.add("request form", false, "a credential parameter in the %s beside the token in Authorization", where)
+			}
+			return deny(denyInvalidRequest, ReasonTwoCredentials)
+		}
+	}
+	switch {
 	case bearerMalformed:
 		return deny(denyInvalidRequest, ReasonMalformedReq)
 	case assertion && ca != nil:
@@ -136,25 +158,6 @@ func accepted(rule *policy.Rule) string {
 func hasParam(form map[string]string, name string) bool {
 	_, ok := form[name]
 	return ok
-}
-
-// queryHas reports whether the raw query names the parameter, in any
-// encoding of its name.
-func queryHas(rawQuery, name string) bool {
-	if rawQuery == "" {
-		return false
-	}
-	// Some frameworks (Rack among them) split queries on ; as well as &.
-	for _, pair := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
-		k, _, _ := strings.Cut(pair, "=")
-		if k == name {
-			return true
-		}
-		if dk, err := url.QueryUnescape(k); err == nil && dk == name {
-			return true
-		}
-	}
-	return false
 }
 
 // verified is a token that passed signature and time checks for an issuer.

@@ -380,6 +380,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		r.Bearer.ScopeList = strings.Join(b.GetScopes(), " ")
 		r.Bearer.DPoP = c.dpop(el, path+".bearer.dpop", b.GetDpop())
 		r.Bearer.PeerSVID = b.GetPeerSvid()
+		r.Bearer.AllowCredentialParams = b.GetAllowCredentialParameters()
 		if b.GetPeerSvid() {
 			c.needSVIDIssuer(el, path+".bearer.peer_svid", &r.Bearer.Credential)
 		}

@@ -160,6 +160,9 @@ type Bearer struct {
 	DPoP *DPoP
 	// PeerSVID binds a JWT-SVID bearer token to the peer's X.509-SVID.
 	PeerSVID bool
+	// AllowCredentialParams skips the search for credential parameters
+	// beyond their exact names.
+	AllowCredentialParams bool
 }
 
 // DPoP is a compiled dpop block whose mode is optional or required.

@@ -798,9 +798,14 @@ type Bearer struct {
 	Dpop *DPoP `protobuf:"bytes,4,opt,name=dpop,proto3" json:"dpop,omitempty"`
 	// Bind a JWT-SVID bearer token to the caller's X.509-SVID: the peer
 	// certificate Envoy forwards must have the SVID's sub as its URI SAN.
-	PeerSvid      bool `protobuf:"varint,5,opt,name=peer_svid,json=peerSvid,proto3" json:"peer_svid,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	PeerSvid bool `protobuf:"varint,5,opt,name=peer_svid,json=peerSvid,proto3" json:"peer_svid,omitempty"`
+	// Let requests carry credential parameters (access_token, client_secret,
+	// client_assertion) in spellings, bodies and places beyond the exact
+	// form and query names, which are always refused beside a token. Only
+	// for an upstream known to read none of them.
+	AllowCredentialParameters bool `protobuf:"varint,6,opt,name=allow_credential_parameters,json=allowCredentialParameters,proto3" json:"allow_credential_parameters,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *Bearer) Reset() {
@@ -864,6 +869,13 @@ func (x *Bearer) GetDpop() *DPoP {
 func (x *Bearer) GetPeerSvid() bool {
 	if x != nil {
 		return x.PeerSvid
+	}
+	return false
+}
+
+func (x *Bearer) GetAllowCredentialParameters() bool {
+	if x != nil {
+		return x.AllowCredentialParameters
 	}
 	return false
 }
@@ -1024,13 +1036,14 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\rstrict_typing\x18\x05 \x01(\bR\fstrictTyping\x12,\n" +
 	"\x04dpop\x18\x06 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
 	"\tpeer_svid\x18\a \x01(\bR\bpeerSvidB\x14\n" +
-	"\x12_replay_protection\"\xa3\x01\n" +
+	"\x12_replay_protection\"\xe3\x01\n" +
 	"\x06Bearer\x12\x18\n" +
 	"\aissuers\x18\x01 \x03(\tR\aissuers\x12\x1c\n" +
 	"\taudiences\x18\x02 \x03(\tR\taudiences\x12\x16\n" +
 	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12,\n" +
 	"\x04dpop\x18\x04 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
-	"\tpeer_svid\x18\x05 \x01(\bR\bpeerSvid\"\xbe\x01\n" +
+	"\tpeer_svid\x18\x05 \x01(\bR\bpeerSvid\x12>\n" +
+	"\x1ballow_credential_parameters\x18\x06 \x01(\bR\x19allowCredentialParameters\"\xbe\x01\n" +
 	"\x04DPoP\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1e\n" +
 	"\n" +
