@@ -119,6 +119,61 @@ rules:
     bearer:
       issuers: [login]
       audiences: [api.example.com]
+  # Sender-constrained access tokens (binding_test.go): DPoP required,
+  # optional, and required with server nonces.
+  - name: dpop-required
+    match:
+      path_prefixes: [/dpop/required/]
+    bearer:
+      issuers: [login]
+      audiences: [api.example.com]
+      dpop: {mode: required}
+    headers:
+      x-client-id: client_id
+      x-dpop-jkt: dpop_jkt
+  - name: dpop-optional
+    match:
+      path_prefixes: [/dpop/optional/]
+    bearer:
+      issuers: [login]
+      audiences: [api.example.com]
+      dpop: {mode: optional}
+    headers:
+      x-client-id: client_id
+      x-dpop-jkt: dpop_jkt
+  - name: dpop-nonce
+    match:
+      path_prefixes: [/dpop/nonce/]
+    bearer:
+      issuers: [login]
+      audiences: [api.example.com]
+      dpop: {mode: required, nonce: true}
+    headers:
+      x-dpop-jkt: dpop_jkt
+  # A token endpoint that takes a DPoP proof beside the assertion, and one
+  # that binds a JWT-SVID assertion to the caller's X.509-SVID.
+  - name: token-endpoint-dpop
+    match:
+      hosts: [login.example.com]
+      paths: [/oauth/dpop-token]
+      methods: [POST]
+    client_assertion:
+      issuers: [ec]
+      audiences: [https://login.example.com/oauth/token]
+      dpop: {mode: optional}
+    headers:
+      x-client-id: client_id
+      x-dpop-jkt: dpop_jkt
+  - name: svid-token-endpoint
+    match:
+      hosts: [login.example.com]
+      paths: [/oauth/svid-token]
+    client_assertion:
+      issuers: [spire]
+      audiences: [https://login.example.com/oauth/token]
+      peer_svid: true
+    headers:
+      x-client-id: client_id
 strip_headers: [x-internal-user]
 default_action: deny
 `
@@ -126,7 +181,7 @@ default_action: deny
 // managed is every header policyYAML manages, in every -/_ spelling: an
 // upstream that maps headers to CGI-style names reads x-client_id as
 // x-client-id.
-var managed = spellings("x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id", "x-user")
+var managed = spellings("x-client-id", "x-dpop-jkt", "x-internal-user", "x-is-agent", "x-spiffe-id", "x-user")
 
 // spellings lists every -/_ spelling of each name, as the policy strips
 // them, sorted.
@@ -386,6 +441,12 @@ type req struct {
 	headerMap bool
 	// rawBody sends raw_body (pack_as_bytes: true) instead of body.
 	rawBody bool
+	// scheme is :scheme, "https" when empty.
+	scheme string
+	// certificate is attributes.source.certificate: Envoy's URL-encoded
+	// PEM of the client certificate (include_peer_certificate), "" for a
+	// connection without one.
+	certificate string
 }
 
 // with returns a copy of r with more headers.
@@ -413,11 +474,15 @@ func (r req) raw() req {
 // with headers, names lower-cased and repeats joined with ","; with
 // header_map, one entry per line with its raw value.
 func (r req) proto() *authv3.CheckRequest {
+	scheme := r.scheme
+	if scheme == "" {
+		scheme = "https"
+	}
 	all := append([][2]string{
-		{":authority", r.host}, {":method", r.method}, {":path", r.path}, {":scheme", "https"},
+		{":authority", r.host}, {":method", r.method}, {":path", r.path}, {":scheme", scheme},
 	}, r.headers...)
 	h := &authv3.AttributeContext_HttpRequest{
-		Id: "adversarial", Method: r.method, Host: r.host, Path: r.path, Scheme: "https", Protocol: "HTTP/1.1",
+		Id: "adversarial", Method: r.method, Host: r.host, Path: r.path, Scheme: scheme, Protocol: "HTTP/1.1",
 	}
 	if r.headerMap {
 		h.HeaderMap = &corev3.HeaderMap{}
@@ -441,7 +506,11 @@ func (r req) proto() *authv3.CheckRequest {
 		h.Body = r.body
 	}
 	h.Size = int64(len(r.body))
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: h}}}
+	attrs := &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: h}}
+	if r.certificate != "" {
+		attrs.Source = &authv3.AttributeContext_Peer{Certificate: r.certificate}
+	}
+	return &authv3.CheckRequest{Attributes: attrs}
 }
 
 // form encodes name/value pairs in order, repeats allowed.
