@@ -105,6 +105,8 @@ func TestNormalizeHTU(t *testing.T) {
 		"https://api.example.com/a%2fb":     "https://api.example.com/a%2Fb",
 		"https://api.example.com/%7euser":   "https://api.example.com/~user",
 		"https://[::1]:443/x":               "https://[::1]/x",
+		"https://api.example.com/users/a@b": "https://api.example.com/users/a@b",
+		"https://api.example.com/a:b":       "https://api.example.com/a:b",
 		"https://api.example.com/a/b/../..": "https://api.example.com/",
 	} {
 		if got, ok := dpop.NormalizeHTU(in); !ok || got != want {

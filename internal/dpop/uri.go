@@ -9,12 +9,15 @@ import "strings"
 // so one that does was made for another request.
 func NormalizeHTU(htu string) (string, bool) {
 	scheme, rest, ok := strings.Cut(htu, "://")
-	if !ok || strings.ContainsAny(rest, "?#@") {
+	if !ok || strings.ContainsAny(rest, "?#") {
 		return "", false
 	}
 	authority, path := rest, ""
 	if i := strings.IndexByte(rest, '/'); i >= 0 {
 		authority, path = rest[:i], rest[i:]
+	}
+	if strings.IndexByte(authority, '@') >= 0 {
+		return "", false
 	}
 	return normalize(scheme, authority, path)
 }
