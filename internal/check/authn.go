@@ -370,6 +370,28 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 	if exp.Sub(now) > ca.MaxLifetime || (tok.HasIssuedAt && exp.Sub(tok.IssuedAtTime()) > ca.MaxLifetime) {
 		return fail(ReasonLifetime)
 	}
+	if ca.PeerSVID {
+		if reason := peerSVID(v.spiffeID, r, tr); reason != "" {
+			return fail(reason)
+		}
+	}
+	// The proof is checked before the assertion's jti is spent, so a client
+	// told use_dpop_nonce may retry with the same assertion (RFC 9449 §8).
+	var proof *dpop.Proof
+	if ca.DPoP != nil {
+		if _, sent := r.Headers["dpop"]; sent || ca.DPoP.Required {
+			p, pd := s.checkProof(ctx, ca.DPoP, r, "", true, tr)
+			if pd != nil && !pd.allow {
+				pd.issuer, pd.clientID, pd.spiffeID = is, d.clientID, d.spiffeID
+				return pd
+			}
+			if pd != nil {
+				d.reason = pd.reason
+			}
+			proof = p
+		}
+		d.nonce = s.nonceFor(ca.DPoP)
+	}
 	if ca.ReplayProtected(is) {
 		if !tok.HasID || tok.ID == "" {
 			return fail(ReasonJTIMissing)
@@ -382,23 +404,6 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 				return r
 			}
 		}
-	}
-	if ca.PeerSVID {
-		if reason := peerSVID(v.spiffeID, r, tr); reason != "" {
-			return fail(reason)
-		}
-	}
-	var proof *dpop.Proof
-	if ca.DPoP != nil {
-		if _, sent := r.Headers["dpop"]; sent || ca.DPoP.Required {
-			p, pd := s.checkProof(ctx, ca.DPoP, r, "", true, tr)
-			if pd != nil {
-				pd.issuer, pd.clientID, pd.spiffeID = is, d.clientID, d.spiffeID
-				return pd
-			}
-			proof = p
-		}
-		d.nonce = s.nonceFor(ca.DPoP)
 	}
 	if tr != nil {
 		tr.add("client assertion", true, "aud %q, client id %q, lifetime within %s, replay protected: %v", tok.Audience[0], clientID, ca.MaxLifetime, ca.ReplayProtected(is))
@@ -534,9 +539,12 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	var proof *dpop.Proof
 	if scheme == schemeDPoP {
 		p, pd := s.checkProof(ctx, br.DPoP, r, raw, false, tr)
-		if pd != nil {
+		if pd != nil && !pd.allow {
 			pd.issuer, pd.clientID, pd.spiffeID, pd.scheme = is, d.clientID, d.spiffeID, scheme
 			return pd
+		}
+		if pd != nil {
+			d.reason = pd.reason
 		}
 		proof = p
 	}
@@ -573,7 +581,10 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if tr != nil {
 		tr.add("scopes", true, "token scopes %v include %v", scopes, br.Scopes)
 	}
-	d.allow, d.reason = true, ReasonAllowed
+	d.allow = true
+	if d.reason == "" {
+		d.reason = ReasonAllowed
+	}
 	d.vars = &policy.Vars{
 		Claims:     tok.Claims,
 		ClientID:   d.clientID,

@@ -20,7 +20,8 @@ const proofNamespace = "dpop#"
 // claims its jti once. accessToken is the token the proof must bind by ath,
 // "" at a token endpoint. tokenEndpoint selects the error shapes of an
 // authorization server (400 JSON) over those of a resource server (401
-// challenge). A nil proof comes with the deny.
+// challenge). A nil proof comes with the deny; a proof may come with an
+// allow marker when the replay store is down and ReplayFailOpen is on.
 func (s *Server) checkProof(ctx context.Context, cfg *policy.DPoP, r *httpRequest, accessToken string, tokenEndpoint bool, tr *trace) (*dpop.Proof, *decision) {
 	proofKind, nonceKind := denyDPoPProof, denyDPoPNonce
 	if tokenEndpoint {
@@ -54,7 +55,8 @@ func (s *Server) checkProof(ctx context.Context, cfg *policy.DPoP, r *httpReques
 		}
 		return fail(proofKind, reason, "%v", err)
 	}
-	if d := s.claimJTI(ctx, proofNamespace+p.JKT, p.JTI, p.Until(&opts), proofKind, ReasonDPoPReplayed); d != nil && !d.allow {
+	d := s.claimJTI(ctx, proofNamespace+p.JKT, p.JTI, p.Until(&opts), proofKind, ReasonDPoPReplayed)
+	if d != nil && !d.allow {
 		if tr != nil {
 			tr.add("DPoP proof", false, "jti not claimed: %s", d.reason)
 		}
@@ -63,7 +65,7 @@ func (s *Server) checkProof(ctx context.Context, cfg *policy.DPoP, r *httpReques
 	if tr != nil {
 		tr.add("DPoP proof", true, "key %s, htm and htu match, iat %s old", p.JKT, now.Sub(p.IssuedAt).Round(time.Second))
 	}
-	return p, nil
+	return p, d
 }
 
 // proofReason maps a dpop error to its reason code.

@@ -235,4 +235,10 @@ func TestVerify(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
+	// RFC 7515 §4.1.9: the media type's "application/" may be present.
+	for _, typ := range []string{"application/dpop+jwt", "DPoP+JWT"} {
+		if _, err := dpop.Verify(sign(map[string]any{"typ": typ}, claims()), req, opts, now); err != nil {
+			t.Errorf("typ %s: %v", typ, err)
+		}
+	}
 }
