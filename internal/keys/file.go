@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,13 +25,21 @@ const (
 )
 
 // minHMACSecret is the shortest HMAC secret accepted: 256 bits, the HS256
-// key size RFC 7518 section 3.2 requires.
+// key size RFC 7518 section 3.2 requires. Longer algorithms need longer
+// secrets (MinHMACSecretLen), which Key.Fits enforces.
 const minHMACSecret = 32
 
 // staticSource serves keys from configuration: an inline JWKS, or a file that
 // is re-read when it changes. It never touches the network, so Keys never
 // waits; a file is checked for changes at most once per FilePollInterval, by
 // the one lookup that finds the check due.
+//
+// A key file is the operator's word on the issuer's keys, unlike a remote set
+// whose fetch may fail on its way here: a re-read file that holds no usable
+// key revokes every key of the issuer. Only a file that cannot be used at all
+// (unreadable, not whole in its format, holding a private key) keeps the last
+// good keys, since that is what a file caught halfway through a write looks
+// like.
 type staticSource struct {
 	p     *Plane
 	label string
@@ -42,6 +51,7 @@ type staticSource struct {
 	checking  atomic.Bool
 
 	errUnknown error
+	errRevoked error
 
 	mu        sync.Mutex // guards the fields below, for /debug/keys
 	lastErr   string
@@ -63,6 +73,9 @@ type staticState struct {
 func (p *Plane) inlineSource(spec Spec, label string) (Source, error) {
 	s := p.newStatic(label, kindJWKS, "")
 	st, err := s.parse(spec.JWKS, p.clock.Now())
+	if err == nil {
+		err = s.refuseAtLoad(st)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keys: issuer %s: jwks: %w", label, err)
 	}
@@ -74,24 +87,83 @@ func (p *Plane) inlineSource(spec Spec, label string) (Source, error) {
 func (p *Plane) fileSource(label, kind, path string) (Source, error) {
 	s := p.newStatic(label, kind, path)
 	st, err := s.read(p.clock.Now())
+	if err == nil {
+		err = s.refuseAtLoad(st)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keys: issuer %s: %s %s: %w", label, kind, path, err)
 	}
 	s.publish(st)
+	if st.set.Len() == 0 {
+		p.log.Warn("keys: key file holds no keys; every token of the issuer is refused until keys are written to it",
+			"issuer", label, "kind", kind, "path", path)
+	}
 	s.nextCheck.Store(p.clock.Now().Add(p.cfg.FilePollInterval).UnixNano())
 	p.claim(label, s, entryKey{})
+	if kind == kindHMACFile {
+		return hmacSource{s}, nil
+	}
 	return s, nil
 }
 
 func (p *Plane) newStatic(label, kind, path string) *staticSource {
 	s := &staticSource{p: p, label: label, kind: kind, path: path}
 	s.errUnknown = fmt.Errorf("keys: issuer %s: %w", label, ErrUnknownKID)
+	s.errRevoked = fmt.Errorf("keys: issuer %s: %s %s has no usable keys: every key is revoked: %w", label, kind, path, ErrUnknownKID)
 	return s
+}
+
+// refuseAtLoad says why st may not be loaded with the policy, which is
+// stricter than a re-read: at load there is someone to tell. A key file
+// that holds no key at all (a JWK Set with an empty "keys", a blank PEM
+// file, an empty secret file) loads, as a revoked issuer, so that a
+// revocation does not also stop restarts and policy reloads; a file of keys
+// that are all unusable is a mistake and fails the load, as does an inline
+// set without a usable key, and, for PEM and HMAC files (written for us),
+// any unusable key or block.
+func (s *staticSource) refuseAtLoad(st *staticState) error {
+	switch {
+	case s.kind == kindJWKS && st.set.Len() == 0,
+		s.kind == kindJWKSFile && st.set.Len() == 0 && len(st.skipped) > 0:
+		return fmt.Errorf("no usable keys (%s)", describeSkipped(st.skipped))
+	case s.kind == kindHMACFile && len(st.skipped) > 0:
+		return errors.New(st.skipped[0].Detail)
+	case s.kind == kindPEMFile && len(st.skipped) > 0:
+		return errors.New(st.skipped[0].String())
+	}
+	return nil
 }
 
 func (s *staticSource) publish(st *staticState) {
 	s.cur.Store(st)
 	s.p.m.skipped(s.label, st.skipped)
+	for _, sk := range st.skipped {
+		s.p.log.Warn("keys: key skipped", "issuer", s.label, "kind", s.kind, "path", s.path, "key", s.describe(sk))
+	}
+}
+
+// describe names a skipped key for the logs; an HMAC file holds one secret,
+// which needs no number.
+func (s *staticSource) describe(sk skippedKey) string {
+	if s.kind == kindHMACFile {
+		return sk.Detail
+	}
+	return sk.String()
+}
+
+// hmacSource is the source of an hmac_secret_file issuer. It tells the
+// policy the secret's length, so that the issuer's algorithms can be fitted
+// to it (RFC 7518 section 3.2).
+type hmacSource struct{ *staticSource }
+
+// SecretLen implements SecretSizer.
+func (h hmacSource) SecretLen() int {
+	for _, k := range h.cur.Load().set.All() {
+		if b, ok := k.Public.([]byte); ok {
+			return len(b)
+		}
+	}
+	return 0
 }
 
 // Keys implements Source.
@@ -110,12 +182,16 @@ func (s *staticSource) Keys(_ context.Context, kid string) ([]*Key, error) {
 		return ks, nil
 	}
 	s.p.m.unknownKID(s.label)
+	if st.set.Len() == 0 {
+		return nil, s.errRevoked
+	}
 	return nil, s.errUnknown
 }
 
-// recheck re-reads the file if it changed. A file that no longer loads is
-// logged and counted, and the last good keys stay in use: a half-written
-// file must not take an issuer down.
+// recheck re-reads the file if it changed. A file that cannot be used at all
+// is logged and counted, and the last good keys stay in use: a half-written
+// file must not take an issuer down. Any other file replaces the keys, and
+// one without a usable key revokes them all, loudly.
 func (s *staticSource) recheck(now time.Time) {
 	if !s.checking.CompareAndSwap(false, true) {
 		return
@@ -156,7 +232,24 @@ func (s *staticSource) recheck(now time.Time) {
 	s.lastErr = ""
 	s.mu.Unlock()
 	s.p.m.fetched(s.label, outcomeSuccess)
+	if st.set.Len() == 0 {
+		why := "the file holds no keys"
+		if len(st.skipped) > 0 {
+			why = "no key is usable: " + s.describeAll(st.skipped)
+		}
+		s.p.log.Error("keys: key file has no usable keys; every key of the issuer is revoked and its tokens are refused until the file has keys again",
+			"issuer", s.label, "kind", s.kind, "path", s.path, "reason", why)
+		return
+	}
 	s.p.log.Info("keys: key file reloaded", "issuer", s.label, "kind", s.kind, "path", s.path, "keys", st.set.Len())
+}
+
+func (s *staticSource) describeAll(sk []skippedKey) string {
+	out := make([]string, len(sk))
+	for i, k := range sk {
+		out[i] = s.describe(k)
+	}
+	return strings.Join(out, "; ")
 }
 
 func sameFile(a, b os.FileInfo) bool {
@@ -192,9 +285,11 @@ func (s *staticSource) read(now time.Time) (*staticState, error) {
 	return st, nil
 }
 
-// parse checks key material from configuration. It is stricter than a
-// fetched JWKS: a private key is a load error, not a skipped key, because
-// whoever wrote it has just leaked it into a policy file.
+// parse checks key material from configuration. The error is for material
+// that is never used: not whole in its format, or holding a private key,
+// which is a load error rather than a skipped key because whoever wrote it
+// has just leaked it. Keys that cannot verify are left out and listed in
+// st.skipped; refuseAtLoad decides whether the policy may load them.
 func (s *staticSource) parse(data []byte, now time.Time) (*staticState, error) {
 	st := &staticState{loadedAt: now, sum: sha256.Sum256(data)}
 	switch s.kind {
@@ -208,53 +303,51 @@ func (s *staticSource) parse(data []byte, now time.Time) (*staticState, error) {
 				return nil, fmt.Errorf("%s; give public keys only", sk)
 			}
 		}
-		if set.Len() == 0 {
-			return nil, fmt.Errorf("no usable keys (%s)", describeSkipped(skipped))
-		}
-		for _, sk := range skipped {
-			s.p.log.Warn("keys: key skipped", "issuer", s.label, "kind", s.kind, "path", s.path, "key", sk.String())
-		}
 		st.set, st.skipped = set, skipped
 	case kindPEMFile:
-		set, expires, err := parsePEM(data, now)
+		set, expires, skipped, err := parsePEM(data, now)
 		if err != nil {
 			return nil, err
 		}
-		st.set, st.expires = set, expires
+		st.set, st.expires, st.skipped = set, expires, skipped
 		if !expires.IsZero() {
 			st.errExpired = &unavailableError{label: s.label, retryAfter: s.p.cfg.FilePollInterval,
 				cause: fmt.Errorf("pem_file %s: certificate expired at %s", s.path, expires.UTC().Format(time.RFC3339))}
 		}
 	case kindHMACFile:
-		set, err := parseHMACSecret(data)
-		if err != nil {
-			return nil, err
-		}
-		if bytes.HasSuffix(data, []byte("\n")) {
+		st.set, st.skipped = parseHMACSecret(data)
+		if st.set.Len() > 0 && bytes.HasSuffix(data, []byte("\n")) {
 			s.p.log.Warn("keys: HMAC secret file ends with a newline, which is part of the secret",
 				"issuer", s.label, "path", s.path)
 		}
-		st.set = set
 	}
 	return st, nil
 }
 
-// parseHMACSecret takes the file's bytes, exactly, as the secret.
-func parseHMACSecret(data []byte) (*Set, error) {
+// parseHMACSecret takes the file's bytes, exactly, as the secret. An empty
+// file holds no secret; a secret too short or that is really a key is
+// skipped.
+func parseHMACSecret(data []byte) (*Set, []skippedKey) {
+	skip := func(reason, detail string) (*Set, []skippedKey) {
+		return NewSet(nil), []skippedKey{{Reason: reason, Detail: detail}}
+	}
+	if len(data) == 0 {
+		return NewSet(nil), nil
+	}
 	if len(data) < minHMACSecret {
-		return nil, fmt.Errorf("secret is %d bytes, at least %d required", len(data), minHMACSecret)
+		return skip(skipShort, fmt.Sprintf("secret is %d bytes, at least %d required", len(data), minHMACSecret))
 	}
 	// A public key used as an HMAC secret is the classic algorithm
 	// confusion attack: anyone holding the public key can sign.
 	trimmed := bytes.TrimSpace(data)
 	if bytes.Contains(data, []byte("-----BEGIN ")) {
-		return nil, errors.New("holds PEM data; hmac_secret_file takes the raw shared secret, never a key or certificate")
+		return skip(skipKeyType, "holds PEM data; hmac_secret_file takes the raw shared secret, never a key or certificate")
 	}
 	if isDERKey(data) {
-		return nil, errors.New("holds a DER public key or certificate; hmac_secret_file takes the raw shared secret")
+		return skip(skipKeyType, "holds a DER public key or certificate; hmac_secret_file takes the raw shared secret")
 	}
 	if json.Valid(trimmed) && bytes.HasPrefix(trimmed, []byte("{")) {
-		return nil, errors.New("holds JSON (a JWK?); hmac_secret_file takes the raw shared secret")
+		return skip(skipKeyType, "holds JSON (a JWK?); hmac_secret_file takes the raw shared secret")
 	}
 	return NewSet([]*Key{{Public: bytes.Clone(data)}}), nil
 }

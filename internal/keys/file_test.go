@@ -73,7 +73,6 @@ func TestJWKSFileLoadErrors(t *testing.T) {
 	}{
 		{"private", jwksJSON(t, fixtureJWK(t, "jwk/private.json"), jwkOf(t, ecKey(), "ok", nil)), []string{"jwks_file", "private key"}},
 		{"nokeys", jwksJSON(t, fixtureJWK(t, "jwk/weak_rsa.json")), []string{"no usable keys", "2048"}},
-		{"empty", jwksJSON(t), []string{"no usable keys", "empty"}},
 		{"notjson", []byte("<html>"), []string{"not a JWK Set"}},
 	} {
 		path := writeFile(t, dir, tc.name+".json", tc.data)

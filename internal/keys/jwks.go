@@ -34,6 +34,8 @@ const (
 	skipKeyType   = "key_type"
 	skipAlg       = "alg"
 	skipKeyOps    = "key_ops"
+	skipValidity  = "validity"     // a PEM certificate outside its validity period
+	skipShort     = "short_secret" // an HMAC secret under 32 bytes
 )
 
 // keyRules is what a source accepts from a JWK Set. It is a parameter, not a
@@ -47,15 +49,21 @@ type keyRules struct {
 
 var sigRules = keyRules{uses: []string{"sig"}}
 
-// skippedKey records one JWK that was left out of a set, and why.
+// skippedKey records one JWK (or PEM block, or HMAC secret) that was left
+// out of a set, and why.
 type skippedKey struct {
-	Index  int    `json:"index"`
-	KID    string `json:"kid,omitempty"`
+	Index int    `json:"index"`
+	KID   string `json:"kid,omitempty"`
+	// Block is the 1-based PEM block number, 0 for a JWK.
+	Block  int    `json:"block,omitempty"`
 	Reason string `json:"reason"`
 	Detail string `json:"detail"`
 }
 
 func (s skippedKey) String() string {
+	if s.Block > 0 {
+		return fmt.Sprintf("block %d: %s", s.Block, s.Detail)
+	}
 	if s.KID != "" {
 		return fmt.Sprintf("key %d (kid %q): %s", s.Index, s.KID, s.Detail)
 	}

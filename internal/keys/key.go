@@ -13,7 +13,9 @@ import (
 // kid is the token's fault (401), unavailable keys are ours (503).
 var (
 	// ErrUnknownKID means the issuer's current key set has no key for the kid,
-	// even after the one refetch the cooldown allows.
+	// even after the one refetch the cooldown allows — or has no key at all
+	// because a key file or SPIFFE bundle that holds no usable key revoked
+	// every one (the error then says "every key is revoked").
 	ErrUnknownKID = errors.New("keys: no key for kid")
 	// ErrUnavailable means the issuer's keys cannot be had: never fetched,
 	// fetch failing, or stale past the limit.
@@ -33,8 +35,8 @@ type Key struct {
 }
 
 // Fits reports whether k may verify a signature made with the JWS algorithm
-// alg: the algorithm must fit the key's type (and curve), and the key's own
-// alg, if it has one.
+// alg: the algorithm must fit the key's type (and curve, or an HMAC
+// secret's length), and the key's own alg, if it has one.
 func (k *Key) Fits(alg string) bool {
 	if k.Alg != "" && k.Alg != alg {
 		return false
@@ -57,12 +59,28 @@ func (k *Key) Fits(alg string) bool {
 	case ed25519.PublicKey:
 		return alg == "EdDSA" || alg == "Ed25519"
 	case []byte:
-		switch alg {
-		case "HS256", "HS384", "HS512":
-			return true
-		}
+		// RFC 7518 section 3.2: the key must be at least as long as the
+		// hash output, so a secret replaced by a shorter one stops
+		// verifying the algorithms it is too short for.
+		n := MinHMACSecretLen(alg)
+		return n > 0 && len(pub) >= n
 	}
 	return false
+}
+
+// MinHMACSecretLen is the shortest secret, in bytes, that RFC 7518 section
+// 3.2 allows for the HMAC algorithm alg: the size of its hash output. It is 0
+// for any other algorithm.
+func MinHMACSecretLen(alg string) int {
+	switch alg {
+	case "HS256":
+		return 32
+	case "HS384":
+		return 48
+	case "HS512":
+		return 64
+	}
+	return 0
 }
 
 // Set is an immutable set of keys, indexed by kid.
@@ -123,4 +141,13 @@ type Source interface {
 	// an unknown kid and waits for the network no longer than its fetch-wait
 	// bound. Errors wrap ErrUnknownKID or ErrUnavailable.
 	Keys(ctx context.Context, kid string) ([]*Key, error)
+}
+
+// SecretSizer is implemented by the source of an hmac_secret_file issuer,
+// so that the policy can fit the issuer's algorithms to its secret: HS384
+// and HS512 need longer secrets than HS256 (MinHMACSecretLen).
+type SecretSizer interface {
+	// SecretLen is the length in bytes of the secret now in use, 0 while
+	// the file holds none.
+	SecretLen() int
 }

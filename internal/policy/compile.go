@@ -250,7 +250,6 @@ func (c *compiler) issuer(el *errorList, dir, path string, pi *policyv1.Issuer) 
 		el.add(path+".issuer", "required (only JWT-SVID issuers may omit it)")
 		return
 	}
-	is.Algorithms = c.algorithms(el, path+".algorithms", pi.GetAlgorithms(), hmac)
 	for sub, id := range pi.GetClientIds() {
 		if sub == "" || id == "" {
 			el.add(path+".client_ids", "subjects and client ids must not be empty")
@@ -267,6 +266,7 @@ func (c *compiler) issuer(el *errorList, dir, path string, pi *policyv1.Issuer) 
 			c.snap.remote = append(c.snap.remote, src)
 		}
 	}
+	is.Algorithms = c.algorithms(el, path+".algorithms", pi.GetAlgorithms(), hmac, is.Keys)
 	c.snap.Issuers[name] = is
 }
 
@@ -309,13 +309,35 @@ func spiffeSpec(el *errorList, path string, ps *policyv1.Spiffe, rel func(string
 	return sp, true
 }
 
-func (c *compiler) algorithms(el *errorList, path string, given []string, hmac bool) []string {
+// algorithms compiles an issuer's allow-list. For an hmac_secret_file
+// issuer, src (nil without a key plane) tells the secret's length, and RFC
+// 7518 section 3.2 wants a secret at least as long as the hash: an algorithm
+// listed that the secret is too short for is a load error, and the default is
+// the HS algorithms it is long enough for, so a policy with a 32-byte secret
+// and no list keeps loading, with HS256 only. A file holding no secret (an
+// emptied, revoked one) has no length to fit: every HS algorithm stays, and
+// keys.Key.Fits refuses at run time whatever a later secret is too short for.
+func (c *compiler) algorithms(el *errorList, path string, given []string, hmac bool, src keys.Source) []string {
 	allowed := publicKeyAlgorithms
+	secret := 0
 	if hmac {
 		allowed = hmacAlgorithms
+		if sz, ok := src.(keys.SecretSizer); ok {
+			secret = sz.SecretLen()
+		}
 	}
+	long := func(a string) bool { return secret == 0 || secret >= keys.MinHMACSecretLen(a) }
 	if len(given) == 0 {
-		return allowed
+		if secret == 0 {
+			return allowed
+		}
+		out := make([]string, 0, len(allowed))
+		for _, a := range allowed {
+			if long(a) {
+				out = append(out, a)
+			}
+		}
+		return out
 	}
 	out := make([]string, 0, len(given))
 	for i, a := range given {
@@ -330,6 +352,8 @@ func (c *compiler) algorithms(el *errorList, path string, given []string, hmac b
 			el.add(fmt.Sprintf("%s[%d]", path, i), "%q does not fit an HMAC secret; use HS256, HS384 or HS512", a)
 		case !ok:
 			el.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a supported public-key algorithm (one of %s)", a, strings.Join(publicKeyAlgorithms, ", "))
+		case !long(a):
+			el.add(fmt.Sprintf("%s[%d]", path, i), "%s needs a secret of at least %d bytes; hmac_secret_file has %d", a, keys.MinHMACSecretLen(a), secret)
 		default:
 			out = append(out, a)
 		}
