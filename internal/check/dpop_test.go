@@ -24,6 +24,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -88,6 +89,13 @@ rules:
       audiences: [https://login.example.com/oauth/v2/oauth-token]
       peer_svid: true
     headers: {x-client-id: client_id}
+  - name: nonce-token
+    match: {paths: [/oauth/nonce-token]}
+    client_assertion:
+      issuers: [partner]
+      audiences: [https://login.example.com/oauth/v2/oauth-token]
+      dpop: {mode: required, nonce: true}
+    headers: {x-client-id: client_id, x-dpop-jkt: dpop_jkt}
   - name: token-endpoint
     match: {paths: [/oauth/v2/oauth-token]}
     client_assertion:
@@ -544,4 +552,57 @@ func TestSPIFFEClientAuth(t *testing.T) {
 	// An SVID for another audience.
 	other := signSpire(t, claims{"sub": meshWorkload, "aud": "https://elsewhere.example/token", "iat": unix(0), "exp": unix(5 * time.Minute)})
 	assertResponse(t, h.check(t, body(spiffeURN, other)), invalidClient("audience_invalid").by("mesh", "", meshWorkload))
+}
+
+// TestTokenEndpointNonceRetry: told use_dpop_nonce, a client retries with
+// the nonce and the same assertion (RFC 9449 §8): the proof is checked
+// before the assertion's jti is spent.
+func TestTokenEndpointNonceRetry(t *testing.T) {
+	h := newHarness(t, dpopPolicy)
+	const htu = "https://login.example.com/oauth/nonce-token"
+	assertion := signPartner(t, partnerClaims())
+	req := func(c map[string]any) httpReq {
+		return tokenReq(assertionBody(assertion)).onPath("/oauth/nonce-token").with("dpop", proof(t, c))
+	}
+	need := want{code: codes.PermissionDenied, status: 400, headers: map[string]string{"content-type": "application/json", "cache-control": "no-store", "dpop-nonce": anyNonce}, body: `{"error":"use_dpop_nonce"}`, rule: "nonce-token", reason: "dpop_nonce_required"}.by("partner", partnerIss, "")
+	resp := h.check(t, req(proofClaims("POST", htu, "")))
+	assertResponse(t, resp, need)
+	c := proofClaims("POST", htu, "")
+	for _, hv := range resp.GetDeniedResponse().GetHeaders() {
+		if hv.GetHeader().GetKey() == "dpop-nonce" {
+			c["nonce"] = hv.GetHeader().GetValue()
+		}
+	}
+	ok := dpopAllowed("nonce-token", map[string]string{"x-client-id": partnerIss, "x-dpop-jkt": jose.Thumbprint(&clientKey().PublicKey)}).by("partner", partnerIss, "")
+	ok.downstream = map[string]string{"dpop-nonce": anyNonce}
+	assertResponse(t, h.check(t, req(c)), ok)
+	// The assertion is spent now: a third use is a replay.
+	c2 := proofClaims("POST", htu, "")
+	c2["nonce"] = c["nonce"]
+	assertResponse(t, h.check(t, req(c2)), invalidClient("replayed").onRule("nonce-token").by("partner", partnerIss, ""))
+}
+
+// TestDPoPReplayFailOpen: with the replay store down, a proof fails closed
+// (503), or with ReplayFailOpen is allowed with the reason saying why.
+func TestDPoPReplayFailOpen(t *testing.T) {
+	pub := &clientKey().PublicKey
+	const uri = "https://api.example.com/dpop/q1"
+	for _, open := range []bool{false, true} {
+		h := newHarness(t, dpopPolicy, func(c *check.Config) {
+			c.Replay = brokenRedis(t)
+			c.ReplayFailOpen = open
+		})
+		tok := boundToken(t, pub)
+		resp := h.check(t, dpopReq("/dpop/q1", tok, proof(t, proofClaims("GET", uri, tok))))
+		if open {
+			w := dpopAllowed("dpop-api", map[string]string{"x-client-id": "reporting-app", "x-dpop-jkt": jose.Thumbprint(pub)}).by("login", "reporting-app", "")
+			w.reason = "replay_store_unavailable"
+			assertResponse(t, resp, w)
+		} else {
+			w := unavailableWant("replay_store_unavailable")
+			w.rule = "dpop-api"
+			w = w.by("login", "reporting-app", "")
+			assertResponse(t, resp, w)
+		}
+	}
 }
