@@ -222,6 +222,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		_ = stopTracing(sctx)
 	}()
 	gs := grpc.NewServer(append(traceOpts,
+		check.ServerCodec(), // invalid UTF-8 is a deny, not a gRPC error
 		grpc.MaxRecvMsgSize(maxCheckRequestBytes),
 		// Envoy keeps long-lived HTTP/2 connections and pings them; allow
 		// its keepalives, and recycle connections now and then so load

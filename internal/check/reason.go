@@ -69,6 +69,9 @@ const (
 	ReasonCertMismatch      = "certificate_binding_mismatch"
 	ReasonPeerSVID          = "peer_svid_mismatch"
 	ReasonAccessTokenClaims = "assertion_has_access_token_claims"
+
+	// A request with invalid UTF-8 in a string field (codec.go).
+	ReasonUndecodable = "request_undecodable"
 )
 
 // denyKind selects the shape of a deny response from the spec's table.

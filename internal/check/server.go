@@ -106,7 +106,13 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 	start := time.Now()
 	snap := s.cfg.Policy.Load()
 	r := readRequest(req)
-	d := s.decide(ctx, snap, r, req.GetAttributes().GetContextExtensions()["rule"], tr)
+	ext := req.GetAttributes().GetContextExtensions()
+	var d *decision
+	if _, bad := ext[undecodableKey]; bad {
+		d = undecodable(tr)
+	} else {
+		d = s.decide(ctx, snap, r, ext["rule"], tr)
+	}
 	if !d.allow && (s.cfg.Audit || (d.rule != nil && d.rule.Audit)) {
 		if tr != nil {
 			tr.add("audit mode", true, "would deny (%s); allowed without headers", d.reason)
