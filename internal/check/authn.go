@@ -509,13 +509,11 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	}
 	tok, is := v.tok, v.issuer
 	d := &decision{issuer: is, spiffeID: v.spiffeID, scheme: scheme}
-	switch strings.ToLower(tok.Header.Typ) {
-	case "", "jwt", "jose", "at+jwt", "application/at+jwt":
-	default:
+	if reason, why := accessTokenTyping(tok, is, br.RFC9068); reason != "" {
 		if tr != nil {
-			tr.add("typ", false, "%q is neither an access token nor a JWT", tok.Header.Typ)
+			tr.add("typing", false, "%s", why)
 		}
-		d.kind, d.reason = denyBearerInvalid, ReasonTokenType
+		d.kind, d.reason = denyBearerInvalid, reason
 		return d
 	}
 	audOK := false

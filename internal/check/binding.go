@@ -202,3 +202,34 @@ func assertionTyping(tok *token.Token, is *policy.Issuer, strict bool) (string, 
 	}
 	return "", ""
 }
+
+// accessTokenTyping keeps other JWTs from passing as access tokens. An OIDC
+// ID token (nonce, at_hash) is refused at every bearer rule: it proves a
+// login to a client, not a grant to an API. typ may be absent, JWT, JOSE or
+// at+jwt; the RFC 9068 profile requires at+jwt and the claims §2.2 makes
+// mandatory, for ordinary issuers (JWT-SVIDs keep the JWT-SVID rules).
+func accessTokenTyping(tok *token.Token, is *policy.Issuer, rfc9068 bool) (string, string) {
+	typ := strings.TrimPrefix(strings.ToLower(tok.Header.Typ), "application/")
+	switch typ {
+	case "", "jwt", "jose", "at+jwt":
+	default:
+		return ReasonTokenType, "typ " + tok.Header.Typ + " is neither an access token's nor a JWT's"
+	}
+	for _, c := range []string{"nonce", "at_hash"} {
+		if _, ok := tok.Claims[c]; ok {
+			return ReasonIDTokenClaims, "the token carries " + c + ": an OIDC ID token, not an access token"
+		}
+	}
+	if !rfc9068 || is.IssuesSVIDs() {
+		return "", ""
+	}
+	if typ != "at+jwt" {
+		return ReasonTokenType, "profile rfc9068 requires typ at+jwt"
+	}
+	for _, c := range []string{"sub", "client_id", "iat", "jti"} {
+		if _, ok := tok.Claims[c]; !ok {
+			return ReasonProfileClaim, "profile rfc9068 requires " + c
+		}
+	}
+	return "", ""
+}

@@ -69,6 +69,8 @@ const (
 	ReasonCertMismatch      = "certificate_binding_mismatch"
 	ReasonPeerSVID          = "peer_svid_mismatch"
 	ReasonAccessTokenClaims = "assertion_has_access_token_claims"
+	ReasonIDTokenClaims     = "id_token_claims"
+	ReasonProfileClaim      = "rfc9068_claim_missing"
 
 	// A request with invalid UTF-8 in a string field (codec.go).
 	ReasonUndecodable = "request_undecodable"

@@ -405,6 +405,13 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		r.Bearer.DPoP = c.dpop(el, path+".bearer.dpop", b.GetDpop())
 		r.Bearer.PeerSVID = b.GetPeerSvid()
 		r.Bearer.AllowCredentialParams = b.GetAllowCredentialParameters()
+		switch b.GetProfile() {
+		case "":
+		case "rfc9068":
+			r.Bearer.RFC9068 = true
+		default:
+			el.add(path+".bearer.profile", "must be \"rfc9068\" or left out, got %q", b.GetProfile())
+		}
 		if b.GetPeerSvid() {
 			c.needSVIDIssuer(el, path+".bearer.peer_svid", &r.Bearer.Credential)
 		}

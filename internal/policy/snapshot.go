@@ -163,6 +163,8 @@ type Bearer struct {
 	// AllowCredentialParams skips the search for credential parameters
 	// beyond their exact names.
 	AllowCredentialParams bool
+	// RFC9068 holds tokens of non-SVID issuers to RFC 9068's profile.
+	RFC9068 bool
 }
 
 // DPoP is a compiled dpop block whose mode is optional or required.

@@ -110,6 +110,16 @@ rules:
     headers:
       x-client-id: client_id
       X-User: 'claims.?name.orValue("")'
+  # The same API held to RFC 9068's access-token profile (typing_test.go).
+  - name: api-rfc9068
+    match:
+      path_prefixes: [/profiled/]
+    bearer:
+      issuers: [login, spire]
+      audiences: [api.example.com]
+      profile: rfc9068
+    headers:
+      x-client-id: client_id
   - name: either
     match:
       paths: [/either]

@@ -804,8 +804,13 @@ type Bearer struct {
 	// form and query names, which are always refused beside a token. Only
 	// for an upstream known to read none of them.
 	AllowCredentialParameters bool `protobuf:"varint,6,opt,name=allow_credential_parameters,json=allowCredentialParameters,proto3" json:"allow_credential_parameters,omitempty"`
-	unknownFields             protoimpl.UnknownFields
-	sizeCache                 protoimpl.SizeCache
+	// "rfc9068" holds access tokens of ordinary issuers to RFC 9068's JWT
+	// profile: typ at+jwt, and sub, client_id, iat and jti present.
+	// JWT-SVIDs keep the JWT-SVID rules. "" (the default) takes any JWT
+	// access token.
+	Profile       string `protobuf:"bytes,7,opt,name=profile,proto3" json:"profile,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bearer) Reset() {
@@ -878,6 +883,13 @@ func (x *Bearer) GetAllowCredentialParameters() bool {
 		return x.AllowCredentialParameters
 	}
 	return false
+}
+
+func (x *Bearer) GetProfile() string {
+	if x != nil {
+		return x.Profile
+	}
+	return ""
 }
 
 // DPoP configures proof-of-possession with DPoP proofs (RFC 9449).
@@ -1036,14 +1048,15 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\rstrict_typing\x18\x05 \x01(\bR\fstrictTyping\x12,\n" +
 	"\x04dpop\x18\x06 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
 	"\tpeer_svid\x18\a \x01(\bR\bpeerSvidB\x14\n" +
-	"\x12_replay_protection\"\xe3\x01\n" +
+	"\x12_replay_protection\"\xfd\x01\n" +
 	"\x06Bearer\x12\x18\n" +
 	"\aissuers\x18\x01 \x03(\tR\aissuers\x12\x1c\n" +
 	"\taudiences\x18\x02 \x03(\tR\taudiences\x12\x16\n" +
 	"\x06scopes\x18\x03 \x03(\tR\x06scopes\x12,\n" +
 	"\x04dpop\x18\x04 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
 	"\tpeer_svid\x18\x05 \x01(\bR\bpeerSvid\x12>\n" +
-	"\x1ballow_credential_parameters\x18\x06 \x01(\bR\x19allowCredentialParameters\"\xbe\x01\n" +
+	"\x1ballow_credential_parameters\x18\x06 \x01(\bR\x19allowCredentialParameters\x12\x18\n" +
+	"\aprofile\x18\a \x01(\tR\aprofile\"\xbe\x01\n" +
 	"\x04DPoP\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1e\n" +
 	"\n" +
