@@ -253,7 +253,7 @@ func newHarness(t *testing.T, policyYAML string, opts ...func(*check.Config)) *h
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := grpc.NewServer()
+	gs := grpc.NewServer(check.ServerCodec())
 	authv3.RegisterAuthorizationServer(gs, srv)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()

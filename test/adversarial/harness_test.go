@@ -110,6 +110,13 @@ rules:
     headers:
       x-client-id: client_id
       X-User: 'claims.?name.orValue("")'
+  # Host wildcards (hosts_test.go).
+  - name: admin-wildcard
+    match:
+      hosts: ["*.admin.example.com"]
+    bearer:
+      issuers: [login]
+      audiences: [api.example.com]
   # The same API held to RFC 9068's access-token profile (typing_test.go).
   - name: api-rfc9068
     match:
@@ -395,7 +402,7 @@ func newHarness(t testing.TB, opts ...func(*check.Config)) *harness {
 	}
 	// The limit extauthz serve sets is larger than gRPC's default; the
 	// size tests send 1 MiB tokens inside larger requests.
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(16 << 20))
+	gs := grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), check.ServerCodec())
 	authv3.RegisterAuthorizationServer(gs, h.srv)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()

@@ -14,8 +14,12 @@ import (
 func TestAccessTokenConfusion(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
-	idToken := func(c claims) claims { return with(c, "aud", "api.example.com", "nonce", "n-0S6_WzA2Mj", "at_hash", "77QmUPtjPfzWtF2AnpK9RQ") }
-	jwt := func(c claims) string { return sign("EdDSA", testKeys().login, map[string]any{"kid": "login-1", "typ": "JWT"}, c) }
+	idToken := func(c claims) claims {
+		return with(c, "aud", "api.example.com", "nonce", "n-0S6_WzA2Mj", "at_hash", "77QmUPtjPfzWtF2AnpK9RQ")
+	}
+	jwt := func(c claims) string {
+		return sign("EdDSA", testKeys().login, map[string]any{"kid": "login-1", "typ": "JWT"}, c)
+	}
 	profiled := func(tok string) req {
 		r := apiReq("Bearer " + tok)
 		r.path = "/profiled/x"
