@@ -460,7 +460,7 @@ func (s *Server) claimJTI(ctx context.Context, namespace, jti string, until time
 		s.cfg.Metrics.replayClaim("replayed")
 		return deny(kind, reason)
 	case errors.Is(err, replay.ErrFull):
-		s.cfg.Metrics.replayClaim("full")
+		s.cfg.Metrics.replayFull(namespace, err)
 		s.cfg.Logger.Warn("check: replay store full; denying single-use tokens until entries expire", "namespace", namespace)
 		return deny(denyUnavailable, ReasonReplayFull)
 	}

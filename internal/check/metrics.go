@@ -1,9 +1,13 @@
 package check
 
 import (
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/extauthz/extauthz/internal/replay"
 )
 
 // Metrics are the Check server's Prometheus metrics. A nil *Metrics records
@@ -14,6 +18,7 @@ type Metrics struct {
 	verifications *prometheus.CounterVec
 	failOpen      prometheus.Counter
 	replayOps     *prometheus.CounterVec
+	replayFulls   *prometheus.CounterVec
 }
 
 // NewMetrics registers the Check metrics with reg.
@@ -41,7 +46,11 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Name: "extauthz_replay_operations_total",
 		Help: "Replay store claims by result: ok, replayed, full, or error (the store could not be asked).",
 	}, []string{"result"})
-	reg.MustRegister(m.decisions, m.latency, m.verifications, m.failOpen, m.replayOps)
+	m.replayFulls = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "extauthz_replay_full_total",
+		Help: "Replay store claims refused for want of room, by namespace (the issuer's name, or dpop# for every DPoP key) and the bound reached: namespace (that client's own share), group (all DPoP keys together) or total (the whole store).",
+	}, []string{"namespace", "bound"})
+	reg.MustRegister(m.decisions, m.latency, m.verifications, m.failOpen, m.replayOps, m.replayFulls)
 	return m
 }
 
@@ -68,6 +77,34 @@ func (m *Metrics) replayClaim(result string) {
 		return
 	}
 	m.replayOps.WithLabelValues(result).Inc()
+}
+
+// replayFull counts a claim in namespace that the store refused with err,
+// an error wrapping replay.ErrFull, by the bound it reached.
+func (m *Metrics) replayFull(namespace string, err error) {
+	if m == nil {
+		return
+	}
+	m.replayOps.WithLabelValues("full").Inc()
+	bound := "total"
+	switch {
+	case errors.Is(err, replay.ErrNamespaceFull):
+		bound = "namespace"
+	case errors.Is(err, replay.ErrGroupFull):
+		bound = "group"
+	}
+	m.replayFulls.WithLabelValues(replayNamespaceLabel(namespace), bound).Inc()
+}
+
+// replayNamespaceLabel keeps the label set as small as the policy: an
+// issuer's name is the operator's, but a DPoP namespace holds a key's
+// thumbprint, which any client mints at will, so every DPoP key shares
+// one label.
+func replayNamespaceLabel(namespace string) string {
+	if strings.HasPrefix(namespace, proofNamespace) {
+		return proofNamespace
+	}
+	return namespace
 }
 
 func (m *Metrics) replayFailOpen() {

@@ -7,10 +7,23 @@
 //
 // # Memory
 //
-// Memory holds a 16-byte hash of (issuer, jti) and the expiry, in shards
+// Memory holds a 16-byte hash of (namespace, jti) and the expiry, in shards
 // with their own locks. When full it answers ErrFull rather than evict an
 // entry that has not expired; expired entries are reclaimed on insert, so
 // no goroutine runs in the background.
+//
+// A namespace is one client, the party that mints the jtis: an issuer of
+// the policy for client assertions, a DPoP key ("dpop#" and its thumbprint)
+// for proofs. Each namespace may hold at most MaxEntriesPerNamespace
+// entries (a tenth of the store unless set), so a client that floods fresh
+// jtis is refused alone, with ErrNamespaceFull, and the others keep
+// claiming. Namespaces sharing the part before a '#' form a group, bounded
+// together by MaxEntriesPerGroup (half the store unless set): DPoP keys
+// cost nothing to make, so a client minting a key per proof meets the
+// group's bound (ErrGroupFull) and leaves the other half to the issuers.
+// The total bound, MaxEntries, still caps memory; both refusals wrap
+// ErrFull, and expired entries are always reclaimed before anything is
+// refused.
 //
 // # Redis URLs
 //
@@ -38,16 +51,26 @@
 // slow link, min_idle_conns=N keeps connections ready.
 //
 // Each claim is one SET key 1 NX PX ttl, where key is the prefix (default
-// "extauthz:replay:") followed by the lowercase hex SHA-256 of issuer, a zero
-// byte and jti, so no byte of the token reaches Redis. Any failure to get an
-// answer wraps ErrUnavailable: whether the jti was recorded is then unknown,
-// and the caller fails closed. Commands are not retried (unless the URL sets
-// max_retries), because a retried SET NX whose first try was applied would
-// refuse a token's first use as a replay. If Redis applied a SET whose reply
-// was lost, the token is refused, never accepted twice.
+// "extauthz:replay:") followed by the lowercase hex SHA-256 of namespace, a
+// zero byte and jti, so no byte of the token reaches Redis. Any failure to
+// get an answer (but the OOM refusal below) wraps ErrUnavailable: whether
+// the jti was recorded is then unknown, and the caller fails closed.
+// Commands are not retried (unless the URL sets max_retries), because a
+// retried SET NX whose first try was applied would refuse a token's first
+// use as a replay. If Redis applied a SET whose reply was lost, the token
+// is refused, never accepted twice.
+//
+// Redis keeps no count per namespace (that would take a script and a
+// second structure per claim): every key carries its TTL, and maxmemory
+// is the only bound. At maxmemory under maxmemory-policy noeviction, Redis
+// refuses the SET with OOM before running it; Claim then returns an error
+// wrapping ErrFull, so a full Redis denies like a full memory store and is
+// never taken for a down one that a fail-open caller would allow. Under a
+// volatile-* policy, Redis evicts keys instead, and an evicted jti can be
+// replayed until its token expires.
 //
 // Both stores accept a claim whose until is not in the future without
 // recording it: such a token has already expired, and the verifier should
-// have refused it before asking. An issuer containing a zero byte is an
+// have refused it before asking. A namespace containing a zero byte is an
 // error, since it would make the hashed form ambiguous.
 package replay

@@ -139,10 +139,16 @@ func TestMemoryFarFutureUntil(t *testing.T) {
 	}
 }
 
+// wholeStore lets one namespace fill the store, for the tests of the total
+// bound.
+func wholeStore(max int, clk *fakeClock) MemoryConfig {
+	return MemoryConfig{MaxEntries: max, MaxEntriesPerNamespace: max, Clock: clk.Now}
+}
+
 func TestMemoryFull(t *testing.T) {
 	clk := newFakeClock(epoch)
 	const max = 100
-	s := NewMemory(MemoryConfig{MaxEntries: max, Clock: clk.Now})
+	s := NewMemory(wholeStore(max, clk))
 	ctx := context.Background()
 	until := epoch.Add(time.Minute)
 
@@ -151,8 +157,8 @@ func TestMemoryFull(t *testing.T) {
 			t.Fatalf("claim %d: %v", i, err)
 		}
 	}
-	if err := s.Claim(ctx, iss, "one-too-many", until); !errors.Is(err, ErrFull) {
-		t.Fatalf("claim past capacity: got %v, want ErrFull", err)
+	if err := s.Claim(ctx, iss, "one-too-many", until); err != ErrFull {
+		t.Fatalf("claim past capacity: got %v, want ErrFull itself", err)
 	}
 	// A replay is still reported as a replay, not as a full store.
 	if err := s.Claim(ctx, iss, "0", until); !errors.Is(err, ErrReplayed) {
@@ -180,7 +186,7 @@ func TestMemoryFull(t *testing.T) {
 func TestMemoryFullReclaimsOnlyExpired(t *testing.T) {
 	clk := newFakeClock(epoch)
 	const max = 100
-	s := NewMemory(MemoryConfig{MaxEntries: max, Clock: clk.Now})
+	s := NewMemory(wholeStore(max, clk))
 	ctx := context.Background()
 
 	// Half short-lived, half long-lived, interleaved.
@@ -215,7 +221,7 @@ func TestMemoryFullReclaimsOnlyExpired(t *testing.T) {
 func TestMemoryCapacityIsExact(t *testing.T) {
 	clk := newFakeClock(epoch)
 	const max = 100_000
-	s := NewMemory(MemoryConfig{MaxEntries: max, Clock: clk.Now})
+	s := NewMemory(wholeStore(max, clk))
 	ctx := context.Background()
 	for i := range max {
 		until := epoch.Add(time.Hour)
@@ -298,17 +304,29 @@ func TestMemoryConcurrentSameJTI(t *testing.T) {
 }
 
 // TestMemoryConcurrentChurn runs claims, replays, sweeps and Len together
-// for the race detector.
+// for the race detector, over namespaces with their own bounds and a group,
+// then checks that the counts came out exact: once everything has expired,
+// each bound admits exactly its size again.
 func TestMemoryConcurrentChurn(t *testing.T) {
 	clk := newFakeClock(epoch)
-	s := NewMemory(MemoryConfig{MaxEntries: 4096, Clock: clk.Now})
+	const max, perNS, perGroup = 4096, 1024, 1536
+	s := NewMemory(MemoryConfig{MaxEntries: max, MaxEntriesPerNamespace: perNS, MaxEntriesPerGroup: perGroup, Clock: clk.Now})
 	ctx := context.Background()
+	// Even goroutines claim in an issuer's namespace, odd ones in a DPoP
+	// key's, so the group fills too.
+	namespace := func(g int) string {
+		if g%2 == 0 {
+			return "issuer-" + strconv.Itoa(g)
+		}
+		return "dpop#key-" + strconv.Itoa(g)
+	}
 	var wg sync.WaitGroup
 	var accepted, full atomic.Int64
 	for g := range 8 {
 		wg.Go(func() {
+			ns := namespace(g)
 			for i := range 5000 {
-				jti := fmt.Sprintf("%d-%d", g, i)
+				jti := strconv.Itoa(i)
 				if i%500 == 0 {
 					clk.Advance(time.Second)
 					_ = s.Len()
@@ -316,7 +334,7 @@ func TestMemoryConcurrentChurn(t *testing.T) {
 				// Other goroutines move the clock between the two claims,
 				// by far less than a minute.
 				until := clk.Now().Add(time.Minute)
-				err := s.Claim(ctx, iss, jti, until)
+				err := s.Claim(ctx, ns, jti, until)
 				if errors.Is(err, ErrFull) {
 					full.Add(1)
 					continue
@@ -326,7 +344,7 @@ func TestMemoryConcurrentChurn(t *testing.T) {
 					t.Errorf("claim: %v", err)
 					return
 				}
-				if err := s.Claim(ctx, iss, jti, until); !errors.Is(err, ErrReplayed) {
+				if err := s.Claim(ctx, ns, jti, until); !errors.Is(err, ErrReplayed) {
 					t.Errorf("replay: got %v, want ErrReplayed", err)
 					return
 				}
@@ -334,13 +352,43 @@ func TestMemoryConcurrentChurn(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	// The store filled, and expired entries were reclaimed to make room.
-	if full.Load() == 0 || accepted.Load() <= 4096 {
-		t.Fatalf("%d accepted, %d full: the test did not exercise a full store", accepted.Load(), full.Load())
+	// The bounds were reached, and expired entries were reclaimed to make
+	// room.
+	if full.Load() == 0 || accepted.Load() <= max {
+		t.Fatalf("%d accepted, %d full: the test did not exercise full bounds", accepted.Load(), full.Load())
 	}
-	if n := s.Len(); n > 4096 {
+	if n := s.Len(); n > max {
 		t.Fatalf("Len = %d, over the cap", n)
 	}
+
+	clk.Advance(2 * time.Minute)
+	until := clk.Now().Add(time.Minute)
+	fill := func(ns string, n int, then error) {
+		t.Helper()
+		for i := range n {
+			if err := s.Claim(ctx, ns, "after-"+strconv.Itoa(i), until); err != nil {
+				t.Fatalf("%s: claim %d of %d: %v", ns, i, n, err)
+			}
+		}
+		if err := s.Claim(ctx, ns, "one-too-many", until); err != then {
+			t.Fatalf("%s: claim %d: got %v, want %v", ns, n, err, then)
+		}
+	}
+	fill("issuer-0", perNS, ErrNamespaceFull)
+	fill("dpop#key-1", perNS, ErrNamespaceFull)
+	fill("dpop#key-3", perGroup-perNS, ErrGroupFull)
+	fill("issuer-2", perNS, ErrNamespaceFull)
+	fill("issuer-4", max-perNS-perGroup-perNS, ErrFull)
+}
+
+// manyIssuers are namespaces enough for a benchmark or a full store to
+// stay within each one's default share.
+func manyIssuers() []string {
+	out := make([]string, 16)
+	for i := range out {
+		out[i] = iss + "/" + strconv.Itoa(i)
+	}
+	return out
 }
 
 // fillMemory claims n distinct jtis and returns the heap growth per entry.
@@ -352,9 +400,10 @@ func fillMemory(n int) (float64, *Memory) {
 	ctx := context.Background()
 	until := time.Now().Add(time.Hour)
 	buf := []byte("00000000-0000-4000-8000-")
+	issuers := manyIssuers()
 	for i := range n {
 		jti := strconv.AppendInt(buf, int64(i), 10)
-		if err := s.Claim(ctx, iss, string(jti), until); err != nil {
+		if err := s.Claim(ctx, issuers[i%len(issuers)], string(jti), until); err != nil {
 			panic(fmt.Sprintf("claim %d of %d: %v", i, n, err))
 		}
 	}
@@ -391,10 +440,12 @@ func BenchmarkMemoryFootprint(b *testing.B) {
 }
 
 func BenchmarkMemoryClaim(b *testing.B) {
-	// Room for every claim, so the benchmark measures inserts, not ErrFull.
+	// Room for every claim, so the benchmark measures inserts, not ErrFull;
+	// spread over namespaces, each well within its share.
 	s := NewMemory(MemoryConfig{MaxEntries: 2*b.N + DefaultMaxEntries})
 	ctx := context.Background()
 	until := time.Now().Add(time.Hour)
+	issuers := manyIssuers()
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
@@ -402,7 +453,7 @@ func BenchmarkMemoryClaim(b *testing.B) {
 		buf := []byte("00000000-0000-4000-8000-")
 		for i := int64(0); pb.Next(); i++ {
 			jti := strconv.AppendInt(buf, base+i, 10)
-			if err := s.Claim(ctx, iss, string(jti), until); err != nil {
+			if err := s.Claim(ctx, issuers[i%int64(len(issuers))], string(jti), until); err != nil {
 				b.Fatal(err)
 			}
 		}

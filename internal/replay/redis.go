@@ -64,15 +64,17 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	return &Redis{client: client, timeout: timeout, prefix: prefix}, nil
 }
 
-// Claim implements Store. Errors talking to Redis wrap ErrUnavailable. An
-// until that is not in the future is accepted without being stored: such a
-// token has already expired and should have been rejected before reaching
-// the store.
+// Claim implements Store. A write Redis refuses for want of memory (OOM:
+// at maxmemory with nothing its maxmemory-policy may evict) wraps ErrFull;
+// other errors talking to Redis wrap ErrUnavailable. Redis has no bound per
+// namespace: maxmemory is its only one. An until that is not in the future
+// is accepted without being stored: such a token has already expired and
+// should have been rejected before reaching the store.
 //
 // The TTL is sent relative (PX) rather than absolute (PXAT) so that a Redis
 // whose clock runs ahead of ours cannot drop entries early.
-func (r *Redis) Claim(ctx context.Context, issuer, jti string, until time.Time) error {
-	sum, err := digest(issuer, jti)
+func (r *Redis) Claim(ctx context.Context, namespace, jti string, until time.Time) error {
+	sum, err := digest(namespace, jti)
 	if err != nil {
 		return err
 	}
@@ -86,6 +88,14 @@ func (r *Redis) Claim(ctx context.Context, issuer, jti string, until time.Time) 
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	set, err := r.client.SetNX(ctx, r.key(sum), "1", ttl).Result()
+	if redis.IsOOMError(err) {
+		// Redis at maxmemory with nothing it may evict refuses a write
+		// before running it: the jti is known not to be recorded, and the
+		// store is full, not down. So a flood that fills Redis is denied
+		// like a full memory store, and never turns --replay-fail-open into
+		// accepting replays.
+		return fmt.Errorf("%w: %w", ErrFull, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
