@@ -52,6 +52,8 @@ type serveConfig struct {
 	tokenCache     int
 	replayStore    string
 	replayMax      int
+	replayMaxNS    int
+	replayMaxDPoP  int
 	replayTimeout  time.Duration
 	replayFailOpen bool
 	nonceSecret    string
@@ -75,6 +77,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.IntVar(&c.tokenCache, "token-cache-size", check.DefaultTokenCacheSize, "verified bearer tokens remembered (LRU); 0 turns the cache off")
 	fs.StringVar(&c.replayStore, "replay-store", "memory", "jti replay store: memory, or a redis://, rediss:// URL (see docs)")
 	fs.IntVar(&c.replayMax, "replay-max-entries", replay.DefaultMaxEntries, "memory replay store: most unexpired jti entries held")
+	fs.IntVar(&c.replayMaxNS, "replay-max-entries-per-client", 0, "memory replay store: most entries one issuer or DPoP key may hold (0: a tenth of --replay-max-entries)")
+	fs.IntVar(&c.replayMaxDPoP, "replay-max-entries-dpop", 0, "memory replay store: most entries all DPoP keys may hold together (0: half of --replay-max-entries)")
 	fs.DurationVar(&c.replayTimeout, "replay-timeout", replay.DefaultRedisTimeout, "Redis replay store: timeout of one claim")
 	fs.BoolVar(&c.replayFailOpen, "replay-fail-open", false, "allow client assertions without replay protection when the replay store is down (default: 503)")
 	fs.StringVar(&c.nonceSecret, "dpop-nonce-secret-file", "", "file of at least 32 bytes keying DPoP nonces, shared by every replica (default: a random secret per process)")
@@ -171,7 +175,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	go reloader.Run(rctx, cfg.policyPoll, trigger)
 
 	rs, closer, err := replay.Open(ctx, cfg.replayStore,
-		replay.MemoryConfig{MaxEntries: cfg.replayMax},
+		replay.MemoryConfig{MaxEntries: cfg.replayMax, MaxEntriesPerNamespace: cfg.replayMaxNS, MaxEntriesPerGroup: cfg.replayMaxDPoP},
 		replay.RedisConfig{Timeout: cfg.replayTimeout})
 	if err != nil {
 		return err

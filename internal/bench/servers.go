@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/extauthz/extauthz/internal/replay"
 )
 
 // startTimeout bounds how long any server may take to become ready.
@@ -70,6 +72,11 @@ func startExtauthz(ctx context.Context, name, dir, bin, policyFile string, extra
 		// Info is the production default: allowed Checks log nothing at it.
 		"--log-format", "json", "--log-level", "info",
 	}, extra...)
+	// The assertion scenarios send every assertion from one client, far
+	// more than one client's default share of the memory replay store.
+	if ExtauthzHasFlag(bin, "replay-max-entries-per-client") {
+		args = append(args, "--replay-max-entries-per-client", strconv.Itoa(replay.DefaultMaxEntries))
+	}
 	p, err := Start(name, dir, bin, args, nil, func(line string) bool {
 		var m struct {
 			Msg      string `json:"msg"`

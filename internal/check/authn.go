@@ -381,12 +381,9 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 	if ca.DPoP != nil {
 		if _, sent := r.Headers["dpop"]; sent || ca.DPoP.Required {
 			p, pd := s.checkProof(ctx, ca.DPoP, r, "", true, tr)
-			if pd != nil && !pd.allow {
+			if pd != nil {
 				pd.issuer, pd.clientID, pd.spiffeID = is, d.clientID, d.spiffeID
 				return pd
-			}
-			if pd != nil {
-				d.reason = pd.reason
 			}
 			proof = p
 		}
@@ -396,13 +393,24 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		if !tok.HasID || tok.ID == "" {
 			return fail(ReasonJTIMissing)
 		}
-		if r := s.claimJTI(ctx, is.Name, tok.ID, exp.Add(is.ClockSkew), denyInvalidClient, ReasonReplayed); r != nil {
+		if r := s.claimJTI(ctx, replayNamespace(tok, is), tok.ID, exp.Add(is.ClockSkew), denyInvalidClient, ReasonReplayed); r != nil {
 			r.issuer, r.clientID, r.spiffeID = is, d.clientID, d.spiffeID
 			if r.allow {
 				d.reason = r.reason
 			} else {
 				return r
 			}
+		}
+	}
+	// The proof's jti last: only a request whose assertion passed may
+	// spend an entry of the replay store.
+	if proof != nil {
+		if pd := s.spendProof(ctx, ca.DPoP, proof, true, tr); pd != nil {
+			pd.issuer, pd.clientID, pd.spiffeID = is, d.clientID, d.spiffeID
+			if !pd.allow {
+				return pd
+			}
+			d.reason = pd.reason
 		}
 	}
 	if tr != nil {
@@ -446,8 +454,31 @@ func assertionClient(tok *token.Token, is *policy.Issuer) (string, bool) {
 	return "", false
 }
 
-// claimJTI records the jti once in namespace (an issuer's name, or a DPoP
-// key's). It returns nil when the claim succeeded, a deny of kind and
+// Replay namespaces are what a single-use jti is unique within. They are
+// named by what the verified token proves, never by the policy, so that no
+// issuer entry renamed in a reload, and no second entry with the same iss,
+// can reopen a used jti. The spellings are stable across versions: a
+// rolling upgrade sharing Redis keeps its memory.
+const (
+	nsIssuer = "iss:"    // + the verified iss
+	nsSPIFFE = "spiffe:" // + the trust domain of an SVID without iss
+	// proofNamespace + the RFC 7638 thumbprint of a DPoP proof's key: a
+	// proof is issued by its own key. '#' makes every key's namespace one
+	// group of the replay store, bounded together.
+	proofNamespace = "dpop#"
+)
+
+// replayNamespace is a client assertion's namespace: its verified iss, or
+// for a JWT-SVID without one, its SPIFFE trust domain (SPIFFE IDs are unique
+// within it).
+func replayNamespace(tok *token.Token, is *policy.Issuer) string {
+	if tok.HasIssuer {
+		return nsIssuer + tok.Issuer
+	}
+	return nsSPIFFE + is.TrustDomain
+}
+
+// claimJTI records the jti once in namespace. It returns nil when the claim succeeded, a deny of kind and
 // reason for a replay, another deny, or (with ReplayFailOpen) an allow
 // marker when the store is down.
 func (s *Server) claimJTI(ctx context.Context, namespace, jti string, until time.Time, kind denyKind, reason string) *decision {
@@ -461,7 +492,11 @@ func (s *Server) claimJTI(ctx context.Context, namespace, jti string, until time
 		return deny(kind, reason)
 	case errors.Is(err, replay.ErrFull):
 		s.cfg.Metrics.replayFull(namespace, err)
-		s.cfg.Logger.Warn("check: replay store full; denying single-use tokens until entries expire", "namespace", namespace)
+		// A flood is counted in full by the metric; the log gets one line
+		// a second, naming the bound that was hit.
+		if now := s.cfg.Now().Unix(); s.fullLogged.Swap(now) != now {
+			s.cfg.Logger.Warn("check: replay store full; denying single-use tokens until entries expire", "namespace", replayNamespaceLabel(namespace), "err", err)
+		}
 		return deny(denyUnavailable, ReasonReplayFull)
 	}
 	s.cfg.Metrics.replayClaim("error")
@@ -537,12 +572,9 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	var proof *dpop.Proof
 	if scheme == schemeDPoP {
 		p, pd := s.checkProof(ctx, br.DPoP, r, raw, false, tr)
-		if pd != nil && !pd.allow {
+		if pd != nil {
 			pd.issuer, pd.clientID, pd.spiffeID, pd.scheme = is, d.clientID, d.spiffeID, scheme
 			return pd
-		}
-		if pd != nil {
-			d.reason = pd.reason
 		}
 		proof = p
 	}
@@ -554,6 +586,16 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		if reason := peerSVID(v.spiffeID, r, tr); reason != "" {
 			d.kind, d.reason = denyBearerInvalid, reason
 			return d
+		}
+	}
+	// The proof's jti once the token and its binding hold.
+	if proof != nil {
+		if pd := s.spendProof(ctx, br.DPoP, proof, false, tr); pd != nil {
+			pd.issuer, pd.clientID, pd.spiffeID, pd.scheme = is, d.clientID, d.spiffeID, scheme
+			if !pd.allow {
+				return pd
+			}
+			d.reason = pd.reason
 		}
 	}
 	if br.DPoP != nil {

@@ -12,16 +12,14 @@ import (
 	"github.com/extauthz/extauthz/internal/token"
 )
 
-// proofNamespace prefixes the replay namespace of DPoP proof jtis. A proof
-// is issued by its own key, so the key's thumbprint is its issuer.
-const proofNamespace = "dpop#"
-
-// checkProof verifies the request's DPoP proof for cfg (RFC 9449 §4.3) and
-// claims its jti once. accessToken is the token the proof must bind by ath,
-// "" at a token endpoint. tokenEndpoint selects the error shapes of an
-// authorization server (400 JSON) over those of a resource server (401
-// challenge). A nil proof comes with the deny; a proof may come with an
-// allow marker when the replay store is down and ReplayFailOpen is on.
+// checkProof verifies the request's DPoP proof for cfg (RFC 9449 §4.3).
+// accessToken is the token the proof must bind by ath, "" at a token
+// endpoint. tokenEndpoint selects the error shapes of an authorization
+// server (400 JSON) over those of a resource server (401 challenge). Its
+// jti is spent later, by spendProof, once everything else the proof is for
+// holds: a request that fails on its token or binding must not cost an
+// entry of the replay store, or any token holder could fill it with proofs
+// of fresh keys.
 func (s *Server) checkProof(ctx context.Context, cfg *policy.DPoP, r *httpRequest, accessToken string, tokenEndpoint bool, tr *trace) (*dpop.Proof, *decision) {
 	proofKind, nonceKind := denyDPoPProof, denyDPoPNonce
 	if tokenEndpoint {
@@ -55,17 +53,29 @@ func (s *Server) checkProof(ctx context.Context, cfg *policy.DPoP, r *httpReques
 		}
 		return fail(proofKind, reason, "%v", err)
 	}
-	d := s.claimJTI(ctx, proofNamespace+p.JKT, p.JTI, p.Until(&opts), proofKind, ReasonDPoPReplayed)
-	if d != nil && !d.allow {
-		if tr != nil {
-			tr.add("DPoP proof", false, "jti not claimed: %s", d.reason)
-		}
-		return nil, d
-	}
 	if tr != nil {
 		tr.add("DPoP proof", true, "key %s, htm and htu match, iat %s old", p.JKT, now.Sub(p.IssuedAt).Round(time.Second))
 	}
-	return p, d
+	return p, nil
+}
+
+// spendProof claims a verified proof's jti once. It returns nil, the deny
+// of a replay (or of a full or unavailable store), or with ReplayFailOpen
+// an allow marker when the store is down.
+func (s *Server) spendProof(ctx context.Context, cfg *policy.DPoP, p *dpop.Proof, tokenEndpoint bool, tr *trace) *decision {
+	kind := denyDPoPProof
+	if tokenEndpoint {
+		kind = denyTokenDPoPProof
+	}
+	d := s.claimJTI(ctx, proofNamespace+p.JKT, p.JTI, p.Until(&cfg.Proof), kind, ReasonDPoPReplayed)
+	if tr != nil {
+		if d == nil || d.allow {
+			tr.add("DPoP proof jti", true, "claimed once")
+		} else {
+			tr.add("DPoP proof jti", false, "not claimed: %s", d.reason)
+		}
+	}
+	return d
 }
 
 // proofReason maps a dpop error to its reason code.

@@ -23,8 +23,10 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -605,4 +607,44 @@ func TestDPoPReplayFailOpen(t *testing.T) {
 			assertResponse(t, resp, w)
 		}
 	}
+}
+
+// TestDPoPProofSpentLast: a proof's jti costs a replay-store entry only
+// once everything else holds, so a token holder cannot fill the store with
+// proofs of fresh keys that fail their binding, nor a used assertion with
+// fresh proofs beside it.
+func TestDPoPProofSpentLast(t *testing.T) {
+	store := replay.NewMemory(replay.MemoryConfig{MaxEntries: 1000, Clock: func() time.Time { return now }})
+	h := newHarness(t, dpopPolicy, func(c *check.Config) { c.Replay = store })
+	const uri = "https://api.example.com/dpop/q1"
+	tok := boundToken(t, &clientKey().PublicKey)
+	for i := 0; i < 3; i++ {
+		other := jose.P256(t)
+		resp := h.check(t, dpopReq("/dpop/q1", tok, jose.MustDPoPProof(t, "ES256", other, nil, nil, proofClaims("GET", uri, tok))))
+		if got := metadataOf(resp)["reason"]; got != "dpop_key_mismatch" {
+			t.Fatalf("reason %q, want dpop_key_mismatch", got)
+		}
+	}
+	if n := store.Len(); n != 0 {
+		t.Fatalf("proofs failing their binding left %d replay entries, want 0", n)
+	}
+	// A used assertion with fresh proofs: one entry, the assertion's.
+	assertion := signPartner(t, partnerClaims())
+	for i := 0; i < 3; i++ {
+		r := tokenReq(assertionBody(assertion)).with("dpop", jose.MustDPoPProof(t, "ES256", jose.P256(t), nil, nil, proofClaims("POST", tokenEndpoint, "")))
+		h.check(t, r)
+	}
+	if n := store.Len(); n != 2 {
+		t.Fatalf("a used assertion with fresh proofs left %d replay entries, want 2 (the assertion and its first proof)", n)
+	}
+}
+
+func metadataOf(resp interface {
+	GetDynamicMetadata() *structpb.Struct
+}) map[string]string {
+	out := map[string]string{}
+	for k, v := range resp.GetDynamicMetadata().GetFields() {
+		out[k] = v.GetStringValue()
+	}
+	return out
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"runtime/debug"
+	"sync/atomic"
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -54,6 +55,8 @@ type Server struct {
 	cfg    Config
 	tokens *tokenCache
 	nonces *dpop.Nonces
+	// fullLogged is the second of the last "replay store full" log line.
+	fullLogged atomic.Int64
 }
 
 // New returns a Server. cfg.Policy and cfg.Replay are required.

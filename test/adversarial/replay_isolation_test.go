@@ -285,7 +285,7 @@ func TestReplayIsolationAssertionFlood(t *testing.T) {
 	if n := h.store.Len(); n != 2*isoPerClient {
 		t.Errorf("the store holds %d entries, want %d: A's and B's shares", n, 2*isoPerClient)
 	}
-	h.wantFullSeries(t, map[string]float64{"ec/namespace": 2})
+	h.wantFullSeries(t, map[string]float64{"iss:ec-client/namespace": 2})
 
 	// Past exp and the clock skew, A's entries give its room back.
 	h.clock.Advance(2*time.Minute + 30*time.Second + time.Second)
