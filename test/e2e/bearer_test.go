@@ -120,7 +120,12 @@ func TestBearerThroughBinary(t *testing.T) {
 		{
 			name: "ID token with another audience",
 			auth: "Bearer " + jose.MustSign(t, "ES256", login, map[string]any{"kid": "login-1", "typ": "JWT"}, map[string]any{"iss": "https://login.example.com", "sub": "user-1", "aud": "reporting-app", "nonce": "n", "iat": now, "exp": now + 300}),
-			deny: &denial{codes.Unauthenticated, 401, invalidToken, "audience_invalid", ""}, issuer: "login",
+			deny: &denial{codes.Unauthenticated, 401, invalidToken, "id_token_claims", ""}, issuer: "login",
+		},
+		{
+			name: "ID token for the API's audience",
+			auth: "Bearer " + jose.MustSign(t, "ES256", login, map[string]any{"kid": "login-1", "typ": "JWT"}, map[string]any{"iss": "https://login.example.com", "sub": "user-1", "aud": "api.example.com", "client_id": "reporting-app", "at_hash": "77QmUPtjPfzWtF2AnpK9RQ", "iat": now, "exp": now + 300}),
+			deny: &denial{codes.Unauthenticated, 401, invalidToken, "id_token_claims", ""}, issuer: "login",
 		},
 		{name: "two credentials", auth: "Bearer " + access(nil) + ", Bearer " + access(nil), deny: &denial{codes.PermissionDenied, 400, `Bearer realm="extauthz", error="invalid_request"`, "malformed_request", ""}},
 	}
