@@ -286,6 +286,8 @@ type httpReq struct {
 	ext map[string]string
 	// peerCert is the client certificate Envoy forwards (DER), nil for none.
 	peerCert []byte
+	// principal is source.principal, Envoy's name for the mTLS peer.
+	principal string
 }
 
 // with returns a copy of r with more headers.
@@ -340,6 +342,7 @@ func (r httpReq) proto() *authv3.CheckRequest {
 	if r.peerCert != nil {
 		source.Certificate = envoyPEM(r.peerCert)
 	}
+	source.Principal = r.principal
 	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
 		Source:            source,
 		Request:           &authv3.AttributeContext_Request{Http: h},

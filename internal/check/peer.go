@@ -49,6 +49,21 @@ func parsePeerCertificate(s string) (*x509.Certificate, error) {
 	return cert, nil
 }
 
+// peerVar is CEL's peer: the mTLS identity Envoy reports, so a rule can
+// require that the workload on the connection is the one the token names
+// (spiffe_id in peer.uri_sans). A certificate that does not parse shows no
+// SANs.
+func (r *httpRequest) peerVar() map[string]any {
+	uris, sum := []string{}, ""
+	if pc := r.peerCertificate(); pc != nil && pc.err == nil {
+		for _, u := range pc.cert.URIs {
+			uris = append(uris, u.String())
+		}
+		sum = pc.thumbprint
+	}
+	return map[string]any{"principal": r.principal, "uri_sans": uris, "certificate_sha256": sum}
+}
+
 // peerCertificate parses the forwarded certificate once per request; nil
 // when there is none, and a value with err set when it does not parse.
 func (r *httpRequest) peerCertificate() *peerCertificate {

@@ -38,6 +38,9 @@ type httpRequest struct {
 	peerCert string
 	// peer is peerCert parsed, once, when a binding needs it.
 	peer *peerCertificate
+	// principal is Envoy's source.principal: the peer certificate's URI SAN
+	// or subject, "" without mTLS.
+	principal string
 }
 
 // readRequest converts Envoy's attributes. Both header encodings Envoy uses
@@ -50,6 +53,7 @@ func readRequest(req *authv3.CheckRequest) *httpRequest {
 	r.Method = h.GetMethod()
 	r.scheme, r.authority = h.GetScheme(), h.GetHost()
 	r.peerCert = req.GetAttributes().GetSource().GetCertificate()
+	r.principal = req.GetAttributes().GetSource().GetPrincipal()
 	r.Host = hostOnly(h.GetHost())
 	r.Path, r.Query, _ = strings.Cut(h.GetPath(), "?")
 	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {

@@ -189,6 +189,9 @@ func (s *Server) maxTokenBytes() int {
 func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpRequest, d *decision, tr *trace) *decision {
 	vars := d.vars
 	vars.Request = &r.Request
+	if r.peerCert != "" || r.principal != "" {
+		vars.Peer = r.peerVar
+	}
 	for _, e := range rule.Require {
 		ok, err := e.True(ctx, vars)
 		if err != nil {

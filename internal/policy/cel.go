@@ -53,6 +53,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("issuer", cel.StringType),
 		cel.Variable("credential", cel.StringType),
 		cel.Variable("dpop_jkt", cel.StringType),
+		cel.Variable("peer", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
 		cel.OptionalTypes(),
 		ext.Strings(),
@@ -154,6 +155,9 @@ type Vars struct {
 	// proof, "" when there is none.
 	DPoPJKT string
 	Request *Request
+	// Peer yields the caller's mTLS identity as Envoy reports it, read
+	// only when an expression asks; nil for a connection without one.
+	Peer func() map[string]any
 
 	request map[string]any
 }
@@ -188,9 +192,17 @@ func (v *Vars) ResolveName(name string) (any, bool) {
 			v.request = v.Request.celValue()
 		}
 		return v.request, true
+	case "peer":
+		if v.Peer == nil {
+			return noPeer, true
+		}
+		return v.Peer(), true
 	}
 	return nil, false
 }
+
+// noPeer is the peer of a connection without an mTLS identity.
+var noPeer = map[string]any{"principal": "", "uri_sans": []string{}, "certificate_sha256": ""}
 
 // Parent implements interpreter.Activation.
 func (v *Vars) Parent() interpreter.Activation { return nil }
