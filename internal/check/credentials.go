@@ -26,6 +26,16 @@ var queryCredentialParams = []string{"client_id", "client_secret", "client_asser
 // access_token, and '.', ' ' (a decoded '+') and an unmatched '[' read as
 // '_' (PHP's rules; Rack's and others' are a subset).
 func canonicalParam(name string) string {
+	// Names are checked on every Check: the common one that folds to
+	// itself costs no allocation.
+	plain := true
+	for i := 0; i < len(name) && plain; i++ {
+		c := name[i]
+		plain = !(c >= 'A' && c <= 'Z') && c != '[' && c != '.' && c != ' '
+	}
+	if plain {
+		return name
+	}
 	name = strings.ToLower(name)
 	if i := strings.IndexByte(name, '['); i > 0 {
 		if strings.IndexByte(name[i:], ']') > 0 {
@@ -34,8 +44,10 @@ func canonicalParam(name string) string {
 			name = name[:i] + "_" + name[i+1:]
 		}
 	}
-	return strings.NewReplacer(".", "_", " ", "_").Replace(name)
+	return paramFolder.Replace(name)
 }
+
+var paramFolder = strings.NewReplacer(".", "_", " ", "_")
 
 // nameOf is k as matched: folded by canonicalParam, or exact.
 func nameOf(k string, fold bool) string {
@@ -62,13 +74,21 @@ func queryNames(rawQuery string, names []string, fold bool) bool {
 	if rawQuery == "" {
 		return false
 	}
-	for _, pair := range strings.FieldsFunc(rawQuery, func(r rune) bool { return r == '&' || r == ';' }) {
+	for rest := rawQuery; rest != ""; {
+		var pair string
+		if i := strings.IndexAny(rest, "&;"); i >= 0 {
+			pair, rest = rest[:i], rest[i+1:]
+		} else {
+			pair, rest = rest, ""
+		}
 		k, _, _ := strings.Cut(pair, "=")
 		if isOneOf(nameOf(k, fold), names) {
 			return true
 		}
-		if dk, err := url.QueryUnescape(k); err == nil && isOneOf(nameOf(dk, fold), names) {
-			return true
+		if strings.ContainsAny(k, "%+") {
+			if dk, err := url.QueryUnescape(k); err == nil && isOneOf(nameOf(dk, fold), names) {
+				return true
+			}
 		}
 	}
 	return false
