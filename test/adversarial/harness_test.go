@@ -328,22 +328,50 @@ func (c *fakeClock) Advance(d time.Duration) {
 // harness is one running Check server under attack.
 type harness struct {
 	clock *fakeClock
+	// dir holds the policy file and the files written beside it.
+	dir string
 	// jwks serves the issuers' keys at /rsa, /ec, /spire and /login, and
 	// the attacker's at /evil, which must never be fetched.
 	jwks *hitServer
 	// evil is the attacker's own server, named by jku and x5u headers.
 	evil   *hitServer
 	srv    *check.Server
+	conn   *grpc.ClientConn
 	client authv3.AuthorizationClient
 }
 
+// harnessConfig is what one harness serves.
+type harnessConfig struct {
+	// policy is the policy YAML; {{JWKS}} stands for the counting JWKS
+	// server's URL.
+	policy string
+	// files are written beside the policy file, by name.
+	files map[string][]byte
+	// checkOpts change the Check server's config, in order, after the
+	// defaults (the policy, a memory replay store, the harness clock).
+	checkOpts []func(*check.Config)
+}
+
 // newHarness serves policyYAML; opts may change the Check server's config.
-// When t ends it fails t if the attacker's servers saw any request.
 func newHarness(t testing.TB, opts ...func(*check.Config)) *harness {
 	t.Helper()
 	k := testKeys()
+	return newHarnessWith(t, harnessConfig{
+		policy:    policyYAML,
+		files:     map[string][]byte{"hmac.secret": k.hmac, "rsa.pem": publicPEM(&k.rsa.PublicKey)},
+		checkOpts: opts,
+	})
+}
+
+// newHarnessWith serves cfg.policy through a real gRPC server built as
+// extauthz serve builds it. The prefetch at start must fetch each JWKS path
+// the policy names once, and no other. When t ends it fails t if the
+// attacker's servers saw any request.
+func newHarnessWith(t testing.TB, cfg harnessConfig) *harness {
+	t.Helper()
+	k := testKeys()
 	evilJWKS := jose.JWKS(jose.PublicJWK("rsa-1", "RS256", &k.evilRSA.PublicKey), jose.PublicJWK("ec-1", "ES256", &k.evilEC.PublicKey))
-	h := &harness{clock: &fakeClock{now: t0}}
+	h := &harness{clock: &fakeClock{now: t0}, dir: t.TempDir()}
 	h.jwks = newHitServer(t, map[string][]byte{
 		"/rsa":   jose.JWKS(jose.PublicJWK("rsa-1", "RS256", &k.rsa.PublicKey)),
 		"/ec":    jose.JWKS(jose.PublicJWK("ec-1", "ES256", &k.ec.PublicKey)),
@@ -358,23 +386,16 @@ func newHarness(t testing.TB, opts ...func(*check.Config)) *harness {
 		}
 	})
 
-	dir := t.TempDir()
-	files := map[string][]byte{
-		"policy.yaml": []byte(strings.ReplaceAll(policyYAML, "{{JWKS}}", h.jwks.url)),
-		"hmac.secret": k.hmac,
-		"rsa.pem":     publicPEM(&k.rsa.PublicKey),
-	}
-	for name, b := range files {
-		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
-			t.Fatal(err)
-		}
+	h.write(t, "policy.yaml", []byte(strings.ReplaceAll(cfg.policy, "{{JWKS}}", h.jwks.url)))
+	for name, b := range cfg.files {
+		h.write(t, name, b)
 	}
 	plane, err := keys.NewPlane(keys.Config{Clock: h.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { plane.Close() })
-	snap, err := policy.Load([]string{filepath.Join(dir, "policy.yaml")}, policy.Options{Keys: plane})
+	snap, err := policy.Load([]string{filepath.Join(h.dir, "policy.yaml")}, policy.Options{Keys: plane})
 	if err != nil {
 		t.Fatalf("policy.Load: %v", err)
 	}
@@ -382,28 +403,42 @@ func newHarness(t testing.TB, opts ...func(*check.Config)) *harness {
 	plane.Prefetch(ctx, snap.RemoteSources())
 	cancel()
 	for _, p := range []string{"/rsa", "/ec", "/spire", "/login"} {
-		if n := h.jwks.count(p); n != 1 {
-			t.Fatalf("prefetch fetched %s %d times, want 1", p, n)
+		want := 0
+		if strings.Contains(cfg.policy, "{{JWKS}}"+p+"\n") {
+			want = 1
+		}
+		if n := h.jwks.count(p); n != want {
+			t.Fatalf("prefetch fetched %s %d times, want %d", p, n, want)
 		}
 	}
 
-	cfg := check.Config{
+	checkCfg := check.Config{
 		Policy: policy.NewStore(snap),
 		Replay: replay.NewMemory(replay.MemoryConfig{MaxEntries: 100_000, Clock: h.clock.Now}),
 		Now:    h.clock.Now,
 	}
-	for _, o := range opts {
-		o(&cfg)
+	for _, o := range cfg.checkOpts {
+		o(&checkCfg)
 	}
-	h.srv = check.New(cfg)
+	h.srv = check.New(checkCfg)
+	h.conn = serve(t, h.srv, check.ServerCodec())
+	h.client = authv3.NewAuthorizationClient(h.conn)
+	return h
+}
+
+// serve serves srv over gRPC on 127.0.0.1:0 with opts and returns a client
+// connection. The harness passes check.ServerCodec(), as every extauthz
+// server must; the codec's own test serves without it. The message limit is
+// extauthz serve's, larger than gRPC's default: the size tests send 1 MiB
+// tokens inside larger requests.
+func serve(t testing.TB, srv *check.Server, opts ...grpc.ServerOption) *grpc.ClientConn {
+	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The limit extauthz serve sets is larger than gRPC's default; the
-	// size tests send 1 MiB tokens inside larger requests.
-	gs := grpc.NewServer(grpc.MaxRecvMsgSize(16<<20), check.ServerCodec())
-	authv3.RegisterAuthorizationServer(gs, h.srv)
+	gs := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(16 << 20)}, opts...)...)
+	authv3.RegisterAuthorizationServer(gs, srv)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	t.Cleanup(func() {
@@ -419,8 +454,15 @@ func newHarness(t testing.TB, opts ...func(*check.Config)) *harness {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	h.client = authv3.NewAuthorizationClient(conn)
-	return h
+	return conn
+}
+
+// write writes a file into the harness's directory, beside the policy.
+func (h *harness) write(t testing.TB, name string, data []byte) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(h.dir, name), data, 0o600); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // withLimits raises the token and body limits so that oversized inputs

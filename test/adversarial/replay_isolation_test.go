@@ -1,27 +1,15 @@
 package adversarial_test
 
 import (
-	"context"
-	"crypto/ecdsa"
 	"fmt"
-	"net"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/extauthz/extauthz/internal/check"
-	"github.com/extauthz/extauthz/internal/keys"
-	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
-	"github.com/extauthz/extauthz/test/jose"
 )
 
 // isoPolicy has two self-signed clients at the token endpoint, each its
@@ -69,87 +57,28 @@ const (
 	isoDPoPGroup  = 20
 )
 
-const isoAPIPath = "/api/reports"
-
-// isoHarness is a Check server over isoPolicy with a small replay store
-// and its metrics, on the harness clock.
+// isoHarness is a harness over isoPolicy with a small replay store and
+// its metrics.
 type isoHarness struct {
-	clock   *fakeClock
+	*harness
 	store   *replay.Memory
 	metrics *prometheus.Registry
-	client  authv3.AuthorizationClient
 }
 
 func newIsoHarness(t *testing.T) *isoHarness {
 	t.Helper()
-	k := testKeys()
-	h := &isoHarness{clock: &fakeClock{now: t0}, metrics: prometheus.NewRegistry()}
-	jwks := newHitServer(t, map[string][]byte{
-		"/rsa":   jose.JWKS(jose.PublicJWK("rsa-1", "RS256", &k.rsa.PublicKey)),
-		"/ec":    jose.JWKS(jose.PublicJWK("ec-1", "ES256", &k.ec.PublicKey)),
-		"/login": jose.JWKS(jose.PublicJWK("login-1", "EdDSA", k.login.Public())),
-	})
-	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte(strings.ReplaceAll(isoPolicy, "{{JWKS}}", jwks.url)), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	plane, err := keys.NewPlane(keys.Config{Clock: h.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plane.Close() })
-	snap, err := policy.Load([]string{file}, policy.Options{Keys: plane})
-	if err != nil {
-		t.Fatalf("policy.Load: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	plane.Prefetch(ctx, snap.RemoteSources())
-	cancel()
-
-	h.store = replay.NewMemory(replay.MemoryConfig{
-		MaxEntries:             isoMaxEntries,
-		MaxEntriesPerNamespace: isoPerClient,
-		MaxEntriesPerGroup:     isoDPoPGroup,
-		Clock:                  h.clock.Now,
-	})
-	srv := check.New(check.Config{
-		Policy:  policy.NewStore(snap),
-		Replay:  h.store,
-		Now:     h.clock.Now,
-		Metrics: check.NewMetrics(h.metrics),
-	})
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, srv)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		if err := <-served; err != nil {
-			t.Errorf("grpc Serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	h.client = authv3.NewAuthorizationClient(conn)
+	h := &isoHarness{metrics: prometheus.NewRegistry()}
+	h.harness = newHarnessWith(t, harnessConfig{policy: isoPolicy, checkOpts: []func(*check.Config){func(c *check.Config) {
+		h.store = replay.NewMemory(replay.MemoryConfig{
+			MaxEntries:             isoMaxEntries,
+			MaxEntriesPerNamespace: isoPerClient,
+			MaxEntriesPerGroup:     isoDPoPGroup,
+			Clock:                  c.Now,
+		})
+		c.Replay = h.store
+		c.Metrics = check.NewMetrics(h.metrics)
+	}}})
 	return h
-}
-
-func (h *isoHarness) check(t *testing.T, r req) *authv3.CheckResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := h.client.Check(ctx, r.proto())
-	if err != nil {
-		t.Fatalf("Check returned a gRPC error (a deny is never one): %v", err)
-	}
-	return resp
 }
 
 // allowed reports whether r was allowed; any deny but want fails t.
@@ -163,6 +92,23 @@ func (h *isoHarness) allowed(t *testing.T, r req, want deny) bool {
 	return false
 }
 
+// flood sends next() until one is refused as storeFull, and returns how
+// many were allowed before it; any other deny, or more allows than the
+// store holds, fails t.
+func (h *isoHarness) flood(t *testing.T, next func() req) int {
+	t.Helper()
+	n := 0
+	for h.allowed(t, next(), storeFull) {
+		if n++; n > isoMaxEntries {
+			t.Fatalf("%d fresh credentials allowed, more than the store holds (%d)", n, isoMaxEntries)
+		}
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return n
+}
+
 func (h *isoHarness) mustAllow(t *testing.T, what string, r req) {
 	t.Helper()
 	if m := metadata(h.check(t, r)); m["decision"] != "allow" {
@@ -173,17 +119,15 @@ func (h *isoHarness) mustAllow(t *testing.T, what string, r req) {
 // assertion is a fresh RFC 7523 assertion of the self-signed client iss
 // (ec-client or rsa-client): a new jti, two minutes to live.
 func (h *isoHarness) assertion(iss string) string {
-	now := h.clock.Now()
-	c := claims{"iss": iss, "sub": iss, "aud": tokenEndpoint, "jti": newJTI(), "iat": unixAt(now, 0), "exp": unixAt(now, 2*time.Minute)}
 	if iss == "rsa-client" {
-		return signRSA(c)
+		return signRSA(h.rsaClaims())
 	}
-	return signEC(c)
+	return signEC(h.ecClaims())
 }
 
 // isoDPoPClient is a DPoP key and an access token bound to it.
 type isoDPoPClient struct {
-	key   *ecdsa.PrivateKey
+	key   dpopKey
 	token string
 }
 
@@ -191,11 +135,11 @@ type isoDPoPClient struct {
 // authorization server would for each key a client presents.
 func (h *isoHarness) dpopClient(t *testing.T, clientID string) isoDPoPClient {
 	t.Helper()
-	key := jose.P256(t)
+	key := newDPoPKey(t)
 	now := h.clock.Now()
 	tok := signLogin(claims{
 		"iss": loginIss, "sub": clientID, "aud": "api.example.com", "client_id": clientID,
-		"iat": unixAt(now, 0), "exp": unixAt(now, time.Hour), "cnf": map[string]any{"jkt": jose.Thumbprint(key.Public())},
+		"iat": unixAt(now, 0), "exp": unixAt(now, time.Hour), "cnf": jkt(key.jkt),
 	})
 	return isoDPoPClient{key: key, token: tok}
 }
@@ -203,11 +147,8 @@ func (h *isoHarness) dpopClient(t *testing.T, clientID string) isoDPoPClient {
 // call is a GET of the API with c's token and a fresh proof (a new jti).
 func (h *isoHarness) call(t *testing.T, c isoDPoPClient) req {
 	t.Helper()
-	proof := jose.MustDPoPProof(t, "ES256", c.key, nil, nil, map[string]any{
-		"jti": newJTI(), "htm": "GET", "htu": "https://api.example.com" + isoAPIPath,
-		"iat": h.clock.Now().Unix(), "ath": jose.ATH(c.token),
-	})
-	return req{method: "GET", host: "api.example.com", path: isoAPIPath,
+	proof := c.key.proof(t, h.proofClaims("GET", htuOf(apiPath), c.token))
+	return req{method: "GET", host: rsHost, path: apiPath,
 		headers: [][2]string{{"authorization", "DPoP " + c.token}, {"dpop", proof}}}
 }
 
@@ -263,15 +204,7 @@ func TestReplayIsolationAssertionFlood(t *testing.T) {
 	h := newIsoHarness(t)
 	first := h.assertion("ec-client")
 	h.mustAllow(t, "A's first assertion", assertionReq(first))
-	accepted := 1
-	for h.allowed(t, assertionReq(h.assertion("ec-client")), storeFull) {
-		if accepted++; accepted > isoMaxEntries {
-			t.Fatalf("A was allowed %d fresh assertions; its share is %d", accepted, isoPerClient)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
+	accepted := 1 + h.flood(t, func() req { return assertionReq(h.assertion("ec-client")) })
 	if accepted != isoPerClient {
 		t.Fatalf("A was allowed %d assertions before the refusal, want its share of %d", accepted, isoPerClient)
 	}
@@ -298,15 +231,7 @@ func TestReplayIsolationAssertionFlood(t *testing.T) {
 func TestReplayIsolationDPoPKeyFlood(t *testing.T) {
 	h := newIsoHarness(t)
 	flooder, other := h.dpopClient(t, "flooder"), h.dpopClient(t, "other")
-	accepted := 0
-	for h.allowed(t, h.call(t, flooder), storeFull) {
-		if accepted++; accepted > isoMaxEntries {
-			t.Fatalf("the flooder was allowed %d proofs; its share is %d", accepted, isoPerClient)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
+	accepted := h.flood(t, func() req { return h.call(t, flooder) })
 	if accepted != isoPerClient {
 		t.Fatalf("the flooder was allowed %d proofs before the refusal, want its share of %d", accepted, isoPerClient)
 	}
@@ -329,15 +254,7 @@ func TestReplayIsolationDPoPKeyFlood(t *testing.T) {
 // group's entries expire.
 func TestReplayIsolationDPoPKeyRotation(t *testing.T) {
 	h := newIsoHarness(t)
-	accepted := 0
-	for h.allowed(t, h.call(t, h.dpopClient(t, "rotator")), storeFull) {
-		if accepted++; accepted > isoMaxEntries {
-			t.Fatalf("the rotating client was allowed %d proofs; the group's bound is %d", accepted, isoDPoPGroup)
-		}
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
+	accepted := h.flood(t, func() req { return h.call(t, h.dpopClient(t, "rotator")) })
 	if accepted != isoDPoPGroup {
 		t.Fatalf("the rotating client was allowed %d proofs before the refusal, want the group's bound of %d", accepted, isoDPoPGroup)
 	}

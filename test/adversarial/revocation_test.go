@@ -1,35 +1,25 @@
 package adversarial_test
 
 // Revocation by key file (issue #16, finding 3) and HMAC secret length per
-// algorithm (finding 6), through the real gRPC server. The shared harness
-// has no jwks_file or bundle_file issuer and does not expose its key files,
-// so these tests build a server of their own from the same parts: a key
-// plane on the fake clock, policy.Load of a policy written beside its key
-// files, check.New, and a gRPC server on 127.0.0.1:0.
+// algorithm (finding 6), through the real gRPC server: a harness over a
+// policy whose issuers' keys are files beside it, which the tests rewrite.
 
 import (
 	"context"
 	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/internal/keys"
-	"github.com/extauthz/extauthz/internal/policy"
-	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -67,13 +57,9 @@ default_action: deny
 
 const bundleSVID = "spiffe://example.org/ns/apps/sa/worker"
 
-// fileHarness is a Check server whose issuers' keys come from files.
+// fileHarness is a harness over filePolicyYAML, with the keys in its files.
 type fileHarness struct {
-	dir    string
-	clock  *fakeClock
-	srv    *check.Server
-	client authv3.AuthorizationClient
-
+	*harness
 	jwksKey, pemKey, bundleKey *ecdsa.PrivateKey
 	hs32, hs64                 []byte
 }
@@ -81,78 +67,20 @@ type fileHarness struct {
 func newFileHarness(t *testing.T) *fileHarness {
 	t.Helper()
 	h := &fileHarness{
-		dir:       t.TempDir(),
-		clock:     &fakeClock{now: t0},
-		jwksKey:   newP256(t),
-		pemKey:    newP256(t),
-		bundleKey: newP256(t),
+		jwksKey:   jose.P256(t),
+		pemKey:    jose.P256(t),
+		bundleKey: jose.P256(t),
 		hs32:      randomBytes(32),
 		hs64:      randomBytes(64),
 	}
-	h.write(t, "policy.yaml", []byte(filePolicyYAML))
-	h.write(t, "keys.jwks.json", h.goodJWKS())
-	h.write(t, "keys.pem", publicPEM(&h.pemKey.PublicKey))
-	h.write(t, "bundle.json", h.goodBundle())
-	h.write(t, "hs32.secret", h.hs32)
-	h.write(t, "hs64.secret", h.hs64)
-
-	plane, err := keys.NewPlane(keys.Config{Clock: h.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { plane.Close() })
-	snap, err := policy.Load([]string{filepath.Join(h.dir, "policy.yaml")}, policy.Options{Keys: plane})
-	if err != nil {
-		t.Fatalf("policy.Load: %v", err)
-	}
-	h.srv = check.New(check.Config{
-		Policy: policy.NewStore(snap),
-		Replay: replay.NewMemory(replay.MemoryConfig{MaxEntries: 1000, Clock: h.clock.Now}),
-		Now:    h.clock.Now,
-	})
-	h.client = serveCheck(t, h.srv)
+	h.harness = newHarnessWith(t, harnessConfig{policy: filePolicyYAML, files: map[string][]byte{
+		"keys.jwks.json": h.goodJWKS(),
+		"keys.pem":       publicPEM(&h.pemKey.PublicKey),
+		"bundle.json":    h.goodBundle(),
+		"hs32.secret":    h.hs32,
+		"hs64.secret":    h.hs64,
+	}})
 	return h
-}
-
-// serveCheck serves srv over gRPC on a loopback port and returns a client.
-func serveCheck(t *testing.T, srv *check.Server) authv3.AuthorizationClient {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, srv)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		if err := <-served; err != nil {
-			t.Errorf("grpc Serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return authv3.NewAuthorizationClient(conn)
-}
-
-func newP256(t *testing.T) *ecdsa.PrivateKey {
-	t.Helper()
-	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return k
-}
-
-func (h *fileHarness) write(t *testing.T, name string, data []byte) {
-	t.Helper()
-	if err := os.WriteFile(filepath.Join(h.dir, name), data, 0o600); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // replace swaps a key file atomically (as Kubernetes volume updates and
@@ -218,35 +146,37 @@ func (h *fileHarness) hmacToken(t *testing.T, alg string, secret []byte, iss str
 	return jose.MustSign(t, alg, secret, map[string]any{"typ": "at+jwt"}, h.accessClaims(iss))
 }
 
-func (h *fileHarness) check(t *testing.T, tok string) *authv3.CheckResponse {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	resp, err := h.client.Check(ctx, apiReq("Bearer "+tok).proto())
-	if err != nil {
-		t.Fatalf("Check returned a gRPC error (a deny is never one): %v", err)
-	}
-	return resp
-}
-
+// allowed fails t unless a bearer tok is allowed at the API.
 func (h *fileHarness) allowed(t *testing.T, what, tok string) {
 	t.Helper()
-	resp := h.check(t, tok)
+	resp := h.check(t, apiReq("Bearer "+tok))
 	if codes.Code(resp.GetStatus().GetCode()) != codes.OK || resp.GetOkResponse() == nil || metadata(resp)["decision"] != "allow" {
 		js, _ := protojson.Marshal(resp)
 		t.Fatalf("%s: want an allow, got\n%s", what, js)
 	}
 }
 
+// denied fails t unless a bearer tok is denied at the API as reason.
 func (h *fileHarness) denied(t *testing.T, what, tok, reason string) {
 	t.Helper()
-	resp := h.check(t, tok)
+	resp := h.check(t, apiReq("Bearer "+tok))
 	if t.Failed() {
 		return
 	}
 	assertDeny(t, resp, invalidToken(reason))
 	if t.Failed() {
 		t.Fatalf("%s: not denied as %s", what, reason)
+	}
+}
+
+// allowedCached is allowed, and then fails t unless tok is answered from
+// the verified-token cache: otherwise a revocation test would not show that
+// the cache drops it.
+func (h *fileHarness) allowedCached(t *testing.T, what, tok string) {
+	t.Helper()
+	h.allowed(t, what, tok)
+	if !h.cached(t, tok) {
+		t.Fatalf("%s: the allowed token is not in the token cache; the test would not show that the cache drops it", what)
 	}
 }
 
@@ -285,10 +215,7 @@ func TestRevocationByJWKSFile(t *testing.T) {
 	t.Parallel()
 	h := newFileHarness(t)
 	tok := h.jwksToken(t)
-	h.allowed(t, "before", tok)
-	if !h.cached(t, tok) {
-		t.Fatal("the allowed token is not in the token cache; the test would not show that the cache drops it")
-	}
+	h.allowedCached(t, "before", tok)
 	other := h.pemToken(t)
 	h.allowed(t, "another issuer, before", other)
 
@@ -348,10 +275,7 @@ func TestRevocationByPEMFile(t *testing.T) {
 	t.Parallel()
 	h := newFileHarness(t)
 	tok := h.pemToken(t)
-	h.allowed(t, "before", tok)
-	if !h.cached(t, tok) {
-		t.Fatal("the allowed token is not in the token cache")
-	}
+	h.allowedCached(t, "before", tok)
 
 	good := publicPEM(&h.pemKey.PublicKey)
 	h.overwrite(t, "keys.pem", good[:len(good)-20])
@@ -372,10 +296,7 @@ func TestRevocationByBundleFile(t *testing.T) {
 	t.Parallel()
 	h := newFileHarness(t)
 	tok := h.svidToken(t)
-	h.allowed(t, "before", tok)
-	if !h.cached(t, tok) {
-		t.Fatal("the allowed token is not in the token cache")
-	}
+	h.allowedCached(t, "before", tok)
 
 	h.replace(t, "bundle.json", []byte(`{"keys":[]}`))
 	h.denied(t, "the cached SVID after the bundle was emptied", tok, check.ReasonKID)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -15,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/mem"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -75,31 +73,6 @@ func wire(t testing.TB, r req, bad bool) []byte {
 	return b
 }
 
-// rawServer serves srv on 127.0.0.1:0 with opts, and returns a connection.
-func rawServer(t testing.TB, srv *check.Server, opts ...grpc.ServerOption) *grpc.ClientConn {
-	t.Helper()
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer(append(opts, grpc.MaxRecvMsgSize(16<<20))...)
-	authv3.RegisterAuthorizationServer(gs, srv)
-	served := make(chan error, 1)
-	go func() { served <- gs.Serve(lis) }()
-	t.Cleanup(func() {
-		gs.Stop()
-		if err := <-served; err != nil {
-			t.Errorf("grpc Serve: %v", err)
-		}
-	})
-	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
 // checkRaw sends the bytes b as a CheckRequest.
 func checkRaw(conn *grpc.ClientConn, b []byte) (*authv3.CheckResponse, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -128,8 +101,8 @@ func (s *syncBuffer) String() string {
 }
 
 // TestUndecodable: invalid UTF-8 anywhere Envoy puts request bytes is a 400
-// invalid_request with reason request_undecodable, through a real gRPC
-// server built with check.ServerCodec, as extauthz serve builds it; never
+// invalid_request with reason request_undecodable, through the harness's
+// gRPC server, built with check.ServerCodec as extauthz serve builds it; never
 // a gRPC error, which Envoy's failure_mode_allow would turn into an allow.
 func TestUndecodable(t *testing.T) {
 	reg := prometheus.NewRegistry()
@@ -138,7 +111,7 @@ func TestUndecodable(t *testing.T) {
 		c.Metrics = check.NewMetrics(reg)
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))
 	})
-	conn := rawServer(t, h.srv, check.ServerCodec())
+	conn := h.conn
 	bearer := "Bearer " + signLogin(h.loginClaims())
 	api := apiReq(bearer)
 	assertion := assertionReq(signRSA(h.rsaClaims()))
@@ -200,10 +173,11 @@ func TestUndecodable(t *testing.T) {
 		}
 	})
 
-	// What the codec is for: without it the same bytes are a gRPC Internal,
-	// and Envoy's failure_mode_allow decides.
+	// What the codec is for: the same Check server served without it turns
+	// the same bytes into a gRPC Internal, and Envoy's failure_mode_allow
+	// decides.
 	t.Run("without ServerCodec", func(t *testing.T) {
-		plain := rawServer(t, h.srv)
+		plain := serve(t, h.srv)
 		_, err := checkRaw(plain, wire(t, attacks[0].req, true))
 		if status.Code(err) != codes.Internal {
 			t.Errorf("got %v, want the Internal error check.ServerCodec exists to prevent", err)
