@@ -196,13 +196,9 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 		ok, err := e.True(ctx, vars)
 		if err != nil {
 			s.cfg.Logger.Debug("check: require expression failed", "rule", rule.Name, "err", err)
-			if tr != nil {
-				tr.add("require", false, "%s: %v", e.Source, err)
-			}
-		} else {
-			if tr != nil {
-				tr.add("require", ok, "%s", e.Source)
-			}
+		}
+		if tr != nil {
+			tr.require(e, vars, ok, err)
 		}
 		if !ok {
 			d.allow, d.kind, d.reason = false, denyAccess, ReasonRequire
