@@ -107,6 +107,9 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	case assertion && r.hasAuthorization:
 		// Any Authorization value is a credential to some framework.
 		return deny(denyInvalidRequest, ReasonTwoCredentials)
+	case assertion && (hasParam(form, "access_token") || queryNames(r.Query, []string{"access_token"}, true)):
+		// An access token beside the assertion is a second credential.
+		return deny(denyInvalidRequest, ReasonTwoCredentials)
 	case assertion && queryNames(r.Query, queryCredentialParams, true):
 		if tr != nil {
 			tr.add("request form", false, "client credentials in the query string (RFC 6749 §2.3.1)")

@@ -236,10 +236,13 @@ func accessTokenTyping(tok *token.Token, is *policy.Issuer, rfc9068 bool) (strin
 	if typ != "at+jwt" {
 		return ReasonTokenType, "profile rfc9068 requires typ at+jwt"
 	}
-	for _, c := range []string{"sub", "client_id", "iat", "jti"} {
-		if _, ok := tok.Claims[c]; !ok {
-			return ReasonProfileClaim, "profile rfc9068 requires " + c
-		}
+	// sub, iat and jti are typed by the token parser; client_id must be a
+	// non-empty string too (RFC 9068 §2.2).
+	if !tok.HasSubject || !tok.HasIssuedAt || !tok.HasID {
+		return ReasonProfileClaim, "profile rfc9068 requires sub, iat and jti"
+	}
+	if id, ok := tok.Claims["client_id"].(string); !ok || id == "" {
+		return ReasonProfileClaim, "profile rfc9068 requires client_id, a non-empty string"
 	}
 	return "", ""
 }

@@ -49,6 +49,15 @@ func TestHiddenSecondCredentials(t *testing.T) {
 	for _, v := range []string{"Bearer\tabc", "Token abc", "Digest x", "abc", "DPoP abc"} {
 		attacks = append(attacks, attack{name: "assertion and Authorization " + strings.ReplaceAll(v, "\t", "<TAB>"), req: assertionReq(signEC(h.ecClaims())).with("authorization", v), want: two})
 	}
+	// An access token beside an assertion.
+	attacks = append(attacks,
+		attack{name: "assertion and form access_token", req: assertionReq(signEC(h.ecClaims()), "access_token", "x"), want: two},
+		attack{name: "assertion and query access.token", req: func() req {
+			r := assertionReq(signEC(h.ecClaims()))
+			r.path += "?access.token=x"
+			return r
+		}(), want: two},
+	)
 	// Client credentials in the URI beside an assertion.
 	for _, q := range []string{"client_secret=s", "client_id=ec-client", "client.id=x", "CLIENT_SECRET=s", "client_assertion=x", "client_id%5B%5D=x"} {
 		r := assertionReq(signEC(h.ecClaims()))

@@ -49,3 +49,21 @@ func TestAccessTokenConfusion(t *testing.T) {
 	svid := signSpire(claims{"sub": workloadSVID, "aud": "api.example.com", "iat": unixAt(h.clock.Now(), 0), "exp": unixAt(h.clock.Now(), 300e9)})
 	assertAllow(t, h.check(t, profiled(svid)), map[string]string{}, removeAllBut(map[string]string{}))
 }
+
+// TestProfileClientID: under profile rfc9068, client_id is a non-empty
+// string, not merely present.
+func TestProfileClientID(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	var attacks []attack
+	for name, v := range map[string]any{"null": nil, "empty": "", "a number": 7, "a list": []any{"reporting-app"}} {
+		c := with(h.loginClaims(), "client_id", v)
+		if v == nil {
+			c["client_id"] = nil
+		}
+		r := apiReq("Bearer " + signLogin(c))
+		r.path = "/profiled/x"
+		attacks = append(attacks, attack{name: "client_id " + name, req: r, want: invalidToken(check.ReasonProfileClaim)})
+	}
+	h.run(t, attacks)
+}
