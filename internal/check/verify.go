@@ -1,0 +1,184 @@
+package check
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
+)
+
+// maxSPIFFEIDBytes is the SPIFFE ID standard's length limit for URIs.
+const maxSPIFFEIDBytes = 2048
+
+// verified is a token that passed signature and time checks for an issuer.
+type verified struct {
+	tok      *token.Token
+	issuer   *policy.Issuer
+	spiffeID string
+	// keysErr is why the issuer's keys were unavailable.
+	keysErr error
+}
+
+// verify parses raw and checks it against the credential's issuers: the
+// issuer is found from the (unverified) iss or SPIFFE trust domain, its
+// allow-list checked before any key is fetched, then the signature and the
+// time claims. On failure it returns the reason and whether the cause is
+// ours (keys unavailable: 503) rather than the token's.
+func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string, now time.Time, cache bool, tr *trace) (*verified, string, bool) {
+	var sum [32]byte
+	if cache && s.tokens != nil {
+		sum = digest(raw)
+		if e := s.tokens.lookup(ctx, sum, cred); e != nil {
+			if tr != nil {
+				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
+			}
+			v := &verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID}
+			return v, s.validateTime(v, now, tr), false
+		}
+	}
+	tok, err := token.Parse(raw, s.cfg.TokenLimits)
+	if err != nil {
+		if tr != nil {
+			tr.add("parse token", false, "%v", err)
+		}
+		return nil, tokenReason(err), false
+	}
+	if tr != nil {
+		tr.add("parse token", true, "alg %s, kid %q, iss %q, sub %q", tok.Header.Alg, tok.Header.Kid, tok.Issuer, tok.Subject)
+	}
+	td := ""
+	if tok.HasSubject && strings.HasPrefix(tok.Subject, "spiffe://") {
+		if id, err := parseSPIFFEID(tok.Subject); err == nil {
+			td = id.TrustDomain().Name()
+		}
+	}
+	is := cred.IssuerFor(tok.Issuer, tok.HasIssuer, td)
+	if is == nil {
+		if tr != nil {
+			tr.add("issuer", false, "no issuer of the rule has iss %q (or takes sub's trust domain %q)", tok.Issuer, td)
+		}
+		return nil, ReasonIssuer, false
+	}
+	if tr != nil {
+		tr.add("issuer", true, "issuer %q", is.Name)
+	}
+	v := &verified{tok: tok, issuer: is}
+	if !is.Allows(tok.Header.Alg) {
+		if tr != nil {
+			tr.add("algorithm", false, "%s is not in the issuer's allow-list %v", tok.Header.Alg, is.Algorithms)
+		}
+		return v, ReasonAlgorithm, false
+	}
+	if is.IssuesSVIDs() {
+		if reason := svidRules(tok, is); reason != "" {
+			if tr != nil {
+				tr.add("JWT-SVID rules", false, "%s (trust domain %s)", reason, is.TrustDomain)
+			}
+			return v, reason, false
+		}
+		v.spiffeID = tok.Subject
+		if tr != nil {
+			tr.add("JWT-SVID rules", true, "SPIFFE ID %s", v.spiffeID)
+		}
+	}
+	candidates, err := is.Keys.Keys(ctx, tok.Header.Kid)
+	switch {
+	case errors.Is(err, keys.ErrUnknownKID):
+		if tr != nil {
+			tr.add("keys", false, "%v", err)
+		}
+		return v, ReasonKID, false
+	case err != nil:
+		// The key plane logs each failed fetch once; a line per Check
+		// during an outage would only drown it.
+		if tr != nil {
+			tr.add("keys", false, "%v", err)
+		}
+		s.cfg.Logger.Debug("check: issuer keys unavailable", "issuer", is.Name, "err", err)
+		v.keysErr = err
+		return v, ReasonKeysDown, true
+	}
+	key, err := tok.VerifiedBy(candidates)
+	if err != nil {
+		if tr != nil {
+			tr.add("signature", false, "%v", err)
+		}
+		return v, tokenReason(err), false
+	}
+	if tr != nil {
+		tr.add("signature", true, "verified with one of %d candidate keys", len(candidates))
+	}
+	reason := s.validateTime(v, now, tr)
+	if reason == "" && cache {
+		s.tokens.add(sum, &cachedToken{tok: tok, issuer: is, key: key, spiffeID: v.spiffeID})
+	}
+	return v, reason, false
+}
+
+// validateTime checks exp (required), nbf and iat with the issuer's skew.
+func (s *Server) validateTime(v *verified, now time.Time, tr *trace) string {
+	if err := v.tok.ValidateTime(now, v.issuer.ClockSkew, true); err != nil {
+		if tr != nil {
+			tr.add("time claims", false, "%v", err)
+		}
+		return tokenReason(err)
+	}
+	if tr != nil {
+		tr.add("time claims", true, "exp %d, now %d, skew %s", v.tok.Expiry, now.Unix(), v.issuer.ClockSkew)
+	}
+	return ""
+}
+
+// svidRules applies the JWT-SVID standard to a token of a SPIFFE issuer:
+// RS/ES/PS only, `aud` present, `typ` JWT or JOSE if set, and `sub` a valid
+// SPIFFE ID of the issuer's own trust domain.
+func svidRules(tok *token.Token, is *policy.Issuer) string {
+	switch tok.Header.Alg[0] {
+	case 'R', 'E', 'P':
+		if tok.Header.Alg == "EdDSA" {
+			return ReasonAlgorithm
+		}
+	default:
+		return ReasonAlgorithm
+	}
+	if !tok.HasAudience {
+		return ReasonAudience
+	}
+	if t := tok.Header.Typ; t != "" && t != "JWT" && t != "JOSE" {
+		return ReasonTokenType
+	}
+	id, err := parseSPIFFEID(tok.Subject)
+	if !tok.HasSubject || err != nil || id.TrustDomain().Name() != is.TrustDomain {
+		return ReasonSubject
+	}
+	return ""
+}
+
+func parseSPIFFEID(s string) (spiffeid.ID, error) {
+	if len(s) > maxSPIFFEIDBytes {
+		return spiffeid.ID{}, errors.New("check: SPIFFE ID too long")
+	}
+	return spiffeid.FromString(s)
+}
+
+// verifyDeny builds the deny for a failed verify.
+func (s *Server) verifyDeny(v *verified, reason string, ours bool, kind denyKind) *decision {
+	if ours {
+		kind = denyUnavailable
+	}
+	d := deny(kind, reason)
+	if v != nil {
+		d.issuer = v.issuer
+		if ra, ok := keys.RetryAfter(v.keysErr); ok {
+			d.retryAfter = int(math.Ceil(ra.Seconds()))
+		}
+	}
+	return d
+}
