@@ -153,6 +153,9 @@ type Plane struct {
 	statics    map[string]*staticSource
 	remotes    map[string]entryKey
 	transports map[[sha256.Size]byte]*http.Transport
+
+	// spiffe holds the running SPIFFE watchers, shared across reloads.
+	spiffe spiffeWatchers
 }
 
 // NewPlane returns a plane configured by cfg.
@@ -313,6 +316,7 @@ func (p *Plane) Close() error {
 		return nil
 	}
 	p.cancel()
+	p.stopSPIFFE()
 	for _, k := range p.cache.Keys() {
 		if e, ok := p.cache.Peek(k); ok {
 			e.stop()

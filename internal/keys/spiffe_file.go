@@ -1,0 +1,116 @@
+package keys
+
+import (
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spiffe/go-spiffe/v2/spiffeid"
+)
+
+// recheckFile re-reads the bundle file if it changed, at most once per
+// FilePollInterval. A file that cannot be parsed (spiffe-helper halfway
+// through writing it) keeps the last bundle; a parsed one without keys
+// revokes them all.
+func (r *spiffeRunner) recheckFile(now time.Time) {
+	if !r.checking.CompareAndSwap(false, true) {
+		return
+	}
+	defer r.checking.Store(false)
+	r.nextCheck.Store(now.Add(r.p.cfg.FilePollInterval).UnixNano())
+	old := r.cur.Load()
+	if fi, err := os.Stat(r.conf.key.location); err == nil && old != nil && old.info != nil && sameFile(fi, old.info) {
+		return
+	}
+	st, err := r.p.readBundleFile(r.conf.key.location, r.conf.td, now)
+	if err != nil {
+		r.mu.Lock()
+		repeated := r.lastErr != nil && r.lastErr.Error() == err.Error()
+		r.mu.Unlock()
+		r.fail(&fetchError{outcome: outcomeInvalid, url: r.conf.key.location, err: err}, now)
+		if !repeated && !(errors.Is(err, os.ErrNotExist) && old == nil) {
+			r.p.log.Error("keys: reading the SPIFFE bundle file failed; keeping the last bundle",
+				"issuer", r.conf.key.label, "path", r.conf.key.location, "error", err)
+		}
+		return
+	}
+	if old != nil && st.sum == old.sum {
+		cp := *old
+		cp.info = st.info
+		r.cur.Store(&cp)
+		return
+	}
+	r.publish(st)
+}
+
+func (p *Plane) readBundleFile(path string, td spiffeid.TrustDomain, now time.Time) (*spiffeState, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, errors.New("not a regular file")
+	}
+	data, err := io.ReadAll(io.LimitReader(f, p.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > p.cfg.MaxBodyBytes {
+		return nil, fmt.Errorf("larger than %d bytes", p.cfg.MaxBodyBytes)
+	}
+	doc, err := parseBundleFile(data, td)
+	if err != nil {
+		return nil, err
+	}
+	return &spiffeState{set: doc.set, skipped: doc.skipped, loadedAt: now, info: fi, sum: sha256.Sum256(data)}, nil
+}
+
+// parseBundleFile reads a bundle file in any of the forms operators have:
+// a SPIFFE bundle (`spire-server bundle show -format spiffe`), a plain JWK
+// Set, or the file spiffe-helper writes for jwt_bundle_file_name — a JSON
+// object from trust domain name to the base64 of that trust domain's JWK
+// Set, for every trust domain the agent knows. In the last form a trust
+// domain missing from the file has no keys, as in a Workload API update.
+func parseBundleFile(data []byte, td spiffeid.TrustDomain) (*spiffeBundle, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, fmt.Errorf("not a SPIFFE bundle, JWK Set or spiffe-helper JWT bundle file: %w", err)
+	}
+	if _, ok := top["keys"]; ok {
+		return parseSPIFFEBundle(data)
+	}
+	var helper map[string]string
+	if err := json.Unmarshal(data, &helper); err != nil {
+		return nil, errors.New(`not a SPIFFE bundle, JWK Set or spiffe-helper JWT bundle file: no "keys" array, and not an object of base64 strings`)
+	}
+	// Every entry is checked, not only ours, so that a file of some other
+	// shape is not mistaken for a bundle set without our trust domain.
+	out := &spiffeBundle{set: NewSet(nil)}
+	for name, enc := range helper {
+		other, err := spiffeid.TrustDomainFromString(name)
+		if err != nil {
+			return nil, fmt.Errorf("spiffe-helper JWT bundle file: %q is not a trust domain", name)
+		}
+		jwks, err := base64.StdEncoding.DecodeString(enc)
+		if err != nil {
+			return nil, fmt.Errorf("spiffe-helper JWT bundle of %s: %w", name, err)
+		}
+		if other != td {
+			continue
+		}
+		if out, err = parseSPIFFEBundle(jwks); err != nil {
+			return nil, fmt.Errorf("spiffe-helper JWT bundle of %s: %w", name, err)
+		}
+	}
+	return out, nil
+}

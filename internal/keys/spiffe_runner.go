@@ -1,0 +1,270 @@
+package keys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// spiffeWatchers are a plane's running SPIFFE watchers, by everything that
+// decides what they watch: a reload whose issuer keeps its spec finds its
+// watcher running and shares it, rather than opening a second stream.
+type spiffeWatchers struct {
+	mu      sync.Mutex
+	runners map[spiffeKey]*spiffeRunner
+}
+
+// spiffeRunner returns the running watcher for conf, starting one if there
+// is none. On a closed plane the watcher returned is stopped, and its
+// lookups serve only what conf read at load.
+func (p *Plane) spiffeRunner(conf *spiffeConf) *spiffeRunner {
+	w := &p.spiffe
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if r := w.runners[conf.key]; r != nil {
+		return r
+	}
+	r := &spiffeRunner{p: p, conf: conf, answered: make(chan struct{})}
+	r.ctx, r.cancel = context.WithCancel(p.ctx)
+	if conf.initial != nil {
+		r.cur.Store(conf.initial)
+		r.p.m.skipped(conf.key.label, conf.initial.skipped)
+	}
+	// Close sets closed before it stops the watchers under w.mu, so a
+	// watcher registered here is either seen by Close or never started.
+	if p.closed.Load() || p.ctx.Err() != nil {
+		r.stopped.Store(true)
+		return r
+	}
+	if w.runners == nil {
+		w.runners = map[spiffeKey]*spiffeRunner{}
+	}
+	w.runners[conf.key] = r
+	r.nextCheck.Store(p.clock.Now().Add(p.cfg.FilePollInterval).UnixNano())
+	r.run()
+	return r
+}
+
+// stopSPIFFE stops every watcher of the plane, for Close.
+func (p *Plane) stopSPIFFE() {
+	w := &p.spiffe
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, r := range w.runners {
+		r.stopLocked()
+	}
+	clear(w.runners)
+}
+
+// spiffeRunner watches one trust domain's bundle from one place.
+type spiffeRunner struct {
+	p      *Plane
+	conf   *spiffeConf
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	cur       atomic.Pointer[spiffeState]
+	answered  chan struct{} // closed by the first bundle or failure
+	answer    sync.Once
+	stopped   atomic.Bool
+	nextCheck atomic.Int64 // bundle file: unix ns of the next change check
+	checking  atomic.Bool
+
+	mu        sync.Mutex
+	inflight  chan struct{} // bundle endpoint fetch in flight
+	lastStart time.Time
+	failures  int
+	retryAt   time.Time
+	timer     Timer // bundle endpoint: next fetch
+	sweep     Timer
+	lastErr   error
+	lastErrAt time.Time
+}
+
+// run starts what keeps the bundle current; nothing when offline
+// (`extauthz validate`), where only local files are looked at.
+func (r *spiffeRunner) run() {
+	r.mu.Lock()
+	r.sweep = r.p.clock.AfterFunc(spiffeSweep, r.checkSuperseded)
+	r.mu.Unlock()
+	if r.p.cfg.Offline {
+		return
+	}
+	switch r.conf.key.kind {
+	case kindSPIFFEWorkload:
+		if r.track() {
+			go r.watchWorkloadAPI()
+		}
+	case kindSPIFFEEndpoint:
+		r.startFetch(r.p.clock.Now(), trigMissing)
+	}
+}
+
+// track counts a goroutine in the plane's in-flight work, so Close waits for
+// it; false once the plane is closed.
+func (r *spiffeRunner) track() bool {
+	r.p.closeMu.RLock()
+	defer r.p.closeMu.RUnlock()
+	if r.p.closed.Load() {
+		return false
+	}
+	r.p.fetchs.Add(1)
+	return true
+}
+
+// checkSuperseded stops the watcher once a reload has given the issuer
+// another source or none; a policy still holding it starts it again.
+func (r *spiffeRunner) checkSuperseded() {
+	if r.stopped.Load() {
+		return
+	}
+	if r.p.superseded(r.conf.key.label, r.conf.key.claimKey()) {
+		w := &r.p.spiffe
+		w.mu.Lock()
+		if w.runners[r.conf.key] == r {
+			delete(w.runners, r.conf.key)
+		}
+		r.stopLocked()
+		w.mu.Unlock()
+		return
+	}
+	r.mu.Lock()
+	if !r.stopped.Load() {
+		r.sweep = r.p.clock.AfterFunc(spiffeSweep, r.checkSuperseded)
+	}
+	r.mu.Unlock()
+}
+
+// stopLocked ends the watcher; the plane's spiffe.mu is held.
+func (r *spiffeRunner) stopLocked() {
+	r.stopped.Store(true)
+	r.cancel()
+	r.mu.Lock()
+	for _, t := range []Timer{r.timer, r.sweep} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	r.timer, r.sweep = nil, nil
+	r.mu.Unlock()
+	if r.conf.transport != nil {
+		r.conf.transport.CloseIdleConnections()
+	}
+}
+
+func (r *spiffeRunner) keys(ctx context.Context, kid string) ([]*Key, error) {
+	now := r.p.clock.Now()
+	switch r.conf.key.kind {
+	case kindSPIFFEFile:
+		if now.UnixNano() >= r.nextCheck.Load() {
+			r.recheckFile(now)
+		}
+	default:
+		if r.p.cfg.Offline {
+			return nil, r.conf.errOffline
+		}
+	}
+	st := r.cur.Load()
+	if !r.servable(st, now) && r.conf.key.kind == kindSPIFFEEndpoint {
+		if c := r.startFetch(now, trigMissing); c != nil {
+			r.wait(ctx, c)
+		}
+		now = r.p.clock.Now()
+		st = r.cur.Load()
+	}
+	if !r.servable(st, now) {
+		r.p.m.unavailableLookup(r.conf.key.label)
+		return nil, r.unavailable(st, now)
+	}
+	if st.set.Len() == 0 {
+		r.p.m.unknownKID(r.conf.key.label)
+		return nil, r.conf.errRevoked
+	}
+	if ks := lookup(st.set, kid); ks != nil {
+		return ks, nil
+	}
+	r.p.m.unknownKID(r.conf.key.label)
+	// The Workload API pushes every change and a file is polled; only a
+	// bundle endpoint is worth asking again for a kid it did not have.
+	if r.conf.key.kind == kindSPIFFEEndpoint {
+		if c := r.startFetch(now, trigUnknownKID); c != nil {
+			r.wait(ctx, c)
+			if st := r.cur.Load(); r.servable(st, r.p.clock.Now()) {
+				if st.set.Len() == 0 {
+					return nil, r.conf.errRevoked
+				}
+				if ks := lookup(st.set, kid); ks != nil {
+					return ks, nil
+				}
+			}
+		} else {
+			r.p.m.suppressedRefetch(r.conf.key.label)
+		}
+	}
+	return nil, r.conf.errUnknown
+}
+
+func (r *spiffeRunner) servable(st *spiffeState, now time.Time) bool {
+	return st != nil && (st.staleAt.IsZero() || !now.After(st.staleAt))
+}
+
+func (r *spiffeRunner) unavailable(st *spiffeState, now time.Time) error {
+	r.mu.Lock()
+	lastErr, retryAt := r.lastErr, r.retryAt
+	r.mu.Unlock()
+	var cause error
+	switch {
+	case st == nil && r.conf.key.kind == kindSPIFFEFile && (lastErr == nil || errors.Is(lastErr, os.ErrNotExist)):
+		cause = fmt.Errorf("bundle file %s not written yet", r.conf.key.location)
+	case st != nil && lastErr != nil:
+		cause = fmt.Errorf("bundle stale since %s: %w", st.staleAt.UTC().Format(time.RFC3339), lastErr)
+	case lastErr != nil:
+		cause = lastErr
+	default:
+		cause = fmt.Errorf("no bundle received from %s yet", r.conf.key.location)
+	}
+	return &unavailableError{label: r.conf.key.label, cause: cause, retryAfter: retryAt.Sub(now).Round(time.Second)}
+}
+
+// fail records a failed attempt to get the bundle.
+func (r *spiffeRunner) fail(err error, now time.Time) {
+	r.mu.Lock()
+	r.lastErr, r.lastErrAt = err, now
+	r.mu.Unlock()
+	r.p.m.fetched(r.conf.key.label, outcomeOf(err))
+	r.answer.Do(func() { close(r.answered) })
+}
+
+// publish makes st the bundle in use. A bundle without keys takes effect
+// like any other: it revokes every key of the trust domain at once, with no
+// fallback to the keys it replaces.
+func (r *spiffeRunner) publish(st *spiffeState) {
+	prev := r.cur.Swap(st)
+	r.answer.Do(func() { close(r.answered) })
+	r.mu.Lock()
+	recovered := r.lastErr != nil
+	r.lastErr = nil
+	r.mu.Unlock()
+	r.p.m.fetched(r.conf.key.label, outcomeSuccess)
+	if prev != nil && prev.sum == st.sum && !recovered {
+		return
+	}
+	r.p.m.skipped(r.conf.key.label, st.skipped)
+	log := r.p.log.With("issuer", r.conf.key.label, "trust_domain", r.conf.td.Name(), "source", r.conf.key.kind, "location", r.conf.key.location)
+	for _, sk := range st.skipped {
+		log.Warn("keys: bundle key skipped", "key", sk.String())
+	}
+	if st.set.Len() == 0 {
+		log.Warn("keys: SPIFFE bundle has no JWT-SVID keys; every token of the trust domain is refused until keys return")
+		return
+	}
+	kids := make([]string, 0, st.set.Len())
+	for _, k := range st.set.All() {
+		kids = append(kids, k.ID)
+	}
+	log.Info("keys: SPIFFE bundle loaded", "keys", st.set.Len(), "kids", kids)
+}
