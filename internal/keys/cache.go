@@ -202,17 +202,22 @@ func (e *entry) unavailable(now time.Time) error {
 
 // wait blocks until c is done, FetchWait has passed, or ctx ends, whichever
 // is first. The fetch itself goes on in the background.
-func (e *entry) wait(ctx context.Context, c *fetchCall) {
+func (e *entry) wait(ctx context.Context, c *fetchCall) { e.p.waitFetch(ctx, c.done) }
+
+// waitFetch blocks until done is closed, FetchWait has passed on the
+// plane's clock, or ctx ends: a Check waits for the network that long at
+// most, whatever source it asks.
+func (p *Plane) waitFetch(ctx context.Context, done <-chan struct{}) {
 	select {
-	case <-c.done:
+	case <-done:
 		return
 	default:
 	}
 	expired := make(chan struct{})
-	t := e.p.clock.AfterFunc(e.p.cfg.FetchWait, func() { close(expired) })
+	t := p.clock.AfterFunc(p.cfg.FetchWait, func() { close(expired) })
 	defer t.Stop()
 	select {
-	case <-c.done:
+	case <-done:
 	case <-expired:
 	case <-ctx.Done():
 	}

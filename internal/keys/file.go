@@ -252,30 +252,40 @@ func (s *staticSource) describeAll(sk []skippedKey) string {
 	return strings.Join(out, "; ")
 }
 
+// readKeyFile reads a key or bundle file of at most MaxBodyBytes. Only a
+// regular file will do: a FIFO or device could block a lookup for ever.
+func (p *Plane) readKeyFile(path string) ([]byte, os.FileInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, nil, errors.New("not a regular file")
+	}
+	limit := p.cfg.MaxBodyBytes
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, nil, fmt.Errorf("larger than %d bytes", limit)
+	}
+	return data, fi, nil
+}
+
 func sameFile(a, b os.FileInfo) bool {
 	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 func (s *staticSource) read(now time.Time) (*staticState, error) {
-	f, err := os.Open(s.path)
+	data, fi, err := s.p.readKeyFile(s.path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	limit := s.p.cfg.MaxBodyBytes
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	st, err := s.parse(data, now)
 	if err != nil {

@@ -133,21 +133,7 @@ func (r *spiffeRunner) startFetch(now time.Time, why trigger) chan struct{} {
 	return c
 }
 
-func (r *spiffeRunner) wait(ctx context.Context, c chan struct{}) {
-	select {
-	case <-c:
-		return
-	default:
-	}
-	expired := make(chan struct{})
-	t := r.p.clock.AfterFunc(r.p.cfg.FetchWait, func() { close(expired) })
-	defer t.Stop()
-	select {
-	case <-c:
-	case <-expired:
-	case <-ctx.Done():
-	}
-}
+func (r *spiffeRunner) wait(ctx context.Context, c chan struct{}) { r.p.waitFetch(ctx, c) }
 
 func (r *spiffeRunner) fetchEndpoint(c chan struct{}) {
 	defer r.p.fetchs.Done()

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"time"
 
@@ -49,24 +48,9 @@ func (r *spiffeRunner) recheckFile(now time.Time) {
 }
 
 func (p *Plane) readBundleFile(path string, td spiffeid.TrustDomain, now time.Time) (*spiffeState, error) {
-	f, err := os.Open(path)
+	data, fi, err := p.readKeyFile(path)
 	if err != nil {
 		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, errors.New("not a regular file")
-	}
-	data, err := io.ReadAll(io.LimitReader(f, p.cfg.MaxBodyBytes+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > p.cfg.MaxBodyBytes {
-		return nil, fmt.Errorf("larger than %d bytes", p.cfg.MaxBodyBytes)
 	}
 	doc, err := parseBundleFile(data, td)
 	if err != nil {
