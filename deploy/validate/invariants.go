@@ -398,11 +398,10 @@ func checkExtauthz(dep *appsv1.Deployment, ctr *corev1.Container, m *Manifests, 
 	if tgp <= grace+preStop {
 		add("%s: terminationGracePeriodSeconds (%v) must exceed preStop (%v) + shutdown grace (%v)", name, tgp, preStop, grace)
 	}
-	if len(m.HPAs) == 0 && (dep.Spec.Replicas == nil || *dep.Spec.Replicas < 2) {
-		add("Deployment %s: needs 2 or more replicas (or an autoscaler)", dep.Name)
-	}
-	if dep.Spec.Replicas != nil && *dep.Spec.Replicas < 2 {
-		add("Deployment %s: replicas %d < 2", dep.Name, *dep.Spec.Replicas)
+	// Single use across replicas: each replica's memory store remembers
+	// only the jtis it saw itself.
+	if n := m.MaxReplicas(dep); n > 1 && ReplayStoreIsMemory(ctr) && dep.Annotations[MemoryReplayStoreAccepted] != "true" {
+		add("Deployment %s: up to %d replicas with the memory replay store: a client assertion or DPoP proof could be used once on each; set EXTAUTHZ_REPLAY_STORE to a Redis URL (or annotate the Deployment %s: \"true\" if no rule takes client assertions or DPoP proofs)", dep.Name, n, MemoryReplayStoreAccepted)
 	}
 	if len(pod.TopologySpreadConstraints) == 0 {
 		add("Deployment %s: no topologySpreadConstraints", dep.Name)
@@ -424,6 +423,45 @@ func checkExtauthz(dep *appsv1.Deployment, ctr *corev1.Container, m *Manifests, 
 			}
 		}
 	}
+}
+
+// MemoryReplayStoreAccepted is the Deployment annotation by which a
+// rendering says that several replicas with the memory replay store are
+// intended: its policies take no client assertions or DPoP proofs, the
+// only credentials the replay store protects.
+const MemoryReplayStoreAccepted = "extauthz/memory-replay-store-with-replicas"
+
+// ReplayStoreIsMemory says whether the extauthz container uses the memory
+// replay store: --replay-store, which wins, or EXTAUTHZ_REPLAY_STORE is
+// unset or memory (a value from a Secret is taken to be a Redis URL).
+func ReplayStoreIsMemory(ctr *corev1.Container) bool {
+	args := append(append([]string{}, ctr.Command...), ctr.Args...)
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, "--replay-store="); ok {
+			return v == "memory"
+		}
+		if a == "--replay-store" && i+1 < len(args) {
+			return args[i+1] == "memory"
+		}
+	}
+	e := Env(ctr, "EXTAUTHZ_REPLAY_STORE")
+	return e == nil || (e.ValueFrom == nil && (e.Value == "" || e.Value == "memory"))
+}
+
+// MaxReplicas is the most replicas the Deployment can run: its replicas
+// (1 when unset), or the maxReplicas of an autoscaler that scales it.
+func (m *Manifests) MaxReplicas(dep *appsv1.Deployment) int32 {
+	n := int32(1)
+	if dep.Spec.Replicas != nil {
+		n = *dep.Spec.Replicas
+	}
+	for _, h := range m.HPAs {
+		ref := h.Spec.ScaleTargetRef
+		if ref.Kind == "Deployment" && ref.Name == dep.Name && h.Spec.MaxReplicas > n {
+			n = h.Spec.MaxReplicas
+		}
+	}
+	return n
 }
 
 func redisHostPort(u string) (string, int32, error) {

@@ -2,6 +2,7 @@ package validate
 
 import (
 	"bytes"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 
 	monitoringv1 "github.com/prometheus-operator/prometheus-operator/pkg/apis/monitoring/v1"
 	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
 )
 
 const namespace = "extauthz"
@@ -74,17 +76,32 @@ func replayStoreEnv(t *testing.T, m *Manifests) *corev1.EnvVar {
 	return Env(ctr, "EXTAUTHZ_REPLAY_STORE")
 }
 
-// kustomizations lists every directory under deploy/kubernetes with a
-// kustomization.yaml, relative to the repository.
-func kustomizations(t *testing.T) []string {
+// kustomizations lists every directory under dir (relative to the
+// repository) with a kustomization.yaml that is not a Component (those are
+// built as part of the overlays that use them).
+func kustomizations(t *testing.T, dir string) []string {
 	t.Helper()
 	var dirs []string
-	err := filepath.WalkDir(repoPath("deploy/kubernetes"), func(p string, d fs.DirEntry, err error) error {
-		if err == nil && d.Name() == "kustomization.yaml" {
-			rel, _ := filepath.Rel(root, filepath.Dir(p))
-			dirs = append(dirs, filepath.ToSlash(rel))
+	err := filepath.WalkDir(repoPath(dir), func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.Name() != "kustomization.yaml" {
+			return err
 		}
-		return err
+		var k struct {
+			Kind string `json:"kind"`
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		if err := yaml.Unmarshal(data, &k); err != nil {
+			return fmt.Errorf("%s: %w", p, err)
+		}
+		if k.Kind == "Component" {
+			return nil
+		}
+		rel, _ := filepath.Rel(root, filepath.Dir(p))
+		dirs = append(dirs, filepath.ToSlash(rel))
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -93,29 +110,58 @@ func kustomizations(t *testing.T) []string {
 	return dirs
 }
 
+// scaledOut checks a rendering that runs two or more replicas: an
+// autoscaler from at least min, over a shared replay store.
+func scaledOut(t *testing.T, m *Manifests, min int32) {
+	t.Helper()
+	dep, ctr, err := m.Extauthz()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.HPAs) != 1 || m.HPAs[0].Spec.MinReplicas == nil || *m.HPAs[0].Spec.MinReplicas < min {
+		t.Errorf("want a HorizontalPodAutoscaler from %d replicas up", min)
+	}
+	if dep.Spec.Replicas != nil && *dep.Spec.Replicas < min {
+		t.Errorf("Deployment replicas %d, want at least %d", *dep.Spec.Replicas, min)
+	}
+	if ReplayStoreIsMemory(ctr) {
+		t.Error("several replicas with the memory replay store")
+	}
+}
+
+// singleReplica checks a rendering that runs one replica and the memory
+// replay store.
+func singleReplica(t *testing.T, m *Manifests) {
+	t.Helper()
+	dep, ctr, err := m.Extauthz()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := Env(ctr, "EXTAUTHZ_REPLAY_STORE"); e != nil && e.Value != "memory" {
+		t.Errorf("EXTAUTHZ_REPLAY_STORE = %v; want the default memory store", e)
+	}
+	if n := m.MaxReplicas(dep); n != 1 || len(m.HPAs) != 0 {
+		t.Errorf("up to %d replicas, %d autoscalers: want exactly one replica with the memory store", n, len(m.HPAs))
+	}
+}
+
 func TestKustomize(t *testing.T) {
 	expect := map[string]func(t *testing.T, m *Manifests){
-		"deploy/kubernetes/base": func(t *testing.T, m *Manifests) {
-			if e := replayStoreEnv(t, m); e != nil {
-				t.Errorf("base: EXTAUTHZ_REPLAY_STORE is set (%v); the base uses the default memory store", e)
-			}
-		},
+		"deploy/kubernetes/base": singleReplica,
 		"deploy/kubernetes/overlays/redis": func(t *testing.T, m *Manifests) {
 			if e := replayStoreEnv(t, m); e == nil || e.Value != "redis://redis:6379/0" {
 				t.Errorf("redis overlay: EXTAUTHZ_REPLAY_STORE = %v, want redis://redis:6379/0", e)
 			}
+			scaledOut(t, m, 2)
 		},
 		"deploy/kubernetes/overlays/production": func(t *testing.T, m *Manifests) {
 			if e := replayStoreEnv(t, m); e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
 				t.Errorf("production overlay: EXTAUTHZ_REPLAY_STORE must come from a Secret, got %v", e)
 			}
-			dep, _, _ := m.Extauthz()
-			if dep.Spec.Replicas == nil || *dep.Spec.Replicas < 3 || len(m.HPAs) != 1 || *m.HPAs[0].Spec.MinReplicas < 3 {
-				t.Errorf("production overlay: want 3 or more replicas")
-			}
+			scaledOut(t, m, 3)
 		},
 	}
-	dirs := kustomizations(t)
+	dirs := kustomizations(t, "deploy/kubernetes")
 	for _, dir := range dirs {
 		t.Run(strings.TrimPrefix(dir, "deploy/kubernetes/"), func(t *testing.T) {
 			out, err := Kustomize(repoPath(dir))
@@ -128,8 +174,8 @@ func TestKustomize(t *testing.T) {
 					t.Errorf("%s: namespace %q, want %s", o, o.Namespace, namespace)
 				}
 			}
-			if len(m.PDBs) != 1 || len(m.HPAs) != 1 || len(m.NetworkPolicies) == 0 {
-				t.Errorf("want a PodDisruptionBudget, a HorizontalPodAutoscaler and NetworkPolicies, got %d, %d, %d", len(m.PDBs), len(m.HPAs), len(m.NetworkPolicies))
+			if len(m.PDBs) != 1 || len(m.NetworkPolicies) == 0 {
+				t.Errorf("want a PodDisruptionBudget and NetworkPolicies, got %d, %d", len(m.PDBs), len(m.NetworkPolicies))
 			}
 			check, ok := expect[dir]
 			if !ok {
@@ -145,14 +191,28 @@ func TestKustomize(t *testing.T) {
 
 const chartDir = "deploy/helm/extauthz"
 
+// memoryWithReplicas is the start of the chart's refusal of several
+// replicas with the memory replay store; the rest names what to set.
+const memoryWithReplicas = "but the replay store is memory (replayStore.url): every replica would keep its own jti store, so a client assertion or DPoP proof could be used once on each replica"
+
 func TestHelm(t *testing.T) {
 	helm := helmBin(t)
 	home := t.TempDir()
 	chart := repoPath(chartDir)
-	for _, args := range [][]string{nil, {"--set", "redis.enabled=true"}} {
-		if out, err := Helm(helm, home, append([]string{"lint", "--strict", "--kube-version", KubeVersion, chart}, args...)...); err != nil {
+	// No --kube-version: helm then assumes a built-in version (v1.20 for a
+	// helm built with go install), which a kubeVersion constraint refuses.
+	for _, args := range [][]string{nil, {"--set", "redis.enabled=true"}, {"--set", "redis.enabled=true,autoscaling.enabled=true"}} {
+		if out, err := Helm(helm, home, append([]string{"lint", "--strict", chart}, args...)...); err != nil {
 			t.Fatalf("helm lint: %v\n%s", err, out)
 		}
+	}
+	template := func(t *testing.T, set ...string) ([]byte, error) {
+		t.Helper()
+		args := []string{"template", "extauthz", chart, "--namespace", namespace}
+		for _, s := range set {
+			args = append(args, "--set", s)
+		}
+		return Helm(helm, home, args...)
 	}
 	variants := []struct {
 		name  string
@@ -163,11 +223,17 @@ func TestHelm(t *testing.T) {
 			if e := replayStoreEnv(t, m); e == nil || e.Value != "memory" {
 				t.Errorf("EXTAUTHZ_REPLAY_STORE = %v, want memory", e)
 			}
-			if len(m.HPAs) != 1 || len(m.PDBs) != 1 || len(m.NetworkPolicies) != 1 || len(m.ServiceMonitors) != 0 {
-				t.Errorf("want an HPA, a PDB, a NetworkPolicy and no ServiceMonitor by default")
+			singleReplica(t, m)
+			if dep, _, _ := m.Extauthz(); dep.Spec.Replicas == nil || *dep.Spec.Replicas != 1 {
+				t.Errorf("want replicas: 1 by default")
 			}
-			if dep, _, _ := m.Extauthz(); dep.Spec.Replicas != nil {
-				t.Errorf("with autoscaling on, the Deployment must leave replicas to the HPA")
+			if len(m.PDBs) != 1 || len(m.NetworkPolicies) != 1 || len(m.ServiceMonitors) != 0 {
+				t.Errorf("want a PDB, a NetworkPolicy and no ServiceMonitor by default")
+			}
+		}},
+		{"replicas 2 with redis", []string{"replicaCount=2", "replayStore.url=redis://redis.example.internal:6379/0"}, func(t *testing.T, m *Manifests) {
+			if dep, _, _ := m.Extauthz(); dep.Spec.Replicas == nil || *dep.Spec.Replicas != 2 || len(m.HPAs) != 0 {
+				t.Errorf("want 2 replicas and no HPA")
 			}
 		}},
 		{"in-cluster redis", []string{"redis.enabled=true"}, func(t *testing.T, m *Manifests) {
@@ -178,17 +244,29 @@ func TestHelm(t *testing.T) {
 				t.Errorf("want the Redis Deployment and its NetworkPolicy")
 			}
 		}},
-		{"external redis", []string{"replayStore.url=rediss://redis.example.internal:6380/0"}, func(t *testing.T, m *Manifests) {
+		{"in-cluster redis, autoscaling", []string{"redis.enabled=true", "autoscaling.enabled=true"}, func(t *testing.T, m *Manifests) {
+			scaledOut(t, m, 2)
+			if dep, _, _ := m.Extauthz(); dep.Spec.Replicas != nil {
+				t.Errorf("with autoscaling on, the Deployment must leave replicas to the HPA")
+			}
+		}},
+		{"external redis", []string{"replayStore.url=rediss://redis.example.internal:6380/0", "autoscaling.enabled=true"}, func(t *testing.T, m *Manifests) {
 			if e := replayStoreEnv(t, m); e == nil || e.Value != "rediss://redis.example.internal:6380/0" {
 				t.Errorf("EXTAUTHZ_REPLAY_STORE = %v", e)
 			}
+			scaledOut(t, m, 2)
 		}},
-		{"redis URL from a secret", []string{"replayStore.existingSecret=replay"}, func(t *testing.T, m *Manifests) {
+		{"redis URL from a secret", []string{"replayStore.existingSecret=replay", "replicaCount=3"}, func(t *testing.T, m *Manifests) {
 			if e := replayStoreEnv(t, m); e == nil || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef.Name != "replay" || e.ValueFrom.SecretKeyRef.Key != "url" {
 				t.Errorf("EXTAUTHZ_REPLAY_STORE = %v, want secret replay key url", e)
 			}
 		}},
-		{"fixed replicas, service monitor", []string{"autoscaling.enabled=false", "replicaCount=3", "serviceMonitor.enabled=true", "podDisruptionBudget.enabled=false", "networkPolicy.enabled=false"}, func(t *testing.T, m *Manifests) {
+		{"memory with replicas, on purpose", []string{"replicaCount=2", "replayStore.allowMemoryWithReplicas=true"}, func(t *testing.T, m *Manifests) {
+			if dep, _, _ := m.Extauthz(); dep.Annotations[MemoryReplayStoreAccepted] != "true" || *dep.Spec.Replicas != 2 {
+				t.Errorf("want 2 replicas and the %s annotation", MemoryReplayStoreAccepted)
+			}
+		}},
+		{"fixed replicas, service monitor", []string{"replicaCount=3", "redis.enabled=true", "serviceMonitor.enabled=true", "podDisruptionBudget.enabled=false", "networkPolicy.enabled=false"}, func(t *testing.T, m *Manifests) {
 			if dep, _, _ := m.Extauthz(); dep.Spec.Replicas == nil || *dep.Spec.Replicas != 3 {
 				t.Errorf("want 3 replicas")
 			}
@@ -197,6 +275,12 @@ func TestHelm(t *testing.T) {
 			}
 			if m.ServiceMonitors[0].Spec.Endpoints[0].Path != "/metrics" {
 				t.Errorf("ServiceMonitor must scrape /metrics")
+			}
+		}},
+		{"no preStop hook", []string{"preStopSleepSeconds=0"}, func(t *testing.T, m *Manifests) {
+			dep, ctr, _ := m.Extauthz()
+			if ctr.Lifecycle != nil || *dep.Spec.Template.Spec.TerminationGracePeriodSeconds != 25 {
+				t.Errorf("want no lifecycle and a grace of 10s + shutdownGrace, got %v, %d", ctr.Lifecycle, *dep.Spec.Template.Spec.TerminationGracePeriodSeconds)
 			}
 		}},
 		{"existing policy ConfigMap", []string{"policy.existingConfigMap=my-policy"}, func(t *testing.T, m *Manifests) {
@@ -214,20 +298,51 @@ func TestHelm(t *testing.T) {
 	}
 	for _, v := range variants {
 		t.Run(v.name, func(t *testing.T) {
-			args := []string{"template", "extauthz", chart, "--namespace", namespace, "--kube-version", KubeVersion}
-			for _, s := range v.set {
-				args = append(args, "--set", s)
-			}
-			out, err := Helm(helm, home, args...)
+			out, err := template(t, v.set...)
 			if err != nil {
 				t.Fatal(err)
 			}
 			v.check(t, checkRendering(t, out))
 		})
 	}
-	t.Run("unknown value", func(t *testing.T) {
-		_, err := Helm(helm, home, "template", "extauthz", chart, "--kube-version", KubeVersion, "--set", "replicaCont=3")
-		wantErr(t, err, "replicaCont")
+	t.Run("the same for any Kubernetes version", func(t *testing.T) {
+		without, err := template(t)
+		if err != nil {
+			t.Fatal(err)
+		}
+		with, err := Helm(helm, home, "template", "extauthz", chart, "--namespace", namespace, "--kube-version", KubeVersion)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(with, without) {
+			t.Error("helm template renders differently with --kube-version: a template depends on .Capabilities, which helm template cannot know")
+		}
+	})
+	refused := []struct {
+		name string
+		set  []string
+		want []string
+	}{
+		{"replicas 2 without redis", []string{"replicaCount=2"}, []string{"replicaCount is 2, " + memoryWithReplicas, "replayStore.url=redis://", "redis.enabled=true", "replicaCount=1", "replayStore.allowMemoryWithReplicas=true"}},
+		{"autoscaling without redis", []string{"autoscaling.enabled=true"}, []string{"autoscaling.enabled with maxReplicas 6, " + memoryWithReplicas}},
+		{"replay store in extraArgs", []string{"extraArgs[0]=--replay-store=redis://r:6379/0", "replicaCount=2"}, []string{`extraArgs sets "--replay-store=redis://r:6379/0"`, "replayStore.url"}},
+		{"replay store in extraEnv", []string{"extraEnv[0].name=EXTAUTHZ_REPLAY_STORE", "extraEnv[0].value=memory"}, []string{"extraEnv sets EXTAUTHZ_REPLAY_STORE", "replayStore.url"}},
+		{"unknown value", []string{"replicaCont=3"}, []string{"replicaCont"}},
+	}
+	for _, c := range refused {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := template(t, c.set...)
+			wantErr(t, err, c.want...)
+		})
+	}
+	t.Run("the documented refusal", func(t *testing.T) {
+		_, err := template(t, "replicaCount=2")
+		wantErr(t, err, memoryWithReplicas)
+		msg := err.Error()[strings.Index(err.Error(), "Error: execution error"):]
+		msg, _, _ = strings.Cut(msg, "\n")
+		if !strings.Contains(string(readRepo(t, "docs/deployment-configs.md")), msg) {
+			t.Errorf("docs/deployment-configs.md does not quote helm's refusal as it is:\n%s", msg)
+		}
 	})
 	t.Run("same example policy as the kustomize base", func(t *testing.T) {
 		if !bytes.Equal(readRepo(t, chartDir+"/files/policy.yaml"), readRepo(t, "deploy/kubernetes/base/policy/policy.yaml")) {
@@ -246,10 +361,10 @@ func TestBrokenManifests(t *testing.T) {
 	cases := []struct {
 		name, old, new, want string
 	}{
-		{"unknown field", "  replicas: 2\n", "  replicass: 2\n", `unknown field "spec.replicass"`},
-		{"field in the wrong case", "  replicas: 2\n", "  Replicas: 2\n", `unknown field "spec.Replicas"`},
-		{"duplicate field", "  replicas: 2\n", "  replicas: 2\n  replicas: 3\n", "replicas"},
-		{"wrong type", "  replicas: 2\n", "  replicas: two\n", "replicas"},
+		{"unknown field", "  replicas: 1\n", "  replicass: 1\n", `unknown field "spec.replicass"`},
+		{"field in the wrong case", "  replicas: 1\n", "  Replicas: 1\n", `unknown field "spec.Replicas"`},
+		{"duplicate field", "  replicas: 1\n", "  replicas: 1\n  replicas: 3\n", "replicas"},
+		{"wrong type", "  replicas: 1\n", "  replicas: two\n", "replicas"},
 		{"unknown nested field", "readOnlyRootFilesystem: true", "readOnlyRootFileSystem: true", "readOnlyRootFileSystem"},
 		{"unknown kind", "kind: Deployment", "kind: Deploymnt", "Deploymnt"},
 	}
@@ -273,7 +388,7 @@ func TestBrokenManifests(t *testing.T) {
 				return err
 			}
 			if rel == "deployment.yaml" {
-				data = mustReplace(t, data, "  replicas: 2\n", "  replicass: 2\n")
+				data = mustReplace(t, data, "  replicas: 1\n", "  replicass: 1\n")
 			}
 			if err := os.MkdirAll(filepath.Join(dir, filepath.Dir(rel)), 0o755); err != nil {
 				return err
@@ -291,7 +406,7 @@ func TestBrokenManifests(t *testing.T) {
 		wantErr(t, err, "replicass")
 	})
 
-	out, err := Kustomize(repoPath("deploy/kubernetes/base"))
+	out, err := Kustomize(repoPath("deploy/kubernetes/overlays/redis"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,7 +429,12 @@ func TestBrokenManifests(t *testing.T) {
 		{"capabilities kept", func(m *Manifests) { _, c, _ := m.Extauthz(); c.SecurityContext.Capabilities = nil }, "drop ALL"},
 		{"policy via subPath", func(m *Manifests) { _, c, _ := m.Extauthz(); c.VolumeMounts[0].SubPath = "policy.yaml" }, "subPath"},
 		{"service to a missing port", func(m *Manifests) { m.Services[0].Spec.Ports[0].TargetPort.StrVal = "grcp" }, "grcp"},
-		{"one replica", func(m *Manifests) { m.HPAs[0].Spec.MinReplicas = new(int32(1)) }, "minReplicas"},
+		{"autoscaler from one replica", func(m *Manifests) { m.HPAs[0].Spec.MinReplicas = new(int32(1)) }, "minReplicas"},
+		{"replicas with the memory store", func(m *Manifests) { _, c, _ := m.Extauthz(); Env(c, "EXTAUTHZ_REPLAY_STORE").Value = "memory" }, "up to 6 replicas with the memory replay store"},
+		{"replicas with the memory store in args", func(m *Manifests) {
+			_, c, _ := m.Extauthz()
+			c.Args = append(c.Args, "--replay-store", "memory")
+		}, "memory replay store"},
 		{"PDB selects nothing", func(m *Manifests) { m.PDBs[0].Spec.Selector.MatchLabels["app.kubernetes.io/name"] = "x" }, "PodDisruptionBudget"},
 		{"grace shorter than the drain", func(m *Manifests) {
 			d, _, _ := m.Extauthz()

@@ -10,8 +10,9 @@ import (
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
 
-// KubeVersion is the Kubernetes version charts are rendered for (helm
-// built with `go install` otherwise assumes v1.20).
+// KubeVersion is a Kubernetes version to render the chart for, to show
+// that its rendering does not depend on it (helm built with `go install`
+// otherwise assumes v1.20).
 const KubeVersion = "1.33.0"
 
 // Kustomize builds the kustomization in dir, as `kubectl kustomize` does.

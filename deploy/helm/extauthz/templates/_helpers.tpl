@@ -87,3 +87,31 @@ app.kubernetes.io/component: replay-store
 {{- .Values.replayStore.url }}
 {{- end }}
 {{- end }}
+
+{{/*
+Refuses values that render a deployment that silently breaks single use:
+more than one replica, each with its own memory replay store. The replay
+store must be set through replayStore (or redis), where this can see it.
+*/}}
+{{- define "extauthz.checkValues" -}}
+{{- range .Values.extraArgs }}
+{{- if regexMatch "^--?replay-store(=|$)" . }}
+{{- fail (printf "extauthz: extraArgs sets %q: set the replay store with replayStore.url or replayStore.existingSecret instead, so the chart can check it against the replica count" .) }}
+{{- end }}
+{{- end }}
+{{- range .Values.extraEnv }}
+{{- if eq (get . "name") "EXTAUTHZ_REPLAY_STORE" }}
+{{- fail "extauthz: extraEnv sets EXTAUTHZ_REPLAY_STORE: set the replay store with replayStore.url or replayStore.existingSecret instead, so the chart can check it against the replica count" }}
+{{- end }}
+{{- end }}
+{{- $memory := and (not .Values.redis.enabled) (not .Values.replayStore.existingSecret) (eq .Values.replayStore.url "memory") }}
+{{- $replicas := int .Values.replicaCount }}
+{{- $what := printf "replicaCount is %d" $replicas }}
+{{- if .Values.autoscaling.enabled }}
+{{- $replicas = int .Values.autoscaling.maxReplicas }}
+{{- $what = printf "autoscaling.enabled with maxReplicas %d" $replicas }}
+{{- end }}
+{{- if and $memory (gt $replicas 1) (not .Values.replayStore.allowMemoryWithReplicas) }}
+{{- fail (printf "extauthz: %s, but the replay store is memory (replayStore.url): every replica would keep its own jti store, so a client assertion or DPoP proof could be used once on each replica. Give the replicas one Redis (replayStore.url=redis://HOST:6379/0 or rediss://..., replayStore.existingSecret, or redis.enabled=true for development), or run one replica (replicaCount=1, autoscaling.enabled=false). If no rule takes client assertions or DPoP proofs, replayStore.allowMemoryWithReplicas=true allows it." $what) }}
+{{- end }}
+{{- end }}
