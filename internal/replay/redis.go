@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
@@ -30,6 +31,11 @@ type RedisConfig struct {
 	// KeyPrefix is put before the hex hash in every key; empty means
 	// DefaultKeyPrefix.
 	KeyPrefix string
+	// Logger receives go-redis's own log lines (failed dials, failovers)
+	// as warnings. go-redis has a single logger per process: the Logger of
+	// the most recent NewRedis that set one receives them; with none set,
+	// slog.Default() does.
+	Logger *slog.Logger
 }
 
 // Redis is a Store shared by every replica that points at the same Redis.
@@ -61,6 +67,7 @@ func NewRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 	if err != nil {
 		return nil, err
 	}
+	useRedisLogger(cfg.Logger)
 	return &Redis{client: client, timeout: timeout, prefix: prefix}, nil
 }
 
