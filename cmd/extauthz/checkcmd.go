@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -20,40 +21,200 @@ import (
 	"github.com/extauthz/extauthz/internal/replay"
 )
 
-// checkCmd answers one CheckRequest, written as protojson the way Envoy
-// sends it: from a running server (--addr), or offline from policy files
-// (--policy), explaining every step of the decision.
+// checkUsage is `extauthz check --help`: the forms of a request, each
+// with an example, the outputs and the exit codes; the flags follow.
+const checkUsage = `usage: extauthz check (--policy PATH... | --addr ADDR) REQUEST [--explain] [-o text|json]
+
+Decides one request, offline against policy files (--policy, repeatable) or
+by asking a running server (--addr host:port or unix:///path), and prints
+the answer. REQUEST is one of:
+
+  flags         extauthz check --policy p.yaml --url https://api.example.com/reports/q1 --bearer "$TOKEN"
+  an assertion  extauthz check --policy p.yaml --url https://login.example.com/oauth/v2/oauth-token --client-assertion-file assertion.jwt
+  a curl line   extauthz check --policy p.yaml -- curl -X POST https://api.example.com/reports -H "Authorization: Bearer $TOKEN" -d 'q=1'
+  a file        extauthz check --addr 127.0.0.1:9001 --request req.json
+
+The request is built as Envoy sends it: :authority, :method, :path and
+:scheme among the headers, names lower-cased, repeated headers joined with
+",". Of curl's options check reads -X/--request, -H/--header, -d/--data,
+--data-raw, --data-binary, --data-urlencode, -u/--user (as Basic), -G/--get,
+-A/--user-agent, -b/--cookie NAME=VALUE, --oauth2-bearer, --url and a bare
+URL; it ignores -s, -S, -v, -i, -k, -L, -f and --compressed, and refuses
+the rest. --request is a CheckRequest as protojson (- for stdin).
+
+Output:
+  (default)        decision, rule, reason, the other metadata, the headers set and removed
+                   (grouped by header), and the response headers and body of a deny
+  --explain        every step of the decision first (with --policy), with the values
+                   a failed require read
+  -o json          the CheckResponse as protojson; with --explain {"steps": [...], "response": {...}}
+  --print-request  the CheckRequest built, as protojson, and nothing else; save it for
+                   --request:
+                   extauthz check --print-request --url https://api.example.com/reports/q1 --bearer "$TOKEN" > req.json
+
+Exit status: 0 allow, 1 deny, 2 usage error or a request that cannot be built,
+3 the policy did not load or the server could not be asked.
+
+Flags (each may also be set as EXTAUTHZ_<FLAG>, upper case, - as _):
+`
+
+// checkCmd decides one request, from a running server (--addr) or offline
+// from policy files (--policy). The request is built from flags or a curl
+// command line, or read as protojson (--request). Exit 0 on allow, 1 on
+// deny, 2 on a usage error, 3 when no answer could be had.
 func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("check", stderr)
-	addr := fs.String("addr", "", "address of a running extauthz: host:port or unix:///path")
+	addr := fs.String("addr", "", "address `ADDR` of a running extauthz: host:port or unix:///path")
 	var policies stringList
-	fs.Var(&policies, "policy", "evaluate offline against these policy files or directories (repeatable), explaining each step")
-	reqFile := fs.String("request", "", "file holding a CheckRequest as protojson (- for stdin)")
-	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer")
+	fs.Var(&policies, "policy", "decide offline against these policy files or directories (`PATH`, repeatable); remote keys are fetched, the clock is the real one")
+	reqFile := fs.String("request", "", "`FILE` holding a CheckRequest as protojson (- for stdin)")
+	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer (and, offline, for remote keys)")
+	explainFlag := fs.Bool("explain", false, "print every step of the decision (with --policy)")
+	output := fs.String("o", "text", "output: `text` (a summary) or json (the CheckResponse as protojson)")
+	printReq := fs.Bool("print-request", false, "print the CheckRequest built, as protojson, and exit")
+	var spec reqSpec
+	spec.register(fs)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, checkUsage)
+		fs.PrintDefaults()
+	}
 	if err := parseFlags(fs, args); err != nil {
 		return flagExit(err)
 	}
-	if *reqFile == "" || (*addr == "") == (len(policies) == 0) {
-		fmt.Fprintln(stderr, "usage: extauthz check (--addr ADDR | --policy PATH...) --request FILE")
+	usage := func(format string, a ...any) int {
+		fmt.Fprintf(stderr, "extauthz check: "+format+"\n(extauthz check --help lists the forms)\n", a...)
 		return 2
 	}
-	req, err := readCheckRequest(*reqFile)
-	if err != nil {
-		fmt.Fprintln(stderr, "extauthz check:", err)
-		return 1
+
+	// A curl command line follows "--", or starts with the word curl.
+	rest := fs.Args()
+	dashdash := len(rest) < len(args) && args[len(args)-len(rest)-1] == "--"
+	var curlArgs []string
+	if len(rest) > 0 {
+		switch {
+		case filepath.Base(rest[0]) == "curl":
+			curlArgs = rest[1:]
+		case dashdash:
+			curlArgs = rest
+		default:
+			return usage("unexpected argument %q; a curl command line goes after --", rest[0])
+		}
 	}
+	built := spec.given() || len(rest) > 0
+	var req *authv3.CheckRequest
+	switch {
+	case *reqFile != "" && built:
+		return usage("give --request or a request from flags or a curl command line, not both")
+	case *reqFile != "":
+		r, err := readCheckRequest(*reqFile)
+		if err != nil {
+			return usage("%v", err)
+		}
+		req = r
+	case built:
+		if err := spec.readData(); err != nil {
+			return usage("%v", err)
+		}
+		if len(rest) > 0 {
+			c, err := parseCurl(curlArgs)
+			if err == nil {
+				err = spec.merge(c)
+			}
+			if err != nil {
+				return usage("%v", err)
+			}
+		}
+		r, err := spec.build()
+		if err != nil {
+			return usage("%v", err)
+		}
+		req = r
+	default:
+		return usage("no request: give --url and other request flags, a curl command line after --, or --request FILE")
+	}
+	if *printReq {
+		b, err := protoJSON(req)
+		if err != nil {
+			fmt.Fprintln(stderr, "extauthz check:", err)
+			return 3
+		}
+		stdout.Write(b)
+		return 0
+	}
+	switch {
+	case (*addr == "") == (len(policies) == 0):
+		return usage("give --policy PATH (offline) or --addr ADDR (a running server), one of them")
+	case *output != "text" && *output != "json":
+		return usage("-o: want text or json, got %q", *output)
+	case *explainFlag && *addr != "":
+		return usage("--explain needs --policy: the steps are traced in-process")
+	}
+
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
+	var resp *authv3.CheckResponse
+	var steps []check.Step
 	if len(policies) > 0 {
-		return explain(ctx, policies, req, stdout, stderr)
+		srv, closeAll, err := offlineServer(ctx, policies)
+		if err != nil {
+			fmt.Fprintln(stderr, "extauthz check:", err)
+			return 3
+		}
+		defer closeAll()
+		if *explainFlag {
+			resp, steps = srv.Explain(ctx, req)
+		} else if resp, err = srv.Check(ctx, req); err != nil {
+			fmt.Fprintln(stderr, "extauthz check:", err)
+			return 3
+		}
+	} else {
+		var err error
+		if resp, err = remoteCheck(ctx, *addr, req); err != nil {
+			fmt.Fprintln(stderr, "extauthz check:", err)
+			return 3
+		}
 	}
-	resp, err := remoteCheck(ctx, *addr, req)
-	if err != nil {
+	if err := writeAnswer(stdout, resp, steps, *explainFlag, *output == "json"); err != nil {
 		fmt.Fprintln(stderr, "extauthz check:", err)
-		return 1
+		return 3
 	}
-	fmt.Fprintln(stdout, protojson.MarshalOptions{Multiline: true, Indent: "  "}.Format(resp))
-	return 0
+	if allowed(resp) {
+		return 0
+	}
+	return 1
+}
+
+// writeAnswer prints the response as check's output asks: a summary, after
+// the steps with --explain, or JSON.
+func writeAnswer(w io.Writer, resp *authv3.CheckResponse, steps []check.Step, explain, asJSON bool) error {
+	if asJSON {
+		b, err := protoJSON(resp)
+		if err != nil {
+			return err
+		}
+		if explain {
+			if steps == nil {
+				steps = []check.Step{}
+			}
+			b, err = json.MarshalIndent(struct {
+				Steps    []check.Step    `json:"steps"`
+				Response json.RawMessage `json:"response"`
+			}{steps, b}, "", "  ")
+			if err != nil {
+				return err
+			}
+			b = append(b, '\n')
+		}
+		_, err = w.Write(b)
+		return err
+	}
+	p := colorFor(w)
+	if explain {
+		printSteps(w, steps, p)
+		fmt.Fprintln(w)
+	}
+	printSummary(w, resp, p)
+	return nil
 }
 
 func readCheckRequest(name string) (*authv3.CheckRequest, error) {
@@ -85,39 +246,6 @@ func remoteCheck(ctx context.Context, addr string, req *authv3.CheckRequest) (*a
 	}
 	defer conn.Close()
 	return authv3.NewAuthorizationClient(conn).Check(ctx, req)
-}
-
-// explain evaluates req against the policy in-process, fetching keys from
-// the policy's own sources, and prints the steps and the response.
-func explain(ctx context.Context, policies []string, req *authv3.CheckRequest, stdout, stderr io.Writer) int {
-	srv, closeAll, err := offlineServer(ctx, policies)
-	if err != nil {
-		fmt.Fprintln(stderr, "extauthz check:", err)
-		return 1
-	}
-	defer closeAll()
-	resp, steps := srv.Explain(ctx, req)
-	md := resp.GetDynamicMetadata().GetFields()
-	out := struct {
-		Decision string          `json:"decision"`
-		Rule     string          `json:"rule"`
-		Reason   string          `json:"reason"`
-		Steps    []check.Step    `json:"steps"`
-		Response json.RawMessage `json:"response"`
-	}{
-		Decision: md["decision"].GetStringValue(),
-		Rule:     md["rule"].GetStringValue(),
-		Reason:   md["reason"].GetStringValue(),
-		Steps:    steps,
-		Response: json.RawMessage(protojson.Format(resp)),
-	}
-	enc := json.NewEncoder(stdout)
-	enc.SetIndent("", "  ")
-	if err := enc.Encode(out); err != nil {
-		fmt.Fprintln(stderr, "extauthz check:", err)
-		return 1
-	}
-	return 0
 }
 
 // offlineServer builds an in-process Check server for the policy, with its
