@@ -43,7 +43,8 @@ type evalConfig struct {
 	// of their own: their own are built and checked as serve would (a
 	// missing key file is still an error) but never asked, nor fetched.
 	// Name and Issuer of each spec are filled in from the policy. A name
-	// the policy does not have is an error.
+	// the policy does not have, or a spec that does not load, is an
+	// *issuerKeysError.
 	IssuerKeys map[string]keys.Spec
 	// Keys tunes the key plane, as serve's flags do; Clock and Offline
 	// are set from Now and Fetch.
@@ -113,6 +114,18 @@ func newEvalServer(ctx context.Context, cfg evalConfig) (*evalServer, error) {
 // Close stops the key plane's refreshes and fetches.
 func (s *evalServer) Close() error { return s.plane.Close() }
 
+// issuerKeysError is why evalConfig.IssuerKeys[Issuer] cannot stand in.
+type issuerKeysError struct {
+	Issuer string
+	Err    error
+}
+
+func (e *issuerKeysError) Error() string {
+	return fmt.Sprintf("issuer keys of %q: %v", e.Issuer, e.Err)
+}
+
+func (e *issuerKeysError) Unwrap() error { return e.Err }
+
 // overrideKeys gives the issuers named in specs the key sources they
 // describe. It changes snap, which is why it runs before the snapshot is
 // published to a store: no Check can see an issuer change.
@@ -120,13 +133,13 @@ func overrideKeys(plane *keys.Plane, snap *policy.Snapshot, specs map[string]key
 	for _, name := range slices.Sorted(maps.Keys(specs)) {
 		is := snap.Issuers[name]
 		if is == nil {
-			return fmt.Errorf("no issuer named %q in the policy (it has %s)", name, strings.Join(slices.Sorted(maps.Keys(snap.Issuers)), ", "))
+			return &issuerKeysError{name, fmt.Errorf("no issuer named %q in the policy (it has %s)", name, strings.Join(slices.Sorted(maps.Keys(snap.Issuers)), ", "))}
 		}
 		spec := specs[name]
 		spec.Name, spec.Issuer = name, is.Iss
 		src, err := plane.Source(spec)
 		if err != nil {
-			return err
+			return &issuerKeysError{name, err}
 		}
 		is.Keys = src
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -54,7 +55,7 @@ func evalRequest(t *testing.T, iss string, at time.Time) *authv3.CheckRequest {
 	return req
 }
 
-func decide(t *testing.T, srv *evalServer, req *authv3.CheckRequest) (decision, reason string) {
+func evalDecide(t *testing.T, srv *evalServer, req *authv3.CheckRequest) (decision, reason string) {
 	t.Helper()
 	resp, _ := srv.Explain(context.Background(), req)
 	md := resp.GetDynamicMetadata().GetFields()
@@ -88,7 +89,7 @@ func TestEvalServerClock(t *testing.T) {
 	}
 	// A token of 2020 is valid on the injected clock, expired on the real one.
 	req := evalRequest(t, "https://unreachable.example", pinned)
-	if d, r := decide(t, srv, req); d != "allow" {
+	if d, r := evalDecide(t, srv, req); d != "allow" {
 		t.Errorf("on the injected clock: %s (%s), want allow", d, r)
 	}
 	onReal, err := newEvalServer(context.Background(), evalConfig{
@@ -99,7 +100,7 @@ func TestEvalServerClock(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer onReal.Close()
-	if d, r := decide(t, onReal, req); d != "deny" || r != "token_expired" {
+	if d, r := evalDecide(t, onReal, req); d != "deny" || r != "token_expired" {
 		t.Errorf("on the real clock: %s (%s), want deny (token_expired)", d, r)
 	}
 }
@@ -115,7 +116,7 @@ func TestEvalServerIssuerKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer plain.Close()
-	if d, r := decide(t, plain, req); d != "deny" || r != "keys_unavailable" {
+	if d, r := evalDecide(t, plain, req); d != "deny" || r != "keys_unavailable" {
 		t.Errorf("without issuer keys: %s (%s), want deny (keys_unavailable)", d, r)
 	}
 
@@ -128,11 +129,11 @@ func TestEvalServerIssuerKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv.Close()
-	if d, r := decide(t, srv, req); d != "allow" {
+	if d, r := evalDecide(t, srv, req); d != "allow" {
 		t.Errorf("with issuer keys: %s (%s), want allow", d, r)
 	}
 	// Only the named issuer is replaced.
-	if d, r := decide(t, srv, evalRequest(t, "https://fetched.example", now)); r != "keys_unavailable" {
+	if d, r := evalDecide(t, srv, evalRequest(t, "https://fetched.example", now)); r != "keys_unavailable" {
 		t.Errorf("another issuer: %s (%s), want keys_unavailable", d, r)
 	}
 
@@ -140,7 +141,8 @@ func TestEvalServerIssuerKeys(t *testing.T) {
 		Policies:   []string{policy},
 		IssuerKeys: map[string]keys.Spec{"nope": loginKey(t)},
 	})
-	if err == nil || !strings.Contains(err.Error(), `no issuer named "nope" in the policy (it has fetched, unreachable)`) {
+	var ike *issuerKeysError
+	if !errors.As(err, &ike) || ike.Issuer != "nope" || !strings.Contains(err.Error(), `no issuer named "nope" in the policy (it has fetched, unreachable)`) {
 		t.Errorf("an unknown issuer: error %v", err)
 	}
 	// The stand-in keys are checked as the policy's own would be.
@@ -148,7 +150,7 @@ func TestEvalServerIssuerKeys(t *testing.T) {
 		Policies:   []string{policy},
 		IssuerKeys: map[string]keys.Spec{"unreachable": {JWKS: []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)}},
 	})
-	if err == nil || !strings.Contains(err.Error(), "symmetric") {
+	if !errors.As(err, &ike) || ike.Issuer != "unreachable" || !strings.Contains(err.Error(), "symmetric") {
 		t.Errorf("an oct key in a JWK Set: error %v", err)
 	}
 }
@@ -176,7 +178,7 @@ func TestEvalServerFetch(t *testing.T) {
 	if hits.Load() == 0 {
 		t.Errorf("Fetch: the JWKS was not fetched before the server was returned")
 	}
-	if d, r := decide(t, srv, req); d != "allow" {
+	if d, r := evalDecide(t, srv, req); d != "allow" {
 		t.Errorf("Fetch: %s (%s), want allow", d, r)
 	}
 
@@ -191,7 +193,7 @@ func TestEvalServerFetch(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer replaced.Close()
-	if d, r := decide(t, replaced, req); d != "allow" {
+	if d, r := evalDecide(t, replaced, req); d != "allow" {
 		t.Errorf("Fetch with issuer keys: %s (%s), want allow", d, r)
 	}
 	if n := hits.Load(); n != 0 {

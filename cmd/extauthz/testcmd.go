@@ -34,19 +34,21 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/check"
-	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/keys"
-	"github.com/extauthz/extauthz/internal/policy"
-	"github.com/extauthz/extauthz/internal/replay"
 )
 
 // The test file format; docs/policy.md ("Testing policies") is its reference.
 type testFile struct {
 	Policy pathList          `yaml:"policy"`
 	Keys   map[string]string `yaml:"keys"`
-	Now    string            `yaml:"now"`
-	Audit  bool              `yaml:"audit"`
-	Tests  []testCase        `yaml:"tests"`
+	// IssuerKeys names, by issuer, the keys of Keys whose public halves
+	// the issuer verifies with instead of its own source, so an issuer
+	// whose keys are fetched (jwks_uri, discovery, spiffe) is tested
+	// without the network and the policy unchanged.
+	IssuerKeys map[string]pathList `yaml:"issuer_keys"`
+	Now        string              `yaml:"now"`
+	Audit      bool                `yaml:"audit"`
+	Tests      []testCase          `yaml:"tests"`
 }
 
 type testCase struct {
@@ -111,7 +113,7 @@ type testExpect struct {
 	Body            *string           `yaml:"body"`
 }
 
-// pathList is a YAML string or list of strings.
+// pathList is a YAML string or list of strings: paths, or key names.
 type pathList []string
 
 func (p *pathList) UnmarshalYAML(n *yaml.Node) error {
@@ -134,11 +136,13 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("test", stderr)
 	run := fs.String("run", "", "run only tests whose name matches this regular expression")
 	verbose := fs.Bool("v", false, "print the decision steps of passing tests too (failing tests always print them)")
+	format := fs.String("format", "text", "output: text, json, or junit (JUnit XML); with json and junit the summary goes to stderr")
+	nowFlag := fs.String("now", "", "the clock of every file, RFC 3339 (overrides each file's now:)")
 	if err := parseFlags(fs, args); err != nil {
-		return 2
+		return flagExit(err)
 	}
 	if fs.NArg() == 0 {
-		fmt.Fprintln(stderr, "usage: extauthz test [-run REGEXP] [-v] PATH...  (test files, or directories holding *_test.yaml)")
+		fmt.Fprintln(stderr, "usage: extauthz test [-run REGEXP] [-v] [--format text|json|junit] [--now RFC3339] PATH...  (test files, or directories holding *_test.yaml)")
 		return 2
 	}
 	filter, err := regexp.Compile(*run)
@@ -146,20 +150,41 @@ func testCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "extauthz test: -run:", err)
 		return 2
 	}
+	rep, err := newReporter(*format, *verbose)
+	if err != nil {
+		fmt.Fprintln(stderr, "extauthz test: --format:", err)
+		return 2
+	}
+	var now time.Time
+	if *nowFlag != "" {
+		if now, err = time.Parse(time.RFC3339, *nowFlag); err != nil {
+			fmt.Fprintln(stderr, "extauthz test: --now:", err)
+			return 2
+		}
+	}
 	files, err := testFiles(fs.Args())
 	if err != nil {
 		fmt.Fprintln(stderr, "extauthz test:", err)
 		return 2
 	}
-	r := &testRunner{out: stdout, filter: filter, verbose: *verbose}
+	r := &testRunner{filter: filter, now: now, coverage: map[string]*coverage{}}
 	broken := false
 	for _, name := range files {
-		if err := r.runFile(ctx, name); err != nil {
-			fmt.Fprintf(stderr, "ERROR %s: %v\n", name, err)
+		fr := r.runFile(ctx, name)
+		if fr.Error != "" {
+			fmt.Fprintf(stderr, "ERROR %s: %s\n", name, fr.Error)
 			broken = true
 		}
+		rep.file(stdout, fr)
 	}
-	fmt.Fprintf(stdout, "%d passed, %d failed\n", r.passed, r.failed)
+	summary := stdout
+	if rep.format != "text" {
+		summary = stderr
+	}
+	if err := rep.end(stdout, summary, r); err != nil {
+		fmt.Fprintln(stderr, "extauthz test:", err)
+		return 2
+	}
 	switch {
 	case broken:
 		return 2
@@ -202,25 +227,71 @@ func testFiles(paths []string) ([]string, error) {
 }
 
 type testRunner struct {
-	out            io.Writer
-	filter         *regexp.Regexp
-	verbose        bool
+	filter *regexp.Regexp
+	// now, unless zero, is every file's clock (--now).
+	now            time.Time
 	passed, failed int
+	files          []*fileResult
+	// coverage is by policy hash, so files testing one policy add up.
+	coverage map[string]*coverage
+	policies []*coverage // in the order first seen
+}
+
+// fileResult is what one test file's run found.
+type fileResult struct {
+	File string `json:"file"`
+	// Error is why the file could not run; its tests then did not.
+	Error string       `json:"error,omitempty"`
+	Tests []testResult `json:"tests"`
+	// Policy is the coverage line's name of the file's policy.
+	Policy  string  `json:"policy,omitempty"`
+	Seconds float64 `json:"seconds"`
+	cov     *coverage
+}
+
+// testResult is one test's outcome.
+type testResult struct {
+	Name     string `json:"name"`
+	Passed   bool   `json:"passed"`
+	Decision string `json:"decision"`
+	Reason   string `json:"reason"`
+	Rule     string `json:"rule,omitempty"`
+	// Diffs are how the answer differs from the expectations.
+	Diffs   []string     `json:"diffs,omitempty"`
+	Steps   []check.Step `json:"steps,omitempty"`
+	Seconds float64      `json:"seconds"`
 }
 
 // runFile runs one test file against a fresh server, so the replay store is
 // shared by the file's tests (in order) and by no other file.
-func (r *testRunner) runFile(ctx context.Context, name string) error {
+func (r *testRunner) runFile(ctx context.Context, name string) *fileResult {
+	start := time.Now()
+	fr := &fileResult{File: name, Tests: []testResult{}}
+	r.files = append(r.files, fr)
+	if err := r.run(ctx, name, fr); err != nil {
+		fr.Error = err.Error()
+		fr.Tests = []testResult{}
+	}
+	fr.Seconds = time.Since(start).Seconds()
+	return fr
+}
+
+func (r *testRunner) run(ctx context.Context, name string, fr *fileResult) error {
 	tf, err := readTestFile(name)
 	if err != nil {
 		return err
 	}
 	dir := filepath.Dir(name)
-	now := time.Now().UTC().Truncate(time.Second)
-	if tf.Now != "" {
+	// The clock: --now, else the file's now:, else the time it starts.
+	now := r.now
+	switch {
+	case !now.IsZero():
+	case tf.Now != "":
 		if now, err = time.Parse(time.RFC3339, tf.Now); err != nil {
 			return fmt.Errorf("now: %w", err)
 		}
+	default:
+		now = time.Now().UTC().Truncate(time.Second)
 	}
 	signers := map[string]*signer{}
 	for _, k := range slices.Sorted(maps.Keys(tf.Keys)) {
@@ -228,13 +299,32 @@ func (r *testRunner) runFile(ctx context.Context, name string) error {
 			return fmt.Errorf("keys[%q]: %w", k, err)
 		}
 	}
-	// The server's DPoP nonces: on the file's clock, so the nonce it issues
-	// is known before any request is sent.
-	nonces, err := dpop.NewNonces(nil, 0, func() time.Time { return now })
+	issuerKeys := map[string]keys.Spec{}
+	for _, is := range slices.Sorted(maps.Keys(tf.IssuerKeys)) {
+		if issuerKeys[is], err = keySpec(signers, tf.Keys, dir, tf.IssuerKeys[is]); err != nil {
+			return fmt.Errorf("issuer_keys[%q]: %w", is, err)
+		}
+	}
+	policies := make([]string, len(tf.Policy))
+	for i, p := range tf.Policy {
+		policies[i] = rel(dir, p)
+	}
+	srv, err := newEvalServer(ctx, evalConfig{
+		Policies:   policies,
+		Now:        func() time.Time { return now },
+		IssuerKeys: issuerKeys,
+		Check:      check.Config{Audit: tf.Audit},
+	})
+	if ike := (*issuerKeysError)(nil); errors.As(err, &ike) {
+		return fmt.Errorf("issuer_keys[%q]: %w", ike.Issuer, ike.Err)
+	}
 	if err != nil {
 		return err
 	}
-	b := &build{dir: dir, signers: signers, now: now, nonce: nonces.Current()}
+	defer srv.Close()
+	// The nonce the server issues is known before any request is sent:
+	// the clock stands still.
+	b := &build{dir: dir, signers: signers, now: now, nonce: srv.Nonces.Current()}
 	// Build every request first: a broken test is a file error, not a failure.
 	reqs := make([]*authv3.CheckRequest, len(tf.Tests))
 	wants := make([]testExpect, len(tf.Tests))
@@ -246,37 +336,32 @@ func (r *testRunner) runFile(ctx context.Context, name string) error {
 			return fmt.Errorf("tests[%d] %q: %w", i, tc.Name, err)
 		}
 	}
-	policies := make([]string, len(tf.Policy))
-	for i, p := range tf.Policy {
-		policies[i] = rel(dir, p)
-	}
-	srv, closeSrv, err := testServer(policies, now, tf.Audit, nonces)
-	if err != nil {
-		return err
-	}
-	defer closeSrv()
+	cov := r.coverageOf(srv.Snapshot, policies)
+	fr.Policy, fr.cov = cov.name, cov
 	for i, tc := range tf.Tests {
 		if !r.filter.MatchString(tc.Name) {
 			continue
 		}
+		start := time.Now()
 		resp, steps := srv.Explain(ctx, reqs[i])
-		diffs := compare(wants[i], resp)
-		if len(diffs) == 0 {
+		md := resp.GetDynamicMetadata().GetFields()
+		res := testResult{
+			Name:     tc.Name,
+			Decision: md["decision"].GetStringValue(),
+			Reason:   md["reason"].GetStringValue(),
+			Rule:     md["rule"].GetStringValue(),
+			Diffs:    compare(wants[i], resp),
+			Steps:    steps,
+			Seconds:  time.Since(start).Seconds(),
+		}
+		res.Passed = len(res.Diffs) == 0
+		if res.Passed {
 			r.passed++
-			fmt.Fprintf(r.out, "PASS %s: %s\n", name, tc.Name)
 		} else {
 			r.failed++
-			fmt.Fprintf(r.out, "FAIL %s: %s: %s\n", name, tc.Name, strings.Join(diffs, "; "))
 		}
-		if len(diffs) > 0 || r.verbose {
-			for _, s := range steps {
-				mark := "ok  "
-				if !s.OK {
-					mark = "FAIL"
-				}
-				fmt.Fprintf(r.out, "    %s %s: %s\n", mark, s.Check, s.Detail)
-			}
-		}
+		cov.record(res.Rule, steps)
+		fr.Tests = append(fr.Tests, res)
 	}
 	return nil
 }
@@ -316,37 +401,6 @@ func rel(dir, p string) string {
 	}
 	return filepath.Join(dir, p)
 }
-
-// testServer builds the in-process server for one file, as offlineServer
-// does, but on the file's fixed clock and without the network: remote key
-// sources (jwks_uri, discovery) are unavailable, so their tokens get 503.
-func testServer(policies []string, now time.Time, audit bool, nonces *dpop.Nonces) (*check.Server, func(), error) {
-	clock := func() time.Time { return now }
-	plane, err := keys.NewPlane(keys.Config{Offline: true, Clock: fixedClock(now)})
-	if err != nil {
-		return nil, nil, err
-	}
-	snap, err := policy.Load(policies, policy.Options{Keys: plane, Now: clock})
-	if err != nil {
-		plane.Close()
-		return nil, nil, err
-	}
-	srv := check.New(check.Config{
-		Policy: policy.NewStore(snap),
-		Replay: replay.NewMemory(replay.MemoryConfig{Clock: clock}),
-		Audit:  audit,
-		Now:    clock,
-		Nonces: nonces,
-	})
-	return srv, func() { plane.Close() }, nil
-}
-
-// fixedClock is a keys.Clock that stands still; timers use real time.
-type fixedClock time.Time
-
-func (c fixedClock) Now() time.Time { return time.Time(c) }
-
-func (fixedClock) AfterFunc(d time.Duration, f func()) keys.Timer { return time.AfterFunc(d, f) }
 
 // build holds what a file's requests are built from.
 type build struct {
@@ -485,6 +539,10 @@ type signer struct {
 	pub crypto.PublicKey
 	kid string
 	alg string // the key's own alg, or the usual one for its type
+	// jwkAlg is the JWK's own alg member, "" when it has none.
+	jwkAlg string
+	// rawSecret says the file's bytes are the secret (not a JWK).
+	rawSecret bool
 }
 
 // readSigner reads a private JWK, a PEM private key, or (anything else) the
@@ -497,7 +555,7 @@ func readSigner(name string) (*signer, error) {
 	trimmed := bytes.TrimSpace(data)
 	isJWK := bytes.HasPrefix(trimmed, []byte("{"))
 	if !isJWK && !bytes.HasPrefix(trimmed, []byte("-----BEGIN")) {
-		return &signer{key: data, alg: "HS256"}, nil
+		return &signer{key: data, alg: "HS256", rawSecret: true}, nil
 	}
 	k, err := jwk.ParseKey(data, jwk.WithPEM(!isJWK))
 	if err != nil {
@@ -515,7 +573,7 @@ func readSigner(name string) (*signer, error) {
 		s.pub = cs.Public()
 	}
 	if a, ok := k.Algorithm(); ok {
-		s.alg = a.String()
+		s.alg, s.jwkAlg = a.String(), a.String()
 	} else if ek, ok := k.(jwk.ECDSAPrivateKey); ok {
 		crv, _ := ek.Crv()
 		s.alg = map[string]string{"P-384": "ES384", "P-521": "ES512"}[crv.String()]
@@ -524,6 +582,53 @@ func readSigner(name string) (*signer, error) {
 		s.alg = map[jwa.KeyType]string{jwa.RSA(): "RS256", jwa.OKP(): "EdDSA", jwa.OctetSeq(): "HS256", jwa.EC(): "ES256"}[k.KeyType()]
 	}
 	return s, nil
+}
+
+// keySpec is the key source an issuer_keys entry stands for: the public
+// halves of the named keys as an inline JWK Set, each with the kid and alg
+// its file gives, or one HMAC secret read as hmac_secret_file reads it.
+// Either way the keys are checked as the policy's own would be.
+func keySpec(signers map[string]*signer, files map[string]string, dir string, names []string) (keys.Spec, error) {
+	if len(names) == 0 {
+		return keys.Spec{}, errors.New("name at least one key of keys")
+	}
+	set := make([]map[string]any, 0, len(names))
+	for _, name := range names {
+		s := signers[name]
+		switch {
+		case s == nil:
+			return keys.Spec{}, fmt.Errorf("no key named %q in the file's keys", name)
+		case s.pub == nil && len(names) > 1:
+			return keys.Spec{}, fmt.Errorf("key %q is a shared secret: an issuer verifies with one secret or with public keys, not both", name)
+		case s.pub == nil && !s.rawSecret:
+			return keys.Spec{}, fmt.Errorf("key %q is an oct JWK; give the secret as a file of its bytes, as hmac_secret_file reads it", name)
+		case s.pub == nil:
+			return keys.Spec{HMACSecretFile: rel(dir, files[name])}, nil
+		}
+		var m map[string]any
+		k, err := jwk.Import(s.pub)
+		if err == nil {
+			var raw []byte
+			if raw, err = json.Marshal(k); err == nil {
+				err = json.Unmarshal(raw, &m)
+			}
+		}
+		if err != nil {
+			return keys.Spec{}, fmt.Errorf("key %q: %w", name, err)
+		}
+		if s.kid != "" {
+			m["kid"] = s.kid
+		}
+		if s.jwkAlg != "" {
+			m["alg"] = s.jwkAlg
+		}
+		set = append(set, m)
+	}
+	doc, err := json.Marshal(map[string]any{"keys": set})
+	if err != nil {
+		return keys.Spec{}, err
+	}
+	return keys.Spec{JWKS: doc}, nil
 }
 
 // signer finds a key of the file's keys by name.
@@ -663,8 +768,11 @@ func (b *build) claims(in, defaults map[string]any) (map[string]any, error) {
 	out := make(map[string]any, len(merged))
 	for k, v := range merged {
 		s, isString := v.(string)
+		t, isTime := v.(time.Time) // an unquoted RFC 3339 time in YAML
 		switch {
 		case v == nil:
+		case isTime && timeClaims[k]:
+			out[k] = t.Unix()
 		case isString && timeClaims[k]:
 			t, err := relativeTime(s, b.now)
 			if err != nil {

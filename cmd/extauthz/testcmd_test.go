@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"math/big"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,6 +17,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -578,6 +580,192 @@ tests:
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// remoteFixture is a policy whose issuers all fetch their keys: a jwks_uri
+// at a host that does not exist, and an OIDC discovery issuer and a SPIFFE
+// bundle endpoint at addr, a listener that counts who connects.
+func remoteFixture(t *testing.T, addr string) string {
+	t.Helper()
+	return writeFile(t, t.TempDir(), "policy.yaml", `
+version: v1
+issuers:
+  - name: partner-remote
+    issuer: remote-partner-client
+    jwks_uri: https://keys.unreachable.invalid/.well-known/jwks.json
+    algorithms: [PS256]
+  - name: corporate-idp
+    issuer: https://`+addr+`
+    discovery: true
+  - name: mesh-agent
+    spiffe:
+      trust_domain: mesh-agent.example
+      bundle_endpoint: {url: "https://`+addr+`/bundle"}
+rules:
+  - name: token-endpoint
+    match: {hosts: [login.example.com]}
+    client_assertion: {issuers: [partner-remote], audiences: [https://login.example.com/token]}
+  - name: api
+    match: {hosts: [api.example.com]}
+    bearer: {issuers: [corporate-idp, mesh-agent], audiences: [api.example.com]}
+`)
+}
+
+// connCounter is a listener that records every connection and answers none.
+func connCounter(t *testing.T) (addr string, conns *atomic.Int32) {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	conns = new(atomic.Int32)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			conns.Add(1)
+			c.Close()
+		}
+	}()
+	return l.Addr().String(), conns
+}
+
+// TestIssuerKeys tests a production policy whose issuers all fetch their
+// keys (jwks_uri, discovery, spiffe) with no network: issuer_keys serves
+// the public halves of the file's keys instead, and nothing is fetched.
+func TestIssuerKeys(t *testing.T) {
+	ex := examplesDir(t)
+	addr, conns := connCounter(t)
+	policy := remoteFixture(t, addr)
+	keys := "keys: {acme: " + ex + "/keys/partner-acme.private.jwk.json, login: " + ex + "/keys/login.private.jwk.json, mesh: " + ex + "/keys/mesh.private.jwk.json, forger: " + ex + "/keys/forger.private.jwk.json, legacy: " + ex + "/keys/legacy.private.pem}\n"
+	file := writeFile(t, t.TempDir(), "remote_test.yaml", "policy: "+policy+"\n"+keys+`
+issuer_keys:
+  partner-remote: acme
+  corporate-idp: [legacy, login]
+  mesh-agent: [mesh]
+now: 2026-01-01T00:00:00Z
+tests:
+  - name: a client assertion of a jwks_uri issuer
+    request: {host: login.example.com, path: /token, form: {grant_type: client_credentials}}
+    token:
+      as: client_assertion
+      key: acme
+      claims: {iss: remote-partner-client, sub: remote-partner-client, aud: https://login.example.com/token, exp: +1m, jti: random}
+    expect: {decision: allow, issuer: partner-remote, client_id: remote-partner-client}
+  - name: an access token of a discovery issuer, by either of its keys
+    request: {host: api.example.com}
+    token: {as: bearer, key: login, claims: {iss: "https://`+addr+`", aud: api.example.com, exp: +1m}}
+    expect: {decision: allow, issuer: corporate-idp}
+  - name: the PEM key without a kid verifies too
+    request: {host: api.example.com}
+    token: {as: bearer, key: legacy, claims: {iss: "https://`+addr+`", aud: api.example.com, exp: +1m}}
+    expect: {decision: allow, issuer: corporate-idp}
+  - name: a JWT-SVID of a SPIFFE issuer
+    request: {host: api.example.com}
+    token: {as: bearer, key: mesh, claims: {sub: spiffe://mesh-agent.example/ns/batch/sa/reporter, aud: api.example.com, exp: +1m}}
+    expect: {decision: allow, issuer: mesh-agent, spiffe_id: spiffe://mesh-agent.example/ns/batch/sa/reporter}
+  - name: a key the issuer was not given does not verify
+    request: {host: login.example.com, path: /token, form: {grant_type: client_credentials}}
+    token:
+      as: client_assertion
+      key: forger
+      alg: PS256
+      claims: {iss: remote-partner-client, sub: remote-partner-client, aud: https://login.example.com/token, exp: +1m, jti: random}
+    expect: {decision: deny, status: 401, reason: signature_invalid}
+  - name: the policy's algorithms still hold (PS256 only)
+    request: {host: login.example.com, path: /token, form: {grant_type: client_credentials}}
+    token:
+      as: client_assertion
+      key: acme
+      alg: RS256
+      claims: {iss: remote-partner-client, sub: remote-partner-client, aud: https://login.example.com/token, exp: +1m, jti: random}
+    expect: {decision: deny, status: 401, reason: algorithm_not_allowed}
+`)
+	code, out, errOut := runCLI(t, "test", file)
+	if passed, failed := counts(t, out); code != 0 || passed != 6 || failed != 0 {
+		t.Errorf("exit %d, %d passed, %d failed; want 0, 6, 0\n%s%s", code, passed, failed, out, errOut)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d connections to the discovery and bundle endpoint address: keys were fetched", n)
+	}
+
+	// Without issuer_keys the same tokens get 503: nothing is fetched.
+	plain := writeFile(t, t.TempDir(), "plain_test.yaml", "policy: "+policy+"\n"+keys+`
+now: 2026-01-01T00:00:00Z
+tests:
+  - name: a discovery issuer without issuer_keys
+    request: {host: api.example.com}
+    token: {as: bearer, key: login, claims: {iss: "https://`+addr+`", aud: api.example.com, exp: +1m}}
+    expect: {decision: deny, status: 503, reason: keys_unavailable, issuer: corporate-idp}
+`)
+	if code, out, errOut := runCLI(t, "test", plain); code != 0 {
+		t.Errorf("without issuer_keys: exit %d\n%s%s", code, out, errOut)
+	}
+	if n := conns.Load(); n != 0 {
+		t.Errorf("%d connections without issuer_keys", n)
+	}
+}
+
+func TestIssuerKeysErrors(t *testing.T) {
+	ex := examplesDir(t)
+	addr, _ := connCounter(t)
+	policy := remoteFixture(t, addr)
+	dir := t.TempDir()
+	head := "policy: " + policy + "\nkeys: {acme: " + ex + "/keys/partner-acme.private.jwk.json, jobs: " + ex + "/keys/internal-jobs.hmac}\n"
+	tests := "tests:\n  - name: x\n    request: {host: api.example.com}\n    expect: {decision: deny}\n"
+	for name, tc := range map[string]struct{ issuerKeys, want string }{
+		"unknown_issuer": {"{nope: acme}", `issuer_keys["nope"]: no issuer named "nope" in the policy (it has corporate-idp, mesh-agent, partner-remote)`},
+		"unknown_key":    {"{partner-remote: nope}", `issuer_keys["partner-remote"]: no key named "nope" in the file's keys`},
+		"empty":          {"{partner-remote: []}", `issuer_keys["partner-remote"]: name at least one key of keys`},
+		"mixed":          {"{partner-remote: [acme, jobs]}", `key "jobs" is a shared secret: an issuer verifies with one secret or with public keys, not both`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			file := writeFile(t, dir, name+"_test.yaml", head+"issuer_keys: "+tc.issuerKeys+"\n"+tests)
+			code, out, errOut := runCLI(t, "test", file)
+			if code != 2 || !strings.Contains(errOut, "ERROR "+file+": ") || !strings.Contains(errOut, tc.want) {
+				t.Errorf("exit %d, stderr %q; want 2 and %q\n%s", code, errOut, tc.want, out)
+			}
+		})
+	}
+}
+
+// TestNowFlag pins the clock of every file with --now, over their now:.
+func TestNowFlag(t *testing.T) {
+	ex := examplesDir(t)
+	dir := t.TempDir()
+	test := "keys: {login: " + ex + "/keys/login.private.jwk.json}\ntests:\n" + `
+  - name: a token valid in the first hour of 2026
+    request: {host: api.example.com, path: /reports/2026}
+    token:
+      as: bearer
+      key: login
+      header: {typ: at+jwt}
+      claims: {iss: https://login.example.com, sub: alice, client_id: reports-ui, aud: api.example.com, scope: reports, jti: random, iat: 2026-01-01T00:00:00Z, exp: 2026-01-01T01:00:00Z}
+    expect: {decision: allow}
+`
+	pinned := writeFile(t, dir, "pinned_test.yaml", "policy: "+ex+"\nnow: 2026-01-01T00:30:00Z\n"+test)
+	unpinned := writeFile(t, dir, "unpinned_test.yaml", "policy: "+ex+"\n"+test)
+
+	code, out, _ := runCLI(t, "test", dir)
+	if passed, failed := counts(t, out); code != 1 || passed != 1 || failed != 1 || !strings.Contains(out, "PASS "+pinned) {
+		t.Errorf("without --now: exit %d, %d passed, %d failed; want the file with now: alone to pass\n%s", code, passed, failed, out)
+	}
+	code, out, _ = runCLI(t, "test", "--now", "2026-01-01T00:10:00Z", dir)
+	if passed, failed := counts(t, out); code != 0 || passed != 2 || failed != 0 {
+		t.Errorf("--now in the hour: exit %d, %d passed, %d failed; want both to pass\n%s", code, passed, failed, out)
+	}
+	code, out, _ = runCLI(t, "test", "--now", "2026-01-01T02:00:00Z", dir)
+	if passed, failed := counts(t, out); code != 1 || passed != 0 || failed != 2 || !strings.Contains(out, `FAIL `+unpinned+`: a token valid in the first hour of 2026: decision: want "allow", got "deny"`) {
+		t.Errorf("--now after the hour overrides now:: exit %d, %d passed, %d failed; want both to fail\n%s", code, passed, failed, out)
+	}
+	for _, bad := range []string{"tomorrow", "2026-01-01"} {
+		if code, _, errOut := runCLI(t, "test", "--now", bad, dir); code != 2 || !strings.Contains(errOut, "--now") {
+			t.Errorf("--now %s: exit %d, %q; want 2", bad, code, errOut)
 		}
 	}
 }
