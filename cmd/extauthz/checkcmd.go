@@ -16,9 +16,6 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/extauthz/extauthz/internal/check"
-	"github.com/extauthz/extauthz/internal/keys"
-	"github.com/extauthz/extauthz/internal/policy"
-	"github.com/extauthz/extauthz/internal/replay"
 )
 
 // checkUsage is `extauthz check --help`: the forms of a request, each
@@ -155,12 +152,12 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var resp *authv3.CheckResponse
 	var steps []check.Step
 	if len(policies) > 0 {
-		srv, closeAll, err := offlineServer(ctx, policies)
+		srv, err := newEvalServer(ctx, evalConfig{Policies: policies, Fetch: true})
 		if err != nil {
 			fmt.Fprintln(stderr, "extauthz check:", err)
 			return 3
 		}
-		defer closeAll()
+		defer srv.Close()
 		if *explainFlag {
 			resp, steps = srv.Explain(ctx, req)
 		} else if resp, err = srv.Check(ctx, req); err != nil {
@@ -246,24 +243,4 @@ func remoteCheck(ctx context.Context, addr string, req *authv3.CheckRequest) (*a
 	}
 	defer conn.Close()
 	return authv3.NewAuthorizationClient(conn).Check(ctx, req)
-}
-
-// offlineServer builds an in-process Check server for the policy, with its
-// own key plane and memory replay store, as `check --policy` and `test` use.
-func offlineServer(ctx context.Context, policies []string) (*check.Server, func(), error) {
-	plane, err := keys.NewPlane(keys.Config{})
-	if err != nil {
-		return nil, nil, err
-	}
-	snap, err := policy.Load(policies, policy.Options{Keys: plane})
-	if err != nil {
-		plane.Close()
-		return nil, nil, err
-	}
-	plane.Prefetch(ctx, snap.RemoteSources())
-	srv := check.New(check.Config{
-		Policy: policy.NewStore(snap),
-		Replay: replay.NewMemory(replay.MemoryConfig{}),
-	})
-	return srv, func() { plane.Close() }, nil
 }

@@ -179,17 +179,17 @@ func TestCheckBearerFromFlags(t *testing.T) {
 func TestCheckRemote(t *testing.T) {
 	f := newCheckFixture(t)
 	ctx := context.Background()
-	srv, closeSrv, err := offlineServer(ctx, []string{f.policy})
+	srv, err := newEvalServer(ctx, evalConfig{Policies: []string{f.policy}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer closeSrv()
+	defer srv.Close()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, srv)
+	authv3.RegisterAuthorizationServer(gs, srv.Server)
 	go gs.Serve(lis)
 	defer gs.Stop()
 	expectCheck(t, 0, adminAllowed, "--addr", lis.Addr().String(), "--url", "https://acme.admin.example.com/users", "--bearer", f.adminToken(t, "acme"))
