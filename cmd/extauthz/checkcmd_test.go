@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
@@ -496,4 +498,110 @@ func TestColor(t *testing.T) {
 	if colorFor(tty).on {
 		t.Errorf("colours despite NO_COLOR")
 	}
+}
+
+// TestCheckDocExamples runs every `extauthz check` command of the console
+// blocks in README.md and docs/operations.md ("$ " and the command, then
+// its output) and compares what it prints, so the docs cannot drift.
+func TestCheckDocExamples(t *testing.T) {
+	t.Chdir("../..")
+	ran := 0
+	for _, doc := range []string{"README.md", "docs/operations.md"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ex := range consoleExamples(string(b)) {
+			args, err := shellWords(ex.command)
+			if err != nil {
+				t.Fatalf("%s: %q: %v", doc, ex.command, err)
+			}
+			if len(args) < 2 || (args[0] != "extauthz" && args[0] != "bin/extauthz") || args[1] != "check" {
+				continue
+			}
+			ran++
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), args[1:], &out, &errOut)
+			if code > 1 || out.String() != ex.output {
+				t.Errorf("%s: $ %s\nexit %d, stdout:\n%s\nstderr:\n%s\nthe doc shows:\n%s", doc, ex.command, code, out.String(), errOut.String(), ex.output)
+			}
+		}
+	}
+	if ran < 3 {
+		t.Errorf("ran %d check examples from the docs; the console blocks are gone or unreadable", ran)
+	}
+}
+
+type consoleExample struct{ command, output string }
+
+// consoleExamples reads the ```console blocks of a Markdown document.
+func consoleExamples(doc string) []consoleExample {
+	var out []consoleExample
+	in := false
+	for _, line := range strings.Split(doc, "\n") {
+		switch {
+		case !in && strings.TrimSpace(line) == "```console":
+			in = true
+		case in && strings.TrimSpace(line) == "```":
+			in = false
+		case in && strings.HasPrefix(line, "$ "):
+			out = append(out, consoleExample{command: line[2:]})
+		case in && len(out) > 0:
+			out[len(out)-1].output += line + "\n"
+		}
+	}
+	return out
+}
+
+// shellWords splits a command line as a POSIX shell would, for the
+// literal commands of the docs: quotes and backslashes, no expansions.
+func shellWords(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("unterminated '")
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			inWord = true
+			for i++; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+					i++
+				} else if s[i] == '$' || s[i] == '`' {
+					return nil, errors.New("expansions are not literal")
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, errors.New(`unterminated "`)
+			}
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		case strings.IndexByte("$`|&;<>()", c) >= 0:
+			return nil, fmt.Errorf("%q is not literal", c)
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
 }
