@@ -41,6 +41,7 @@ type serveConfig struct {
 	policyPoll     time.Duration
 	grpcAddr       string
 	httpAddr       string
+	debugPprof     bool
 	logFormat      string
 	logLevel       string
 	audit          bool
@@ -58,6 +59,7 @@ type serveConfig struct {
 	replayFailOpen bool
 	nonceSecret    string
 	nonceLifetime  time.Duration
+	grpcTLS        grpcTLS
 	keys           keys.Config
 }
 
@@ -65,7 +67,9 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.policies, "policy", "policy file or directory (repeatable)")
 	fs.DurationVar(&c.policyPoll, "policy-poll-interval", 2*time.Second, "how often policy files are checked for changes (SIGHUP checks at once)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9001", "gRPC listen address: host:port or unix:///path")
+	c.grpcTLS.flags(fs)
 	fs.StringVar(&c.httpAddr, "http-addr", ":9090", "HTTP address of /healthz, /readyz, /metrics and /debug/keys")
+	fs.BoolVar(&c.debugPprof, "debug-pprof", false, "serve Go's runtime profiles under /debug/pprof/ on --http-addr (off by default)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Float64Var(&c.logSample, "decision-log-sample", 0.01, "fraction of allowed Checks written to the decision log (denies are always logged)")
@@ -110,6 +114,10 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 			fmt.Fprintf(stderr, "extauthz serve: --%s must be positive, got %s\n", name, d)
 			return 2
 		}
+	}
+	if err := cfg.grpcTLS.check(); err != nil {
+		fmt.Fprintln(stderr, "extauthz serve:", err)
+		return 2
 	}
 	log, err := newLogger(stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {
@@ -161,12 +169,16 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	// SIGHUP re-reads the policy and the gRPC listener's TLS files.
 	trigger := make(chan struct{}, 1)
+	tlsTrigger := make(chan struct{}, 1)
 	go func() {
 		for range hup {
-			select {
-			case trigger <- struct{}{}:
-			default:
+			for _, c := range []chan struct{}{trigger, tlsTrigger} {
+				select {
+				case c <- struct{}{}:
+				default:
+				}
 			}
 		}
 	}()
@@ -205,6 +217,12 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		DecisionLogSample: cfg.logSample,
 	})
 
+	gtls, err := openGRPCTLS(ctx, cfg.grpcTLS, log, reg)
+	if err != nil {
+		return err
+	}
+	defer gtls.Close()
+	go gtls.run(rctx, cfg.grpcTLS.reloadInterval, tlsTrigger)
 	glis, err := listen(cfg.grpcAddr)
 	if err != nil {
 		return err
@@ -225,7 +243,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		defer cancel()
 		_ = stopTracing(sctx)
 	}()
-	gs := grpc.NewServer(append(traceOpts,
+	gs := grpc.NewServer(append(append(traceOpts, gtls.serverOptions()...),
 		check.ServerCodec(), // invalid UTF-8 is a deny, not a gRPC error
 		grpc.MaxRecvMsgSize(maxCheckRequestBytes),
 		// Envoy keeps long-lived HTTP/2 connections and pings them; allow
@@ -241,8 +259,12 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	hs.SetServingStatus(authv3.Authorization_ServiceDesc.ServiceName, healthpb.HealthCheckResponse_SERVING)
 
 	var ready atomic.Bool
+	admin := adminMux(reg, plane, store, &ready)
+	if cfg.debugPprof {
+		admin.Handle("/debug/pprof/", debugPprofHandler())
+	}
 	httpSrv := &http.Server{
-		Handler:           adminMux(reg, plane, store, &ready),
+		Handler:           admin,
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	gerr := make(chan error, 1)
@@ -253,7 +275,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		}
 	}()
 	ready.Store(true)
-	log.Info("serving", "grpc_addr", addrString(glis), "http_addr", hlis.Addr().String(),
+	log.Info("serving", "grpc_addr", addrString(glis), "grpc_tls", gtls.mode, "http_addr", hlis.Addr().String(),
 		"policy_hash", snap.Hash, "rules", len(snap.Rules), "issuers", len(snap.Issuers), "version", version())
 
 	select {
