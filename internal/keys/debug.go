@@ -17,6 +17,7 @@ type issuerStatus struct {
 	Issuer              string       `json:"issuer"`
 	Source              string       `json:"source"`
 	Location            string       `json:"location,omitempty"`
+	TrustDomain         string       `json:"trust_domain,omitempty"`
 	Keys                []keyStatus  `json:"keys"`
 	Skipped             []skippedKey `json:"skipped,omitempty"`
 	LoadedAt            time.Time    `json:"loaded_at,omitzero"`
@@ -80,6 +81,14 @@ func (p *Plane) snapshot(now time.Time) []issuerStatus {
 		seen[s.label] = true
 		out = append(out, s.status(now))
 	}
+	for _, r := range p.spiffeRunners() {
+		label := r.conf.key.label
+		if seen[label] || p.superseded(label, r.conf.key.claimKey()) {
+			continue
+		}
+		seen[label] = true
+		out = append(out, r.status(now))
+	}
 	slices.SortFunc(out, func(a, b issuerStatus) int { return strings.Compare(a.Issuer, b.Issuer) })
 	return out
 }
@@ -129,6 +138,41 @@ func (s *staticSource) status(now time.Time) issuerStatus {
 		st.LastError, st.LastErrorAt = s.lastErr, s.lastErrAt
 	}
 	s.mu.Unlock()
+	return st
+}
+
+// status describes a SPIFFE source as the others are described. Its next
+// refresh is the bundle endpoint's next fetch, or the Workload API's next
+// reconnect while the stream is down; the agent pushes every change, so a
+// working stream has none.
+func (r *spiffeRunner) status(now time.Time) issuerStatus {
+	st := issuerStatus{
+		Issuer:      r.conf.key.label,
+		Source:      r.conf.key.kind,
+		Location:    r.conf.key.location,
+		TrustDomain: r.conf.td.Name(),
+		Keys:        []keyStatus{},
+	}
+	if cur := r.cur.Load(); cur != nil {
+		st.Keys = describeKeys(cur.set)
+		st.Skipped = cur.skipped
+		st.LoadedAt = cur.loadedAt
+		st.AgeSeconds = now.Sub(cur.loadedAt).Seconds()
+		st.StaleAt = cur.staleAt
+		st.Servable = r.servable(cur, now)
+	}
+	r.mu.Lock()
+	switch {
+	case r.timer != nil:
+		st.NextRefresh = r.next
+	case r.conf.key.kind == kindSPIFFEWorkload && r.failures > 0 && r.retryAt.After(now):
+		st.NextRefresh = r.retryAt
+	}
+	st.ConsecutiveFailures = r.failures
+	if r.lastErr != nil {
+		st.LastError, st.LastErrorAt = r.lastErr.Error(), r.lastErrAt
+	}
+	r.mu.Unlock()
 	return st
 }
 

@@ -161,9 +161,9 @@ func (r *spiffeRunner) fetchEndpoint(c chan struct{}) {
 	}
 	r.mu.Lock()
 	if err == nil {
-		r.failures, r.retryAt = 0, time.Time{}
+		r.retryAt = time.Time{}
 	} else {
-		r.failures++
+		// fail has counted this one in r.failures.
 		d := baseBackoff
 		for i := 1; i < r.failures && d < maxBackoff; i++ {
 			d *= 2
@@ -173,6 +173,7 @@ func (r *spiffeRunner) fetchEndpoint(c chan struct{}) {
 	}
 	r.inflight = nil
 	if !r.stopped.Load() {
+		r.next = next
 		r.timer = r.p.clock.AfterFunc(next.Sub(now), func() {
 			r.startFetch(r.p.clock.Now(), trigRefresh)
 		})

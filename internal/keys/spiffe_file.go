@@ -28,11 +28,20 @@ func (r *spiffeRunner) recheckFile(now time.Time) {
 	}
 	st, err := r.p.readBundleFile(r.conf.key.location, r.conf.td, now)
 	if err != nil {
+		fe := &fetchError{outcome: outcomeInvalid, url: r.conf.key.location, err: err}
 		r.mu.Lock()
-		repeated := r.lastErr != nil && r.lastErr.Error() == err.Error()
+		repeated := r.lastErr != nil && r.lastErr.Error() == fe.Error()
+		if repeated {
+			r.lastErrAt = now
+		}
 		r.mu.Unlock()
-		r.fail(&fetchError{outcome: outcomeInvalid, url: r.conf.key.location, err: err}, now)
-		if !repeated && !(errors.Is(err, os.ErrNotExist) && old == nil) {
+		if repeated {
+			// Logged and counted once, as for a key file: a file that
+			// stays broken would otherwise do both at every poll.
+			return
+		}
+		r.fail(fe, now)
+		if !errors.Is(err, os.ErrNotExist) || old != nil {
 			r.p.log.Error("keys: reading the SPIFFE bundle file failed; keeping the last bundle",
 				"issuer", r.conf.key.label, "path", r.conf.key.location, "error", err)
 		}

@@ -49,6 +49,19 @@ func (p *Plane) spiffeRunner(conf *spiffeConf) *spiffeRunner {
 	return r
 }
 
+// spiffeRunners lists the running watchers, for /debug/keys and the
+// metrics.
+func (p *Plane) spiffeRunners() []*spiffeRunner {
+	w := &p.spiffe
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := make([]*spiffeRunner, 0, len(w.runners))
+	for _, r := range w.runners {
+		out = append(out, r)
+	}
+	return out
+}
+
 // stopSPIFFE stops every watcher of the plane, for Close.
 func (p *Plane) stopSPIFFE() {
 	w := &p.spiffe
@@ -77,9 +90,10 @@ type spiffeRunner struct {
 	mu        sync.Mutex
 	inflight  chan struct{} // bundle endpoint fetch in flight
 	lastStart time.Time
-	failures  int
-	retryAt   time.Time
-	timer     Timer // bundle endpoint: next fetch
+	failures  int       // failed attempts since the last bundle; a file counts none
+	retryAt   time.Time // next attempt after a failure
+	timer     Timer     // bundle endpoint: next fetch
+	next      time.Time // bundle endpoint: when timer fires
 	sweep     Timer
 	lastErr   error
 	lastErrAt time.Time
@@ -234,6 +248,11 @@ func (r *spiffeRunner) unavailable(st *spiffeState, now time.Time) error {
 func (r *spiffeRunner) fail(err error, now time.Time) {
 	r.mu.Lock()
 	r.lastErr, r.lastErrAt = err, now
+	// A file is looked at, not fetched: like a jwks_file it shows its last
+	// error but no failures in a row, which would count polls.
+	if r.conf.key.kind != kindSPIFFEFile {
+		r.failures++
+	}
 	r.mu.Unlock()
 	r.p.m.fetched(r.conf.key.label, outcomeOf(err))
 	r.answer.Do(func() { close(r.answered) })
@@ -247,7 +266,7 @@ func (r *spiffeRunner) publish(st *spiffeState) {
 	r.answer.Do(func() { close(r.answered) })
 	r.mu.Lock()
 	recovered := r.lastErr != nil
-	r.lastErr = nil
+	r.lastErr, r.failures = nil, 0
 	r.mu.Unlock()
 	r.p.m.fetched(r.conf.key.label, outcomeSuccess)
 	if prev != nil && prev.sum == st.sum && !recovered {
