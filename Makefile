@@ -10,9 +10,12 @@ PROTOC_GEN_GO_BIN   := $(TOOLS)/protoc-gen-go-$(PROTOC_GEN_GO)/protoc-gen-go
 BIN                 := bin/extauthz
 PKG                 := github.com/extauthz/extauthz
 PROTO_SRC           := proto/extauthz/policy/v1/policy.proto
+# make fuzz runs each fuzz target FUZZTIME; make test's fuzz-smoke splits
+# FUZZ_SMOKE_BUDGET seconds among the targets (at least 1s each).
 FUZZTIME            ?= 20s
+FUZZ_SMOKE_BUDGET   ?= 45
 
-.PHONY: all build run test setup deps-apt deps-npm spire-tools lint vet fmt-check staticcheck proto proto-check unit deploy-check bench-smoke fuzz bench image clean
+.PHONY: all build run test setup deps-apt deps-npm spire-tools lint vet fmt-check staticcheck proto proto-check unit deploy-check bench-smoke fuzz fuzz-smoke bench image clean
 
 all: build
 
@@ -24,7 +27,7 @@ run: build
 	./$(BIN) serve --policy examples/quickstart/policy.yaml \
 		--grpc-addr 127.0.0.1:9001 --http-addr 127.0.0.1:9090 --log-format text
 
-test: setup proto-check lint unit deploy-check bench-smoke
+test: setup proto-check lint unit deploy-check bench-smoke fuzz-smoke
 
 # Everything the tests use, installed by the project itself: Debian packages
 # (protoc, redis-server) when missing, the npm jose signer, Go tools and the
@@ -93,13 +96,44 @@ deploy-check: $(STATICCHECK)
 bench-smoke:
 	$(GO) test -run '^$$' -bench . -benchtime=1x ./... >/dev/null
 
-fuzz:
-	@set -e; for pkg in $$($(GO) list ./...); do \
-		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz' || true); do \
-			echo "fuzz $$pkg $$f ($(FUZZTIME))"; \
-			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg; \
+# Every fuzz target (func FuzzX(f *testing.F) in a package's tests) fuzzed
+# beyond its seed corpus: FUZZTIME each for make fuzz, FUZZ_SMOKE_BUDGET
+# split among them for make test. Each package's instrumented test binary
+# is built once; the generated corpus is go's own ($GOCACHE/fuzz), shared
+# with go test -fuzz. A failing input is written to the package's
+# testdata/fuzz/<Target>/ and fails the run once every target has run.
+fuzz: FUZZ_EACH = $(FUZZTIME)
+fuzz-smoke: FUZZ_EACH =
+fuzz fuzz-smoke:
+	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	cache=$$($(GO) env GOCACHE)/fuzz; \
+	$(GO) list -f '{{.ImportPath}} {{.Dir}}{{range .TestGoFiles}} {{.}}{{end}}{{range .XTestGoFiles}} {{.}}{{end}}' ./... >$$tmp/pkgs; \
+	while read -r pkg dir files; do \
+		[ -n "$$files" ] || continue; \
+		for f in $$(cd "$$dir" && sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)([A-Za-z_]* \*testing\.F).*/\1/p' $$files); do \
+			echo "$$pkg $$dir $$f"; \
 		done; \
-	done
+	done <$$tmp/pkgs >$$tmp/targets; \
+	n=$$(wc -l <$$tmp/targets); \
+	[ "$$n" -gt 0 ] || { echo "fuzz: no fuzz targets"; exit 0; }; \
+	each="$(FUZZ_EACH)"; \
+	if [ -z "$$each" ]; then s=$$(( $(FUZZ_SMOKE_BUDGET) / n )); [ "$$s" -ge 1 ] || s=1; each=$${s}s; fi; \
+	echo "fuzz: $$n targets, $$each each beyond the seed corpus"; \
+	start=$$(date +%s); failed=""; \
+	while read -r pkg dir f; do \
+		bin=$$tmp/$$(echo "$$pkg" | tr / _).test; \
+		[ -x "$$bin" ] || $(GO) test -c -fuzz=. -o "$$bin" "$$pkg" </dev/null; \
+		echo "fuzz $$pkg $$f ($$each)"; \
+		(cd "$$dir" && "$$bin" -test.run '^$$' -test.fuzz "^$$f$$" -test.fuzztime "$$each" \
+			-test.fuzzcachedir "$$cache/$$pkg" -test.timeout 10m </dev/null) || failed="$$failed $$pkg.$$f"; \
+	done <$$tmp/targets; \
+	echo "fuzz: $$n targets in $$(( $$(date +%s) - start ))s"; \
+	if [ -n "$$failed" ]; then \
+		echo "fuzz: FAILED:$$failed"; \
+		echo "fuzz: each failing input is in its package's testdata/fuzz/<Target>/ (named above);"; \
+		echo "fuzz: go test -run '<Target>/<file>' reproduces it; commit it with the fix (README, Development)"; \
+		exit 1; \
+	fi
 
 # The whole comparison (floor, every scenario, OPA-Envoy and Heimdall built
 # from the Go module proxy and cached): writes docs/benchmarks.md and .svg.
