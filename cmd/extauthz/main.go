@@ -3,7 +3,7 @@
 //
 //	extauthz serve --policy PATH [--policy PATH...]   serve Checks
 //	extauthz validate PATH...                          load a policy and report every error
-//	extauthz check --addr ADDR --request FILE          send a CheckRequest to a running server
+//	extauthz check [--policy PATH | --addr ADDR] ...   decide one request (from flags, curl or protojson)
 //	extauthz test PATH...                              run policy test files (*_test.yaml)
 //	extauthz version                                   print the version
 //
@@ -32,7 +32,7 @@ const usage = `usage: extauthz <command> [flags]
 commands:
   serve     serve ext_authz Checks (extauthz serve --help)
   validate  load policy files as serve would and print every error
-  check     send a CheckRequest (protojson) to a running server, print the response
+  check     decide one request, built from flags or a curl line, offline or by a running server
   test      run policy test files (*_test.yaml) against an in-process server
   version   print the version
 `

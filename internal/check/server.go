@@ -194,13 +194,16 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 	}
 	for _, e := range rule.Require {
 		ok, err := e.True(ctx, vars)
-		if err != nil {
-			s.cfg.Logger.Debug("check: require expression failed", "rule", rule.Name, "err", err)
-		}
 		if tr != nil {
 			tr.require(e, vars, ok, err)
 		}
 		if !ok {
+			// The decision log says requirement_failed; at debug, which one.
+			if err != nil {
+				s.cfg.Logger.Debug("check: require expression failed", "rule", rule.Name, "require", e.Source, "err", err)
+			} else {
+				s.cfg.Logger.Debug("check: require expression is false", "rule", rule.Name, "require", e.Source)
+			}
 			d.allow, d.kind, d.reason = false, denyAccess, ReasonRequire
 			return d
 		}

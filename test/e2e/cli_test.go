@@ -151,9 +151,9 @@ func TestCheckCommand(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reqFile := writeFile(t, "request.json", tt.request)
-			code, stdout, stderr := run(t, "check", "--addr", srv.GRPCAddr, "--request", reqFile)
-			if code != 0 {
-				t.Fatalf("check exited %d; stderr:\n%s", code, stderr)
+			code, stdout, stderr := run(t, "check", "--addr", srv.GRPCAddr, "-o", "json", "--request", reqFile)
+			if code != 1 {
+				t.Fatalf("check exited %d, want 1 (deny); stderr:\n%s", code, stderr)
 			}
 			var generic map[string]any
 			if err := json.Unmarshal([]byte(stdout), &generic); err != nil {
