@@ -220,7 +220,8 @@ func TestReport(t *testing.T) {
 		r.pairs = append(r.pairs, &pair{scenario: sc, server: srv, runs: []*Result{res(rate, cpu), res(rate*1.1, cpu)}})
 	}
 	add(scFloor, srvFloor, 20000, 45*time.Microsecond)
-	add(scCached, srvExt, 18000, 50*time.Microsecond)
+	add(scBare, srvFloor, 22000, 40*time.Microsecond)
+	add(scCached, srvExt, 18000, 48*time.Microsecond)
 	add(scCached, srvOPA, 3000, 500*time.Microsecond)
 	add(scDistinct("ES256"), srvExt, 8000, 120*time.Microsecond)
 	add(scDistinct("ES256"), srvHeimdall, 5000, 200*time.Microsecond)
@@ -255,6 +256,9 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(string(doc), "| floor over the bare call | +5.0 |") {
+		t.Errorf("the report lacks the floor against the bare call:\n%s", doc)
+	}
 	if !strings.Contains(string(doc), "| "+scDPoP+" | 0.20 | 250.0 | +205.0 µs | 2 × 60.0 = 120.0 | +85.0 µs |") {
 		t.Errorf("the floor table lacks the DPoP row:\n%s", doc)
 	}
@@ -285,5 +289,32 @@ BenchmarkParse-2   	 100	 6000 ns/op	 2616 B/op	 25 allocs/op
 	bs := medians(parseGoBench(out))
 	if len(bs) != 1 || bs[0].Metrics["ns/op"] != 6000 || bs[0].Metrics["allocs/op"] != 25 {
 		t.Fatalf("medians: %+v", bs)
+	}
+}
+
+func TestPinning(t *testing.T) {
+	off := planPinning(false)
+	if off.on || !strings.Contains(off.mode(), "not pinned") {
+		t.Errorf("-pin=false: %+v, %s", off, off.mode())
+	}
+	if bin, args := off.command("x", []string{"a"}); bin != "x" || len(args) != 1 {
+		t.Errorf("unpinned command: %s %v", bin, args)
+	}
+	p := planPinning(true)
+	if !p.on {
+		t.Skipf("no pinning here: %s", p.mode())
+	}
+	if bin, args := p.command("x", []string{"a"}); bin != p.taskset || strings.Join(args, " ") != "-c "+p.serverSet+" x a" {
+		t.Errorf("pinned command: %s %v", bin, args)
+	}
+	if err := p.pinSelf(); err != nil {
+		t.Fatal(err)
+	}
+	if got := schedCores(); cpuList(got) != p.loadSet {
+		t.Errorf("pinned to %v, want %s", got, p.loadSet)
+	}
+	p.unpinSelf()
+	if got := schedCores(); len(got) != len(p.server)+len(p.loadgen) {
+		t.Errorf("unpinned to %v", got)
 	}
 }

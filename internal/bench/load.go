@@ -17,10 +17,14 @@ const checkMethod = "/envoy.service.auth.v3.Authorization/Check"
 // Target is one ext_authz server under load: a few HTTP/2 connections to
 // it, and the process whose CPU is measured.
 type Target struct {
-	Name  string
-	Addr  string
-	Proc  *Process
-	conns []*grpc.ClientConn
+	Name string
+	Addr string
+	// HTTPAddr is extauthz's admin address, "" for other servers.
+	HTTPAddr string
+	Proc     *Process
+	// Method is the gRPC method called; "" is ext_authz's Check.
+	Method string
+	conns  []*grpc.ClientConn
 }
 
 // Dial opens n connections to the target.
@@ -66,7 +70,11 @@ func (t *Target) Check(ctx context.Context, conn int, req []byte) (int32, error)
 
 func (t *Target) check(ctx context.Context, conn int, req []byte) (checkStatus, error) {
 	var st checkStatus
-	err := t.conns[conn%len(t.conns)].Invoke(ctx, checkMethod, &rawRequest{b: req}, &st)
+	method := t.Method
+	if method == "" {
+		method = checkMethod
+	}
+	err := t.conns[conn%len(t.conns)].Invoke(ctx, method, &rawRequest{b: req}, &st)
 	return st, err
 }
 

@@ -33,7 +33,11 @@ type Process struct {
 	match func(line string) bool
 }
 
-// Start runs bin with args; every line it prints is offered to the
+// serverPin, set by Run for the length of a run, puts every server process
+// Start starts on the server cores.
+var serverPin *pinning
+
+// Start runs bin with args (on the server cores when the run pins them); every line it prints is offered to the
 // readiness matcher set with WaitLine before it starts.
 func Start(name, dir, bin string, args []string, env []string, match func(string) bool) (*Process, error) {
 	logPath := filepath.Join(dir, name+".log")
@@ -41,7 +45,8 @@ func Start(name, dir, bin string, args []string, env []string, match func(string
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, args...)
+	name0, argv := serverPin.command(bin, args)
+	cmd := exec.Command(name0, argv...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	pr, pw := io.Pipe()

@@ -54,8 +54,14 @@ type Config struct {
 	DPoPProofs int
 	// Scenarios limits the run to these scenarios (ScenarioKeys); the floor
 	// is always measured. Empty means every scenario.
-	Scenarios  []string
-	Peers      bool // build and run OPA-Envoy and Heimdall
+	Scenarios []string
+	Peers     bool // build and run OPA-Envoy and Heimdall
+	// Pin puts the servers and the load generator on different cores
+	// (taskset), when the machine allows.
+	Pin bool
+	// DebugPprof starts extauthz with --debug-pprof, so its CPU can be
+	// profiled under the bench's load (the log names its HTTP address).
+	DebugPprof bool
 	GoBench    bool // run the in-process benchmarks
 	GoBenchDur string
 
@@ -67,7 +73,7 @@ func Defaults() Config {
 	return Config{
 		Warmup: 2 * time.Second, Duration: 3 * time.Second, Rounds: 5,
 		Concurrency: 16, Conns: 4, Distinct: 20_000, Assertions: 200_000, DPoPProofs: 150_000,
-		Peers: true, GoBench: true, GoBenchDur: "300ms",
+		Peers: true, Pin: true, GoBench: true, GoBenchDur: "300ms",
 	}
 }
 
@@ -95,6 +101,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		fmt.Fprintf(cfg.Log, "[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, args...))
 	}
 	rep.loadBefore = loadAvg()
+	pin := planPinning(cfg.Pin)
+	rep.pin = pin
+	serverPin = pin
+	defer func() { serverPin = nil }()
+	logf("cores: %s", pin.mode())
 
 	dir, err := os.MkdirTemp("", "extauthz-bench-")
 	if err != nil {
@@ -230,6 +241,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	extra := []string{"--policy", dpopFile}
+	if cfg.DebugPprof {
+		extra = append(extra, "--debug-pprof")
+	}
 	cacheSize := cfg.Distinct / 2
 	if ExtauthzHasFlag(bin, "token-cache-size") {
 		extra = append(extra, "--token-cache-size", fmt.Sprint(cacheSize))
@@ -242,11 +256,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	procs = append(procs, floor.Proc)
+	// The floor's process also serves an empty unary method: the bare cost
+	// of a gRPC call on this machine.
+	bare := &Target{Name: "bare gRPC unary", Addr: floor.Addr, Proc: floor.Proc, Method: BareMethod}
 	ext, err := startExtauthz(ctx, "extauthz", dir, bin, policyFile, extra...)
 	if err != nil {
 		return err
 	}
 	procs = append(procs, ext.Proc)
+	if cfg.DebugPprof {
+		logf("extauthz profiles: go tool pprof http://%s/debug/pprof/profile?seconds=10", ext.HTTPAddr)
+	}
 	var extRedis *Target
 	if cfg.wants(keyAssertRedis) {
 		redisProc, redisAddr, err := startRedis(ctx, dir)
@@ -301,7 +321,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// or its numbers would mean nothing.
 	bad := BearerRequest(tamper(cachedTok), 0)
 	var targets []*Target
-	for _, tg := range []*Target{floor, ext, extRedis, opaCached, opaDistinct, heim} {
+	for _, tg := range []*Target{floor, bare, ext, extRedis, opaCached, opaDistinct, heim} {
 		if tg == nil {
 			continue
 		}
@@ -346,6 +366,9 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		if err := sanity(tg, firsts); err != nil {
 			return err
 		}
+	}
+	if code, err := bare.Check(ctx, 0, nil); err != nil || code != 0 {
+		return fmt.Errorf("bench: the bare unary method fails (code %d, err %v); log: %s", code, err, floor.Proc.log)
 	}
 	for _, tg := range []**Target{&opaCached, &opaDistinct, &heim} {
 		if *tg == nil {
@@ -396,6 +419,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	distinctSrc := func(alg string) Source { return NewCycle(distinct[alg]) }
 	add(scCached, srvExt, ext, cached)
 	add(scFloor, srvFloor, floor, cached)
+	add(scBare, srvFloor, bare, NewCycle([][]byte{nil}))
 	add(scDistinct("ES256"), srvExt, ext, distinctSrc("ES256"))
 	add(scDistinct("ES256"), srvOPA, opaDistinct, distinctSrc("ES256"))
 	add(scDistinct("ES256"), srvHeimdall, heim, distinctSrc("ES256"))
@@ -438,6 +462,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		fixed = nil
 	}
 	const maxInFlight = 64
+	if err := pin.pinSelf(); err != nil {
+		return err
+	}
+	defer pin.unpinSelf()
 	for round := 1; round <= cfg.Rounds; round++ {
 		rawVerifyAll(idp, rep.rawVerify)
 		var floorRate float64
@@ -481,6 +509,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 				round, fmt.Sprintf("fixed %.0f/s", rate), p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors)
 		}
 	}
+	pin.unpinSelf()
 	pairs = append(pairs, fixed...)
 	if busy0 > 0 {
 		other := (machineBusy() - busy0) - (ours() - ours0)
@@ -520,6 +549,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 // Scenario and server names, as the report shows them.
 const (
 	scFloor       = "floor (no-op server)"
+	scBare        = "bare gRPC unary (empty message)"
 	scCached      = "cached bearer"
 	scAssertMem   = "client assertion, memory replay"
 	scAssertRedis = "client assertion, Redis replay"

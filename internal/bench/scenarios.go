@@ -34,7 +34,7 @@ func ScenarioKeys() []string {
 // scenarioKey is the key of a scenario as the report names it.
 func scenarioKey(scenario string) string {
 	switch scenario {
-	case scFloor:
+	case scFloor, scBare:
 		return keyFloor
 	case scCached:
 		return keyCached

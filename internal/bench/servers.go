@@ -100,7 +100,7 @@ func startExtauthz(ctx context.Context, name, dir, bin, policyFile string, extra
 		p.Stop()
 		return nil, err
 	}
-	return &Target{Name: name, Addr: grpcAddr, Proc: p}, nil
+	return &Target{Name: name, Addr: grpcAddr, HTTPAddr: httpAddr, Proc: p}, nil
 }
 
 // startRedis starts redis-server on a free loopback port, without
