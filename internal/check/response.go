@@ -47,18 +47,45 @@ func deny(kind denyKind, reason string) *decision {
 	return &decision{kind: kind, reason: reason}
 }
 
+// okParts is an allowed CheckResponse in one allocation: the response, its
+// oneof wrapper, the OkHttpResponse, the metadata and its token-supplied
+// values, and room for one header (the common case), instead of an
+// allocation for each.
+type okParts struct {
+	resp  authv3.CheckResponse
+	oneof authv3.CheckResponse_OkResponse
+	ok    authv3.OkHttpResponse
+	meta  metaParts
+	opt   [1]corev3.HeaderValueOption
+	val   [1]corev3.HeaderValue
+	ptr   [1]*corev3.HeaderValueOption
+}
+
+// metaParts holds the metadata Struct and the values that cannot be
+// interned.
+type metaParts struct {
+	st                   structpb.Struct
+	clientID, spiffeID   structpb.Value
+	clientIDS, spiffeIDS structpb.Value_StringValue
+}
+
 // response turns d into Envoy's CheckResponse.
 func (d *decision) response(snap *policy.Snapshot) *authv3.CheckResponse {
-	resp := &authv3.CheckResponse{DynamicMetadata: d.metadata()}
 	if d.allow {
+		p := &okParts{}
+		resp := &p.resp
+		resp.DynamicMetadata = d.metadata(&p.meta)
 		resp.Status = statusOK
-		ok := d.okResponse(snap)
+		ok := &p.ok
+		d.okResponse(snap, p)
 		if d.nonce != "" {
 			ok.ResponseHeadersToAdd = []*corev3.HeaderValueOption{nonceHeader(d.nonce)}
 		}
-		resp.HttpResponse = &authv3.CheckResponse_OkResponse{OkResponse: ok}
+		p.oneof.OkResponse = ok
+		resp.HttpResponse = &p.oneof
 		return resp
 	}
+	resp := &authv3.CheckResponse{DynamicMetadata: d.metadata(&metaParts{})}
 	resp.Status = statusDenied
 	if d.kind.status() == 401 {
 		resp.Status = statusUnauthenticated
@@ -77,9 +104,16 @@ var (
 // okResponse sets the rule's headers, overwriting whatever the client sent,
 // and removes every other managed header, so a client can never smuggle
 // x-client-id (or x_client_id) to the upstream.
-func (d *decision) okResponse(snap *policy.Snapshot) *authv3.OkHttpResponse {
-	ok := &authv3.OkHttpResponse{}
-	if len(d.headers) > 0 {
+func (d *decision) okResponse(snap *policy.Snapshot, p *okParts) {
+	ok := &p.ok
+	switch len(d.headers) {
+	case 0:
+	case 1:
+		p.val[0] = corev3.HeaderValue{Key: d.headers[0].name, Value: d.headers[0].value}
+		p.opt[0].Header, p.opt[0].AppendAction = &p.val[0], corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD
+		p.ptr[0] = &p.opt[0]
+		ok.Headers = p.ptr[:]
+	default:
 		opts := make([]corev3.HeaderValueOption, len(d.headers))
 		vals := make([]corev3.HeaderValue, len(d.headers))
 		ok.Headers = make([]*corev3.HeaderValueOption, len(d.headers))
@@ -105,7 +139,6 @@ func (d *decision) okResponse(snap *policy.Snapshot) *authv3.OkHttpResponse {
 			ok.HeadersToRemove = append(ok.HeadersToRemove, m)
 		}
 	}
-	return ok
 }
 
 func nonceHeader(nonce string) *corev3.HeaderValueOption {
@@ -212,8 +245,8 @@ func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpRespo
 const retryAfterSeconds = 5
 
 // metadata is the spec's dynamic_metadata, for Envoy's access logs and rate
-// limits.
-func (d *decision) metadata() *structpb.Struct {
+// limits, built in p.
+func (d *decision) metadata(p *metaParts) *structpb.Struct {
 	decision, rule, issuer := "deny", "", ""
 	if d.allow {
 		decision = "allow"
@@ -229,16 +262,23 @@ func (d *decision) metadata() *structpb.Struct {
 	f["rule"] = constValue(rule)
 	f["reason"] = constValue(d.reason)
 	f["issuer"] = constValue(issuer)
-	f["client_id"] = structpb.NewStringValue(printable(d.clientID))
-	if d.spiffeID == "" {
-		f["spiffe_id"] = constValue("")
-	} else {
-		f["spiffe_id"] = structpb.NewStringValue(d.spiffeID)
-	}
+	f["client_id"] = p.stringValue(&p.clientID, &p.clientIDS, printable(d.clientID))
+	f["spiffe_id"] = p.stringValue(&p.spiffeID, &p.spiffeIDS, d.spiffeID)
 	if d.audit != "" {
 		f["audit_decision"] = constValue(d.audit)
 	}
-	return &structpb.Struct{Fields: f}
+	p.st.Fields = f
+	return &p.st
+}
+
+// stringValue is s as a Value: the shared one for "", else v holding s.
+func (p *metaParts) stringValue(v *structpb.Value, k *structpb.Value_StringValue, s string) *structpb.Value {
+	if s == "" {
+		return constValue("")
+	}
+	k.StringValue = s
+	v.Kind = k
+	return v
 }
 
 // constValues interns the metadata values drawn from small fixed sets
