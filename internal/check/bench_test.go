@@ -23,6 +23,10 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/grpc/encoding"
+	grpcproto "google.golang.org/grpc/encoding/proto"
+	"google.golang.org/grpc/mem"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/extauthz/extauthz/internal/bench"
 	"github.com/extauthz/extauthz/internal/bench/mint"
@@ -324,4 +328,66 @@ func benchHeap() int64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return int64(m.HeapAlloc)
+}
+
+// BenchmarkDecodeCheckRequest is the server codec's decode of the bench's
+// cached-bearer CheckRequest, as gRPC hands it the bytes.
+func BenchmarkDecodeCheckRequest(b *testing.B) {
+	raw, err := proto.Marshal(bench.BearerCheck("eyJhbGciOiJFUzI1NiJ9.eyJpc3MiOiJ4In0.c2ln", 1))
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := codec{base: encoding.GetCodecV2(grpcproto.Name)}
+	data := mem.BufferSlice{mem.SliceBuffer(raw)}
+	b.ReportAllocs()
+	for b.Loop() {
+		var req authv3.CheckRequest
+		if err := c.Unmarshal(data, &req); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// TestCheckAllocs guards the allocations of a cached-bearer Check and of a
+// new-token one, so a regression fails `make test` (allocation counts do not
+// depend on the machine's speed).
+func TestCheckAllocs(t *testing.T) {
+	if testing.Short() || raceEnabled {
+		t.Skip("allocation counts differ under -race")
+	}
+	env, err := benchSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := env.idp.ByAlg["ES256"].Sign("at+jwt", env.bearerClaims(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := env.server(0, replay.NewMemory(replay.MemoryConfig{}))
+	req := bench.BearerCheck(tok, 0)
+	allow := func(srv *Server, req *authv3.CheckRequest) {
+		resp, err := srv.Check(context.Background(), req)
+		if err != nil || resp.GetStatus().GetCode() != 0 {
+			t.Fatalf("denied: %v %v", err, resp)
+		}
+	}
+	allow(srv, req)
+	const maxCached = 11
+	if n := testing.AllocsPerRun(200, func() { allow(srv, req) }); n > maxCached {
+		t.Errorf("a cached-bearer Check allocates %.0f times, want ≤ %d", n, maxCached)
+	}
+	toks, err := env.idp.ByAlg["ES256"].SignMany(64, "at+jwt", env.bearerClaims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := make([]*authv3.CheckRequest, len(toks))
+	for i, tk := range toks {
+		reqs[i] = bench.BearerCheck(tk, i)
+	}
+	fresh := env.server(-1, replay.NewMemory(replay.MemoryConfig{}))
+	i := 0
+	const maxNew = 48
+	if n := testing.AllocsPerRun(64, func() { allow(fresh, reqs[i%len(reqs)]); i++ }); n > maxNew {
+		t.Errorf("a new-token ES256 Check allocates %.0f times, want ≤ %d", n, maxNew)
+	}
 }
