@@ -11,12 +11,11 @@ type Clock interface {
 	AfterFunc(d time.Duration, f func()) Timer
 }
 
-// Timer is a pending AfterFunc call.
-type Timer interface {
-	// Stop prevents the call if it has not started; it reports whether it
-	// did.
-	Stop() bool
-}
+// Timer is a pending AfterFunc call. Stop prevents the call if it has not
+// started, and reports whether it did. It is an alias of the bare interface
+// so that a fake clock (keys/fakeclock) need not import this package, and
+// the package's own tests can use it.
+type Timer = interface{ Stop() bool }
 
 type realClock struct{}
 

@@ -57,7 +57,7 @@ func TestFetchFaults(t *testing.T) {
 			// fail lets the fetch now in flight fail.
 			fail := func() {
 				if tc.hang {
-					f.clk.waitTimer(t, DefaultFetchTimeout)
+					f.clk.WaitTimer(t, DefaultFetchTimeout)
 					f.clk.Add(DefaultFetchTimeout)
 				}
 				f.p.settle()
@@ -92,7 +92,7 @@ func TestFetchFaults(t *testing.T) {
 				start := f.clk.Now()
 				got := make(chan error, 1)
 				go func() { _, err := f.src.Keys(f.ctx, "a"); got <- err }()
-				f.clk.waitTimer(t, DefaultFetchWait)
+				f.clk.WaitTimer(t, DefaultFetchWait)
 				f.clk.Add(DefaultFetchWait)
 				wantErr(t, <-got, ErrUnavailable)
 				if waited := f.clk.Now().Sub(start); waited > DefaultFetchWait {
@@ -134,7 +134,7 @@ func TestFetchWaitBoundsFirstLookup(t *testing.T) {
 	start := clk.Now()
 	got := make(chan error, 1)
 	go func() { _, err := src.Keys(t.Context(), "a"); got <- err }()
-	clk.waitTimer(t, DefaultFetchWait)
+	clk.WaitTimer(t, DefaultFetchWait)
 	clk.Add(DefaultFetchWait)
 	err := <-got
 	wantErr(t, err, ErrUnavailable)
