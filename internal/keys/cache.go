@@ -48,6 +48,7 @@ type entry struct {
 	state    atomic.Pointer[keyState]
 	nextAuto atomic.Int64 // unix ns when a refresh is due; MaxInt64 while one runs
 	evicted  atomic.Bool
+	dropped  atomic.Bool // removed because the policy let it go, not for room
 
 	mu        sync.Mutex
 	inflight  *fetchCall
@@ -98,11 +99,23 @@ func (p *Plane) entry(conf *remoteConf) *entry {
 	return e
 }
 
-// evicted is the LRU's eviction callback.
+// evicted is the LRU's eviction callback, for a Remove too.
 func (p *Plane) evicted(_ entryKey, e *entry) {
 	e.evicted.Store(true)
 	e.stop()
-	p.m.evicted()
+	if !e.dropped.Load() {
+		p.m.evicted()
+	}
+}
+
+// drop removes the cached set k because no policy uses it any more. It is
+// not counted as an eviction: that metric tells whether the cache is big
+// enough, and a reload that removes issuers says nothing about it.
+func (p *Plane) drop(k entryKey) {
+	if e, ok := p.cache.Peek(k); ok {
+		e.dropped.Store(true)
+	}
+	p.cache.Remove(k)
 }
 
 func (e *entry) stop() {

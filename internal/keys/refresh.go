@@ -63,7 +63,7 @@ func (e *entry) refresh() {
 	if e.p.superseded(e.conf.label, e.conf.key) {
 		// A reload has given this issuer another source. Should a policy
 		// still holding the old one ask, the set is simply fetched again.
-		e.p.cache.Remove(e.conf.key)
+		e.p.drop(e.conf.key)
 		return
 	}
 	e.start(e.p.clock.Now(), trigRefresh)

@@ -259,6 +259,65 @@ func (p *Plane) superseded(label string, k entryKey) bool {
 	return !ok || cur != k
 }
 
+// Retain tells the plane which sources the serving policy holds; the policy
+// calls it when it swaps in a new snapshot, with every issuer's source.
+// Every issuer of the plane whose source is not among srcs — removed from
+// the policy, or given another source — stops refreshing at once: its
+// cached set is dropped, its SPIFFE watcher stopped, and it leaves
+// /debug/keys and the metrics. Without this, a removed remote issuer would
+// go on being refreshed until the LRU evicted it, which a small policy
+// never makes it do. A Check still in flight on the old snapshot that asks
+// a dropped source gets its keys fetched again, as after an eviction, and
+// that set is dropped at its next refresh. Sources of another plane, and
+// nil ones, are ignored.
+func (p *Plane) Retain(srcs []Source) {
+	remotes := make(map[string]entryKey, len(srcs))
+	statics := make(map[string]*staticSource, len(srcs))
+	cached := make(map[entryKey]bool, len(srcs))
+	watched := make(map[spiffeKey]bool)
+	for _, src := range srcs {
+		switch s := src.(type) {
+		case *remoteSource:
+			if s.p == p {
+				remotes[s.conf.label] = s.conf.key
+				cached[s.conf.key] = true
+			}
+		case *spiffeSource:
+			if s.p == p {
+				remotes[s.conf.key.label] = s.conf.key.claimKey()
+				watched[s.conf.key] = true
+			}
+		case *staticSource:
+			if s.p == p {
+				statics[s.label] = s
+			}
+		case hmacSource:
+			if s.p == p {
+				statics[s.label] = s.staticSource
+			}
+		}
+	}
+	// The claims become exactly the retained sources, so that what a
+	// reload that failed halfway through compiling claimed is undone too.
+	p.mu.Lock()
+	p.remotes, p.statics = remotes, statics
+	p.mu.Unlock()
+	for _, k := range p.cache.Keys() {
+		if !cached[k] {
+			p.drop(k)
+		}
+	}
+	w := &p.spiffe
+	w.mu.Lock()
+	for k, r := range w.runners {
+		if !watched[k] {
+			r.stopLocked()
+			delete(w.runners, k)
+		}
+	}
+	w.mu.Unlock()
+}
+
 // label names the issuer in metrics, logs and errors.
 func (s Spec) label() string {
 	switch {
