@@ -121,6 +121,15 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		cancel()
 	}
 	r.store.Swap(snap)
+	if plane := r.opts.Keys; plane != nil {
+		// Issuers the new policy dropped stop refreshing now, rather than
+		// until the key cache gets round to evicting them.
+		srcs := make([]keys.Source, 0, len(snap.Issuers))
+		for _, is := range snap.Issuers {
+			srcs = append(srcs, is.Keys)
+		}
+		plane.Retain(srcs)
+	}
 	r.count("success")
 	r.published(snap)
 	r.log.Info("policy reloaded", "hash", snap.Hash, "previous_hash", cur.Hash, "rules", len(snap.Rules), "issuers", len(snap.Issuers))
