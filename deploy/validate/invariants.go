@@ -130,8 +130,8 @@ func (m *Manifests) Check() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 
-	for _, d := range m.Deployments {
-		checkDeployment(d, m, add)
+	if err := m.CheckWorkloads(); err != nil {
+		errs = append(errs, err)
 	}
 	dep, ctr, err := m.Extauthz()
 	if err != nil {
@@ -230,6 +230,18 @@ func (m *Manifests) Check() error {
 				add("ServiceMonitor %s: Service %s has no port %q", sm.Name, svcs[0].Name, ep.Port)
 			}
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// CheckWorkloads verifies what every Deployment must satisfy, whatever it
+// runs: hardened, probed, resourced containers with pinned images,
+// selectors that select, and volumes and service accounts that resolve.
+func (m *Manifests) CheckWorkloads() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+	for _, d := range m.Deployments {
+		checkDeployment(d, m, add)
 	}
 	return errors.Join(errs...)
 }
@@ -398,6 +410,7 @@ func checkExtauthz(dep *appsv1.Deployment, ctr *corev1.Container, m *Manifests, 
 	if tgp <= grace+preStop {
 		add("%s: terminationGracePeriodSeconds (%v) must exceed preStop (%v) + shutdown grace (%v)", name, tgp, preStop, grace)
 	}
+	checkGRPCTLS(ctr, pod, name, add)
 	// Single use across replicas: each replica's memory store remembers
 	// only the jtis it saw itself.
 	if n := m.MaxReplicas(dep); n > 1 && ReplayStoreIsMemory(ctr) && dep.Annotations[MemoryReplayStoreAccepted] != "true" {
@@ -425,6 +438,73 @@ func checkExtauthz(dep *appsv1.Deployment, ctr *corev1.Container, m *Manifests, 
 	}
 }
 
+// checkGRPCTLS checks that the gRPC listener's TLS files and Workload API
+// socket are where the container mounts them: a Secret (or projected)
+// volume for files, mounted as a directory so renewals arrive, and the
+// SPIFFE CSI driver for the socket.
+func checkGRPCTLS(ctr *corev1.Container, pod *corev1.PodSpec, name string, add func(string, ...any)) {
+	args := append(append([]string{}, ctr.Command...), ctr.Args...)
+	volume := func(path string) (*corev1.Volume, *corev1.VolumeMount) { return MountedVolume(pod, ctr, path) }
+	for _, flag := range []string{"--grpc-tls-cert", "--grpc-tls-key", "--grpc-client-ca"} {
+		for _, path := range FlagValues(args, flag) {
+			v, vm := volume(path)
+			switch {
+			case v == nil:
+				add("%s: %s %s is in no mounted volume", name, flag, path)
+			case v.Secret == nil && v.Projected == nil && v.CSI == nil:
+				add("%s: %s %s: volume %s is not a Secret", name, flag, path, v.Name)
+			case vm.SubPath != "" || vm.SubPathExpr != "":
+				add("%s: %s %s: a subPath mount never sees a renewed Secret", name, flag, path)
+			}
+		}
+	}
+	if (len(FlagValues(args, "--grpc-tls-cert")) == 0) != (len(FlagValues(args, "--grpc-tls-key")) == 0) {
+		add("%s: --grpc-tls-cert and --grpc-tls-key go together", name)
+	}
+	for _, sock := range FlagValues(args, "--grpc-spiffe-socket") {
+		path, ok := strings.CutPrefix(sock, "unix://")
+		if !ok {
+			continue
+		}
+		if v, _ := volume(path); v == nil || v.CSI == nil || v.CSI.Driver != "csi.spiffe.io" {
+			add("%s: --grpc-spiffe-socket %s is not in a volume of the SPIFFE CSI driver (csi.spiffe.io)", name, sock)
+		}
+		if len(FlagValues(args, "--grpc-spiffe-authorized-id"))+len(FlagValues(args, "--grpc-spiffe-trust-domain")) == 0 {
+			add("%s: --grpc-spiffe-socket without --grpc-spiffe-authorized-id or --grpc-spiffe-trust-domain", name)
+		}
+	}
+}
+
+// MountedVolume returns the volume, and the container's mount of it, in
+// which the file path lies; nil when no mount holds it.
+func MountedVolume(pod *corev1.PodSpec, ctr *corev1.Container, path string) (*corev1.Volume, *corev1.VolumeMount) {
+	for i := range ctr.VolumeMounts {
+		vm := &ctr.VolumeMounts[i]
+		if rel, ok := strings.CutPrefix(path, strings.TrimSuffix(vm.MountPath, "/")+"/"); ok && rel != "" {
+			for j := range pod.Volumes {
+				if pod.Volumes[j].Name == vm.Name {
+					return &pod.Volumes[j], vm
+				}
+			}
+		}
+	}
+	return nil, nil
+}
+
+// FlagValues returns every value of a flag in args, as --flag=value or
+// --flag value.
+func FlagValues(args []string, flag string) []string {
+	var out []string
+	for i, a := range args {
+		if v, ok := strings.CutPrefix(a, flag+"="); ok {
+			out = append(out, v)
+		} else if a == flag && i+1 < len(args) {
+			out = append(out, args[i+1])
+		}
+	}
+	return out
+}
+
 // MemoryReplayStoreAccepted is the Deployment annotation by which a
 // rendering says that several replicas with the memory replay store are
 // intended: its policies take no client assertions or DPoP proofs, the
@@ -435,14 +515,8 @@ const MemoryReplayStoreAccepted = "extauthz/memory-replay-store-with-replicas"
 // replay store: --replay-store, which wins, or EXTAUTHZ_REPLAY_STORE is
 // unset or memory (a value from a Secret is taken to be a Redis URL).
 func ReplayStoreIsMemory(ctr *corev1.Container) bool {
-	args := append(append([]string{}, ctr.Command...), ctr.Args...)
-	for i, a := range args {
-		if v, ok := strings.CutPrefix(a, "--replay-store="); ok {
-			return v == "memory"
-		}
-		if a == "--replay-store" && i+1 < len(args) {
-			return args[i+1] == "memory"
-		}
+	if v := FlagValues(append(append([]string{}, ctr.Command...), ctr.Args...), "--replay-store"); len(v) > 0 {
+		return v[len(v)-1] == "memory"
 	}
 	e := Env(ctr, "EXTAUTHZ_REPLAY_STORE")
 	return e == nil || (e.ValueFrom == nil && (e.Value == "" || e.Value == "memory"))
@@ -511,7 +585,8 @@ func hasPort(pod *corev1.PodSpec, p intstr.IntOrString) bool {
 }
 
 func portNumber(pod *corev1.PodSpec, p intstr.IntOrString) int32 {
-	for _, c := range pod.Containers {
+	// Native sidecars (init containers that keep running) serve ports too.
+	for _, c := range append(append([]corev1.Container{}, pod.Containers...), pod.InitContainers...) {
 		for _, cp := range c.Ports {
 			if (p.Type == intstr.String && cp.Name == p.StrVal) || (p.Type == intstr.Int && cp.ContainerPort == p.IntVal) {
 				return cp.ContainerPort

@@ -283,6 +283,36 @@ func TestHelm(t *testing.T) {
 				t.Errorf("want no lifecycle and a grace of 10s + shutdownGrace, got %v, %d", ctr.Lifecycle, *dep.Spec.Template.Spec.TerminationGracePeriodSeconds)
 			}
 		}},
+		{"grpc mTLS from a Secret", []string{"grpcTLS.secretName=extauthz-grpc-tls"}, func(t *testing.T, m *Manifests) {
+			dep, ctr, _ := m.Extauthz()
+			for flag, want := range map[string]string{"--grpc-tls-cert": "/etc/extauthz/grpc-tls/tls.crt", "--grpc-tls-key": "/etc/extauthz/grpc-tls/tls.key", "--grpc-client-ca": "/etc/extauthz/grpc-tls/ca.crt"} {
+				if got := FlagValues(ctr.Args, flag); len(got) != 1 || got[0] != want {
+					t.Errorf("%s = %q, want %s", flag, got, want)
+				}
+			}
+			found := false
+			for _, v := range dep.Spec.Template.Spec.Volumes {
+				found = found || (v.Secret != nil && v.Secret.SecretName == "extauthz-grpc-tls")
+			}
+			if !found {
+				t.Error("the Secret extauthz-grpc-tls is not a volume")
+			}
+		}},
+		{"grpc TLS without client certificates", []string{"grpcTLS.secretName=extauthz-grpc-tls", "grpcTLS.requireClientCert=false"}, func(t *testing.T, m *Manifests) {
+			_, ctr, _ := m.Extauthz()
+			if len(FlagValues(ctr.Args, "--grpc-tls-cert")) != 1 || len(FlagValues(ctr.Args, "--grpc-client-ca")) != 0 {
+				t.Errorf("want --grpc-tls-cert and no --grpc-client-ca: %q", ctr.Args)
+			}
+		}},
+		{"grpc mTLS with SPIFFE", []string{"grpcTLS.spiffe.enabled=true", "grpcTLS.spiffe.authorizedIDs[0]=spiffe://example.org/ns/istio-system/sa/istio-ingressgateway", "grpcTLS.spiffe.trustDomains[0]=example.org"}, func(t *testing.T, m *Manifests) {
+			_, ctr, _ := m.Extauthz()
+			if got := FlagValues(ctr.Args, "--grpc-spiffe-socket"); len(got) != 1 || got[0] != "unix:///spiffe-workload-api/spire-agent.sock" {
+				t.Errorf("--grpc-spiffe-socket = %q", got)
+			}
+			if len(FlagValues(ctr.Args, "--grpc-spiffe-authorized-id")) != 1 || len(FlagValues(ctr.Args, "--grpc-spiffe-trust-domain")) != 1 {
+				t.Errorf("want one authorized ID and one trust domain: %q", ctr.Args)
+			}
+		}},
 		{"existing policy ConfigMap", []string{"policy.existingConfigMap=my-policy"}, func(t *testing.T, m *Manifests) {
 			name, cm, err := m.PolicyConfigMap()
 			if err != nil || name != "my-policy" || cm != nil || len(m.ConfigMaps) != 0 {
@@ -327,6 +357,8 @@ func TestHelm(t *testing.T) {
 		{"autoscaling without redis", []string{"autoscaling.enabled=true"}, []string{"autoscaling.enabled with maxReplicas 6, " + memoryWithReplicas}},
 		{"replay store in extraArgs", []string{"extraArgs[0]=--replay-store=redis://r:6379/0", "replicaCount=2"}, []string{`extraArgs sets "--replay-store=redis://r:6379/0"`, "replayStore.url"}},
 		{"replay store in extraEnv", []string{"extraEnv[0].name=EXTAUTHZ_REPLAY_STORE", "extraEnv[0].value=memory"}, []string{"extraEnv sets EXTAUTHZ_REPLAY_STORE", "replayStore.url"}},
+		{"grpc TLS from files and SPIFFE", []string{"grpcTLS.secretName=x", "grpcTLS.spiffe.enabled=true", "grpcTLS.spiffe.trustDomains[0]=example.org"}, []string{"grpcTLS.secretName and grpcTLS.spiffe.enabled exclude each other"}},
+		{"SPIFFE without authorized clients", []string{"grpcTLS.spiffe.enabled=true"}, []string{"grpcTLS.spiffe.enabled needs grpcTLS.spiffe.authorizedIDs or grpcTLS.spiffe.trustDomains"}},
 		{"unknown value", []string{"replicaCont=3"}, []string{"replicaCont"}},
 	}
 	for _, c := range refused {
@@ -431,6 +463,22 @@ func TestBrokenManifests(t *testing.T) {
 		{"service to a missing port", func(m *Manifests) { m.Services[0].Spec.Ports[0].TargetPort.StrVal = "grcp" }, "grcp"},
 		{"autoscaler from one replica", func(m *Manifests) { m.HPAs[0].Spec.MinReplicas = new(int32(1)) }, "minReplicas"},
 		{"replicas with the memory store", func(m *Manifests) { _, c, _ := m.Extauthz(); Env(c, "EXTAUTHZ_REPLAY_STORE").Value = "memory" }, "up to 6 replicas with the memory replay store"},
+		{"TLS files outside any mount", func(m *Manifests) {
+			_, c, _ := m.Extauthz()
+			c.Args = append(c.Args, "--grpc-tls-cert=/tls/tls.crt", "--grpc-tls-key=/tls/tls.key")
+		}, "--grpc-tls-cert /tls/tls.crt is in no mounted volume"},
+		{"TLS cert without key", func(m *Manifests) {
+			_, c, _ := m.Extauthz()
+			c.Args = append(c.Args, "--grpc-tls-cert=/etc/extauthz/policy/tls.crt")
+		}, "go together"},
+		{"TLS files in a ConfigMap", func(m *Manifests) {
+			_, c, _ := m.Extauthz()
+			c.Args = append(c.Args, "--grpc-tls-cert=/etc/extauthz/policy/tls.crt", "--grpc-tls-key=/etc/extauthz/policy/tls.key")
+		}, "is not a Secret"},
+		{"SPIFFE socket without the CSI driver", func(m *Manifests) {
+			_, c, _ := m.Extauthz()
+			c.Args = append(c.Args, "--grpc-spiffe-socket=unix:///run/spire/agent.sock", "--grpc-spiffe-trust-domain=example.org")
+		}, "SPIFFE CSI driver"},
 		{"replicas with the memory store in args", func(m *Manifests) {
 			_, c, _ := m.Extauthz()
 			c.Args = append(c.Args, "--replay-store", "memory")

@@ -57,6 +57,7 @@ var kinds = map[string]func() any{
 	},
 	"networking.istio.io/v1alpha3/EnvoyFilter": func() any { return new(istionetworkingv1alpha3.EnvoyFilter) },
 	"networking.istio.io/v1/Gateway":           func() any { return new(istionetworkingv1.Gateway) },
+	"networking.istio.io/v1/DestinationRule":   func() any { return new(istionetworkingv1.DestinationRule) },
 }
 
 // istioSpec returns the spec message of an Istio object, nil for others.
@@ -67,6 +68,8 @@ func istioSpec(obj any) proto.Message {
 	case *istionetworkingv1alpha3.EnvoyFilter:
 		return &o.Spec
 	case *istionetworkingv1.Gateway:
+		return &o.Spec
+	case *istionetworkingv1.DestinationRule:
 		return &o.Spec
 	}
 	return nil

@@ -12,7 +12,7 @@
 set -eu
 PARENT=${PARENT:-spiffe://example.org/k8s-cluster/CLUSTER}
 
-# extauthz (workload-api and spiffe-helper deployments).
+# extauthz (workload-api, spiffe-helper and grpc-mtls deployments).
 spire-server entry create \
   -parentID "$PARENT" \
   -spiffeID spiffe://example.org/ns/extauthz/sa/extauthz \
@@ -25,3 +25,10 @@ spire-server entry create \
   -spiffeID spiffe://example.org/ns/applications/sa/workload-client \
   -selector k8s:ns:applications \
   -selector k8s:sa:workload-client
+
+# The Envoy that calls extauthz over SPIFFE mTLS (grpc-mtls deployment).
+spire-server entry create \
+  -parentID "$PARENT" \
+  -spiffeID spiffe://example.org/ns/edge/sa/envoy \
+  -selector k8s:ns:edge \
+  -selector k8s:sa:envoy

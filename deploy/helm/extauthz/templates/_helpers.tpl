@@ -94,6 +94,14 @@ more than one replica, each with its own memory replay store. The replay
 store must be set through replayStore (or redis), where this can see it.
 */}}
 {{- define "extauthz.checkValues" -}}
+{{- with .Values.grpcTLS }}
+{{- if and .secretName .spiffe.enabled }}
+{{- fail "extauthz: grpcTLS.secretName and grpcTLS.spiffe.enabled exclude each other: with SPIFFE, the X.509-SVID is the server certificate and the trust bundle the client CA" }}
+{{- end }}
+{{- if and .spiffe.enabled (not (or .spiffe.authorizedIDs .spiffe.trustDomains)) }}
+{{- fail "extauthz: grpcTLS.spiffe.enabled needs grpcTLS.spiffe.authorizedIDs or grpcTLS.spiffe.trustDomains: which clients may call" }}
+{{- end }}
+{{- end }}
 {{- range .Values.extraArgs }}
 {{- if regexMatch "^--?replay-store(=|$)" . }}
 {{- fail (printf "extauthz: extraArgs sets %q: set the replay store with replayStore.url or replayStore.existingSecret instead, so the chart can check it against the replica count" .) }}
@@ -114,4 +122,9 @@ store must be set through replayStore (or redis), where this can see it.
 {{- if and $memory (gt $replicas 1) (not .Values.replayStore.allowMemoryWithReplicas) }}
 {{- fail (printf "extauthz: %s, but the replay store is memory (replayStore.url): every replica would keep its own jti store, so a client assertion or DPoP proof could be used once on each replica. Give the replicas one Redis (replayStore.url=redis://HOST:6379/0 or rediss://..., replayStore.existingSecret, or redis.enabled=true for development), or run one replica (replicaCount=1, autoscaling.enabled=false). If no rule takes client assertions or DPoP proofs, replayStore.allowMemoryWithReplicas=true allows it." $what) }}
 {{- end }}
+{{- end }}
+
+{{/* The directory the SPIFFE CSI driver mounts: the socket's. */}}
+{{- define "extauthz.spiffeSocketDir" -}}
+{{- .Values.grpcTLS.spiffe.socket | trimPrefix "unix://" | dir }}
 {{- end }}
