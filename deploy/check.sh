@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Validates, offline, every configuration users apply: envoy/*.yaml (Envoy
-# bootstraps, docker-compose), deploy/kubernetes (kustomize base and
-# overlays), deploy/helm (helm lint + template), deploy/istio, Dockerfile and
+# bootstraps, docker-compose), deploy/envoy (cluster snippets),
+# deploy/kubernetes (kustomize base, components and overlays), deploy/helm
+# (helm lint + template), deploy/istio, deploy/spire, Dockerfile and
 # .dockerignore. See deploy/validate.
 #
 # Needs only Go (and the Go module proxy): helm is built with `go install`

@@ -58,6 +58,7 @@ var kinds = map[string]func() any{
 	"networking.istio.io/v1alpha3/EnvoyFilter": func() any { return new(istionetworkingv1alpha3.EnvoyFilter) },
 	"networking.istio.io/v1/Gateway":           func() any { return new(istionetworkingv1.Gateway) },
 	"networking.istio.io/v1/DestinationRule":   func() any { return new(istionetworkingv1.DestinationRule) },
+	"spire.spiffe.io/v1alpha1/ClusterSPIFFEID": func() any { return new(ClusterSPIFFEID) },
 }
 
 // istioSpec returns the spec message of an Istio object, nil for others.
