@@ -11,6 +11,7 @@ import (
 var serverColors = map[string]string{
 	srvFloor:    "#9e9e9e",
 	srvExt:      "#1f77b4",
+	srvBase:     "#aec7e8",
 	srvOPA:      "#ff7f0e",
 	srvOPACache: "#ffbb78",
 	srvHeimdall: "#2ca02c",

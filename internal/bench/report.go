@@ -34,6 +34,7 @@ type report struct {
 	// bench's used during the load.
 	otherCores float64
 	pin        *pinning
+	baseline   string // the revision of srvBase, "" without one
 
 	pairs     []*pair
 	rawVerify map[string][]float64 // µs per raw verify by algorithm, one sample per round
@@ -474,6 +475,7 @@ func (r *report) write() error {
 	}
 
 	r.writeFloor(w)
+	r.writeBaseline(w)
 	w("### extauthz against the floor\n\n")
 	w("The floor is a no-op ext_authz server (this bench program's `noop` mode) answering the same requests in the same run. ")
 	w("Raw verify is the hash of the signing input plus the standard library's verify (ECDSA with the signature already DER), on one thread, timed by that thread's CPU clock, measured in this run at the start of each round (median of %d samples); client assertions are ES256.\n\n", len(r.rawVerify["ES256"]))
@@ -686,4 +688,39 @@ func (r *report) writeFloor(w func(string, ...any)) {
 	w("| bare gRPC unary, empty message | %.1f | %.0f | %.1f |\n", bare.cpu, bare.rate, bare.loadCPU)
 	w("| floor: Check, not decoded, empty OK | %.1f | %.0f | %.1f |\n", floor.cpu, floor.rate, floor.loadCPU)
 	w("| floor over the bare call | %+.1f | | |\n\n", floor.cpu-bare.cpu)
+}
+
+// writeBaseline compares extauthz with the baseline revision's, round by
+// round, on what the targets measure.
+func (r *report) writeBaseline(w func(string, ...any)) {
+	if r.baseline == "" || !r.hasServer(srvBase) {
+		return
+	}
+	floorRuns, raws := r.runs(scFloor, srvFloor), r.rawVerify["ES256"]
+	w("### Before and after: extauthz at %s against this build\n\n", r.baseline)
+	w("Both builds run side by side in every round, on the same policy and requests; each figure is the median over the rounds of its per-round value.\n\n")
+	w("| scenario | server CPU µs/Check before | after | after ÷ before | target figure before | after |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
+	for _, sc := range []string{scCached, scDistinct("ES256")} {
+		before, after := r.runs(sc, srvBase), r.runs(sc, srvExt)
+		n := min(len(before), len(after), len(floorRuns))
+		if n == 0 {
+			continue
+		}
+		var cb, ca, rat, tb, ta []float64
+		for i := range n {
+			cb, ca = append(cb, cpu(before[i])), append(ca, cpu(after[i]))
+			rat = append(rat, cpu(after[i])/cpu(before[i]))
+			pred := cpu(floorRuns[i])
+			if sc != scCached && i < len(raws) {
+				pred += raws[i]
+			}
+			tb, ta = append(tb, pred/cpu(before[i])), append(ta, pred/cpu(after[i]))
+		}
+		what := "floor ÷ CPU"
+		if sc != scCached {
+			what = "(floor + raw verify) ÷ CPU"
+		}
+		w("| %s | %.1f | %.1f | %.2f | %.2f (%s) | %.2f |\n", sc, median(cb), median(ca), median(rat), median(tb), what, median(ta))
+	}
+	w("\n")
 }

@@ -62,6 +62,9 @@ type Config struct {
 	// DebugPprof starts extauthz with --debug-pprof, so its CPU can be
 	// profiled under the bench's load (the log names its HTTP address).
 	DebugPprof bool
+	// Baseline is a git revision whose extauthz runs beside this one in the
+	// cached and new-ES256 scenarios, for a before/after in one run.
+	Baseline   string
 	GoBench    bool // run the in-process benchmarks
 	GoBenchDur string
 
@@ -121,6 +124,16 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	rep.timings = append(rep.timings, timing{"go build ./cmd/extauthz", time.Since(t)})
 	logf("built extauthz in %s", time.Since(t).Round(time.Millisecond))
+	var baseBin string
+	if cfg.Baseline != "" {
+		t = time.Now()
+		if baseBin, err = buildBaseline(ctx, cfg.Repo, dir, cfg.Baseline); err != nil {
+			return err
+		}
+		rep.baseline = cfg.Baseline
+		rep.timings = append(rep.timings, timing{"go build ./cmd/extauthz at " + cfg.Baseline, time.Since(t)})
+		logf("built extauthz at %s in %s", cfg.Baseline, time.Since(t).Round(time.Millisecond))
+	}
 	peers := map[string]string{}
 	if cfg.Peers && cfg.wantsPeers() {
 		t = time.Now()
@@ -267,6 +280,17 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.DebugPprof {
 		logf("extauthz profiles: go tool pprof http://%s/debug/pprof/profile?seconds=10", ext.HTTPAddr)
 	}
+	var base *Target
+	if baseBin != "" {
+		bextra := []string{"--policy", dpopFile}
+		if ExtauthzHasFlag(baseBin, "token-cache-size") {
+			bextra = append(bextra, "--token-cache-size", fmt.Sprint(cacheSize))
+		}
+		if base, err = startExtauthz(ctx, "extauthz-baseline", dir, baseBin, policyFile, bextra...); err != nil {
+			return err
+		}
+		procs = append(procs, base.Proc)
+	}
 	var extRedis *Target
 	if cfg.wants(keyAssertRedis) {
 		redisProc, redisAddr, err := startRedis(ctx, dir)
@@ -321,7 +345,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// or its numbers would mean nothing.
 	bad := BearerRequest(tamper(cachedTok), 0)
 	var targets []*Target
-	for _, tg := range []*Target{floor, bare, ext, extRedis, opaCached, opaDistinct, heim} {
+	for _, tg := range []*Target{floor, bare, ext, base, extRedis, opaCached, opaDistinct, heim} {
 		if tg == nil {
 			continue
 		}
@@ -359,7 +383,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		(*tg).Proc.Stop()
 		*tg = nil
 	}
-	for _, tg := range []*Target{floor, ext, extRedis} {
+	for _, tg := range []*Target{floor, ext, base, extRedis} {
 		if tg == nil {
 			continue
 		}
@@ -418,9 +442,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	// distinct tokens, so each sees every token in the same order.
 	distinctSrc := func(alg string) Source { return NewCycle(distinct[alg]) }
 	add(scCached, srvExt, ext, cached)
+	add(scCached, srvBase, base, cached)
 	add(scFloor, srvFloor, floor, cached)
 	add(scBare, srvFloor, bare, NewCycle([][]byte{nil}))
 	add(scDistinct("ES256"), srvExt, ext, distinctSrc("ES256"))
+	add(scDistinct("ES256"), srvBase, base, distinctSrc("ES256"))
 	add(scDistinct("ES256"), srvOPA, opaDistinct, distinctSrc("ES256"))
 	add(scDistinct("ES256"), srvHeimdall, heim, distinctSrc("ES256"))
 	add(scDPoP, srvExt, ext, dpopSrc)
@@ -558,13 +584,14 @@ const (
 
 	srvFloor    = "no-op"
 	srvExt      = "extauthz"
+	srvBase     = "extauthz before"
 	srvOPA      = "OPA-Envoy"
 	srvOPACache = "OPA-Envoy, io_jwt cache on"
 	srvHeimdall = "Heimdall"
 )
 
 // servers is every server, in the order tables and the chart show them.
-var servers = []string{srvFloor, srvExt, srvOPA, srvOPACache, srvHeimdall}
+var servers = []string{srvFloor, srvExt, srvBase, srvOPA, srvOPACache, srvHeimdall}
 
 func scDistinct(alg string) string { return "distinct bearer " + alg }
 
@@ -579,6 +606,22 @@ func goCmd(ctx context.Context, dir string, args ...string) *exec.Cmd {
 	cmd := exec.CommandContext(ctx, "go", args...)
 	cmd.Dir = dir
 	return cmd
+}
+
+// buildBaseline builds ./cmd/extauthz at rev, in a worktree of its own.
+func buildBaseline(ctx context.Context, repo, dir, rev string) (string, error) {
+	wt := filepath.Join(dir, "baseline-src")
+	if out, err := exec.CommandContext(ctx, "git", "-C", repo, "worktree", "add", "--detach", wt, rev).CombinedOutput(); err != nil {
+		return "", fmt.Errorf("bench: git worktree add %s: %v\n%s", rev, err, out)
+	}
+	defer func() {
+		_ = exec.Command("git", "-C", repo, "worktree", "remove", "--force", wt).Run()
+	}()
+	bin := filepath.Join(dir, "extauthz-baseline")
+	if out, err := goCmd(ctx, wt, "build", "-o", bin, "./cmd/extauthz").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("bench: go build ./cmd/extauthz at %s: %v\n%s", rev, err, out)
+	}
+	return bin, nil
 }
 
 // buildPeers runs bench/build-peers.sh (which skips what it has built

@@ -61,6 +61,7 @@ func run(ctx context.Context, args []string) error {
 	fs.BoolVar(&cfg.Peers, "peers", cfg.Peers, "build and measure OPA-Envoy and Heimdall")
 	fs.BoolVar(&cfg.Pin, "pin", cfg.Pin, "run the servers and the load generator on different cores (taskset), when there are 2 or more")
 	fs.BoolVar(&cfg.DebugPprof, "debug-pprof", false, "start extauthz with --debug-pprof, to profile it under load")
+	fs.StringVar(&cfg.Baseline, "baseline", "", "a git revision whose extauthz runs beside this one (cached and new ES256 tokens), for a before/after in one run")
 	fs.BoolVar(&cfg.GoBench, "gobench", cfg.GoBench, "run the in-process go test benchmarks")
 	fs.StringVar(&cfg.GoBenchDur, "gobench-time", cfg.GoBenchDur, "-benchtime of the in-process speed benchmarks")
 	if err := fs.Parse(args); err != nil {
