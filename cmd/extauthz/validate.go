@@ -10,7 +10,8 @@ import (
 )
 
 // validate loads a policy exactly as serve does, reading and checking local
-// key files but fetching nothing, and prints every error.
+// key files but fetching nothing, and prints every error, one a line
+// ("file:line:column: field path: message").
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	if err := parseFlags(fs, args); err != nil {
@@ -31,7 +32,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		var le *policy.LoadError
 		if errors.As(err, &le) {
 			for _, fe := range le.Errors {
-				fmt.Fprintln(stderr, fe.Error())
+				fmt.Fprintln(stderr, fe.Detail())
 			}
 		} else {
 			fmt.Fprintln(stderr, err)

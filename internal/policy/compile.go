@@ -60,7 +60,7 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 	// Issuers first, from every file, so a rule may name an issuer of a file
 	// loaded after its own.
 	for _, f := range files {
-		el := &errorList{file: f.name, errs: errs}
+		el := &errorList{file: f.name, src: f.src, errs: errs}
 		dir := filepath.Dir(f.name)
 		for i, is := range f.pf.GetIssuers() {
 			c.issuer(el, dir, fmt.Sprintf("issuers[%d]", i), is)
@@ -68,7 +68,7 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 	}
 	var realmFile, actionFile string
 	for _, f := range files {
-		el := &errorList{file: f.name, errs: errs}
+		el := &errorList{file: f.name, src: f.src, errs: errs}
 		for i, r := range f.pf.GetRules() {
 			c.rule(el, fmt.Sprintf("rules[%d]", i), r)
 		}
@@ -419,7 +419,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	for i, src := range pr.GetRequire() {
 		e, uses, msg := compileExpr(c.env, src, true)
 		if msg != "" {
-			el.add(fmt.Sprintf("%s.require[%d]", path, i), "%s", msg)
+			c.exprError(el, fmt.Sprintf("%s.require[%d]", path, i), src, msg)
 			continue
 		}
 		r.usesRequest = r.usesRequest || uses
@@ -444,7 +444,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		seen[lname] = true
 		e, uses, msg := compileExpr(c.env, pr.GetHeaders()[h], false)
 		if msg != "" {
-			el.add(hpath, "%s", msg)
+			c.exprError(el, hpath, pr.GetHeaders()[h], msg)
 			continue
 		}
 		r.usesRequest = r.usesRequest || uses

@@ -74,14 +74,14 @@ func TestHMACAlgorithmTooLongForTheSecret(t *testing.T) {
 		want       []string
 	}{
 		{32, "[HS256, HS512]", []string{
-			"p.yaml: issuers[1].algorithms[1]: HS512 needs a secret of at least 64 bytes; hmac_secret_file has 32",
+			"p.yaml:7:25: issuers[1].algorithms[1]: HS512 needs a secret of at least 64 bytes; hmac_secret_file has 32",
 		}},
 		{32, "[HS384, HS256, HS512]", []string{
-			"p.yaml: issuers[1].algorithms[0]: HS384 needs a secret of at least 48 bytes; hmac_secret_file has 32",
-			"p.yaml: issuers[1].algorithms[2]: HS512 needs a secret of at least 64 bytes; hmac_secret_file has 32",
+			"p.yaml:7:18: issuers[1].algorithms[0]: HS384 needs a secret of at least 48 bytes; hmac_secret_file has 32",
+			"p.yaml:7:32: issuers[1].algorithms[2]: HS512 needs a secret of at least 64 bytes; hmac_secret_file has 32",
 		}},
 		{63, "[HS512]", []string{
-			"p.yaml: issuers[1].algorithms[0]: HS512 needs a secret of at least 64 bytes; hmac_secret_file has 63",
+			"p.yaml:7:18: issuers[1].algorithms[0]: HS512 needs a secret of at least 64 bytes; hmac_secret_file has 63",
 		}},
 	} {
 		_, err := Load([]string{hmacPolicy(t, tc.secret, tc.algorithms)}, Options{Keys: offlinePlane(t)})

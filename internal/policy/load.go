@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -30,6 +31,8 @@ type file struct {
 	name string
 	pf   *policyv1.PolicyFile
 	node *yaml.Node
+	// src places the file's field paths, for errors and warnings.
+	src *fileSource
 }
 
 // Load reads the policy at paths (files, or directories whose *.yaml and
@@ -145,23 +148,44 @@ func parseFile(name string, data []byte, el *errorList) *file {
 	var doc yaml.Node
 	dec := yaml.NewDecoder(strings.NewReader(string(data)))
 	if err := dec.Decode(&doc); err != nil {
-		el.add("", "not valid YAML: %v", err)
+		line, msg := yamlErrorLine(err)
+		el.addAt(position{line: line}, "", "not valid YAML: %s", msg)
 		return nil
 	}
 	var extra yaml.Node
 	if err := dec.Decode(&extra); err == nil {
-		el.add("", "holds more than one YAML document; use one file per document")
+		el.addAt(nodePos(&extra), "", "holds more than one YAML document; use one file per document")
 		return nil
 	}
 	if doc.Kind != yaml.DocumentNode || len(doc.Content) != 1 {
 		el.add("", "empty policy file")
 		return nil
 	}
+	src := newFileSource(data)
+	src.record("", nil, doc.Content[0])
+	el.src = src
 	pf := &policyv1.PolicyFile{}
 	d := decoder{errs: el}
 	d.message(doc.Content[0], pf.ProtoReflect(), "")
 	if pf.GetVersion() != "v1" {
 		el.add("version", "must be \"v1\", got %q", pf.GetVersion())
 	}
-	return &file{name: name, pf: pf, node: doc.Content[0]}
+	return &file{name: name, pf: pf, node: doc.Content[0], src: src}
+}
+
+// yamlErrorLine takes the line out of a YAML parser error ("yaml: line 3:
+// did not find expected key"), so the error is placed like the others: 0
+// when it names none.
+func yamlErrorLine(err error) (int, string) {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	rest, ok := strings.CutPrefix(msg, "line ")
+	if !ok {
+		return 0, msg
+	}
+	num, text, ok := strings.Cut(rest, ": ")
+	line, err := strconv.Atoi(num)
+	if !ok || err != nil || line < 1 {
+		return 0, msg
+	}
+	return line, text
 }

@@ -19,6 +19,8 @@ import (
 // its errors carry no path and YAML's loose typing ("on" as a bool, 0x10 as a
 // number) must not leak into security policy.
 type decoder struct {
+	// errs collects the errors; its src records where each field path is
+	// written.
 	errs *errorList
 	// nodes counts the nodes visited, aliases expanded, so a small file of
 	// nested aliases (a "billion laughs") cannot make the loader do
@@ -71,7 +73,7 @@ func (d *decoder) message(n *yaml.Node, m protoreflect.Message, path string) {
 		return
 	}
 	if n.Kind != yaml.MappingNode {
-		d.errs.add(path, "expected a mapping, got %s", describe(n))
+		d.errs.addAt(nodePos(n), path, "expected a mapping, got %s", describe(n))
 		return
 	}
 	md := m.Descriptor()
@@ -79,27 +81,28 @@ func (d *decoder) message(n *yaml.Node, m protoreflect.Message, path string) {
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind != yaml.ScalarNode {
-			d.errs.add(path, "expected a field name, got %s", describe(k))
+			d.errs.addAt(nodePos(k), path, "expected a field name, got %s", describe(k))
 			continue
 		}
 		name := k.Value
 		fpath := join(path, name)
 		if seen[name] {
-			d.errs.add(fpath, "set more than once")
+			d.errs.addAt(nodePos(k), fpath, "set more than once")
 			continue
 		}
 		seen[name] = true
 		fd := md.Fields().ByName(protoreflect.Name(name))
 		if fd == nil || fd.TextName() != name {
-			d.errs.add(fpath, "unknown field")
+			d.errs.addAt(nodePos(k), fpath, "unknown field")
 			continue
 		}
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
 			if other := m.WhichOneof(od); other != nil {
-				d.errs.add(fpath, "only one of %s may be set (%s is set too)", oneofNames(od), other.Name())
+				d.errs.addAt(nodePos(k), fpath, "only one of %s may be set (%s is set too)", oneofNames(od), other.Name())
 				continue
 			}
 		}
+		d.errs.src.record(fpath, k, resolve(v))
 		d.field(v, m, fd, fpath)
 	}
 }
@@ -116,22 +119,23 @@ func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 			return
 		}
 		if n.Kind != yaml.MappingNode {
-			d.errs.add(path, "expected a mapping, got %s", describe(n))
+			d.errs.addAt(nodePos(n), path, "expected a mapping, got %s", describe(n))
 			return
 		}
 		mp := m.Mutable(fd).Map()
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := resolve(n.Content[i])
 			if k.Kind != yaml.ScalarNode || (k.Tag != "!!str" && k.Tag != "!!int") {
-				d.errs.add(path, "expected a string key, got %s", describe(k))
+				d.errs.addAt(nodePos(k), path, "expected a string key, got %s", describe(k))
 				continue
 			}
 			kpath := path + "[" + strconv.Quote(k.Value) + "]"
 			mk := protoreflect.ValueOfString(k.Value).MapKey()
 			if mp.Has(mk) {
-				d.errs.add(kpath, "set more than once")
+				d.errs.addAt(nodePos(k), kpath, "set more than once")
 				continue
 			}
+			d.errs.src.record(kpath, k, resolve(n.Content[i+1]))
 			if v, ok := d.scalar(n.Content[i+1], fd.MapValue(), kpath); ok {
 				mp.Set(mk, v)
 			}
@@ -141,12 +145,13 @@ func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 			return
 		}
 		if n.Kind != yaml.SequenceNode {
-			d.errs.add(path, "expected a list, got %s", describe(n))
+			d.errs.addAt(nodePos(n), path, "expected a list, got %s", describe(n))
 			return
 		}
 		l := m.Mutable(fd).List()
 		for i, e := range n.Content {
 			epath := fmt.Sprintf("%s[%d]", path, i)
+			d.errs.src.record(epath, nil, resolve(e))
 			if fd.Kind() == protoreflect.MessageKind {
 				el := l.NewElement()
 				d.message(e, el.Message(), epath)
@@ -165,7 +170,7 @@ func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 			}
 		case structName:
 			if n.Kind != yaml.MappingNode {
-				d.errs.add(path, "expected a mapping, got %s", describe(n))
+				d.errs.addAt(nodePos(n), path, "expected a mapping, got %s", describe(n))
 				return
 			}
 			v, err := d.toValue(n, path)
@@ -173,7 +178,7 @@ func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 				return
 			}
 			if err != nil {
-				d.errs.add(path, "%v", err)
+				d.errs.addAt(nodePos(n), path, "%v", err)
 				return
 			}
 			m.Set(fd, protoreflect.ValueOfMessage(v.GetStructValue().ProtoReflect()))
@@ -193,13 +198,13 @@ func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 func (d *decoder) scalar(n *yaml.Node, fd protoreflect.FieldDescriptor, path string) (protoreflect.Value, bool) {
 	n = resolve(n)
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
-		d.errs.add(path, "expected a %s, got %s", kindName(fd.Kind()), describe(n))
+		d.errs.addAt(nodePos(n), path, "expected a %s, got %s", kindName(fd.Kind()), describe(n))
 		return protoreflect.Value{}, false
 	}
 	switch fd.Kind() {
 	case protoreflect.StringKind:
 		if n.Tag != "!!str" {
-			d.errs.add(path, "expected a string, got %s (quote it)", describe(n))
+			d.errs.addAt(nodePos(n), path, "expected a string, got %s (quote it)", describe(n))
 			return protoreflect.Value{}, false
 		}
 		return protoreflect.ValueOfString(n.Value), true
@@ -224,18 +229,18 @@ func (d *decoder) scalar(n *yaml.Node, fd protoreflect.FieldDescriptor, path str
 			return protoreflect.ValueOfInt64(i), true
 		}
 	}
-	d.errs.add(path, "expected a %s, got %s", kindName(fd.Kind()), describe(n))
+	d.errs.addAt(nodePos(n), path, "expected a %s, got %s", kindName(fd.Kind()), describe(n))
 	return protoreflect.Value{}, false
 }
 
 func (d *decoder) duration(n *yaml.Node, path string) (time.Duration, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!str" {
-		d.errs.add(path, "expected a duration such as \"30s\", got %s", describe(n))
+		d.errs.addAt(nodePos(n), path, "expected a duration such as \"30s\", got %s", describe(n))
 		return 0, false
 	}
 	dur, err := time.ParseDuration(n.Value)
 	if err != nil || dur < 0 {
-		d.errs.add(path, "expected a non-negative duration such as \"30s\", got %q", n.Value)
+		d.errs.addAt(nodePos(n), path, "expected a non-negative duration such as \"30s\", got %q", n.Value)
 		return 0, false
 	}
 	return dur, true
