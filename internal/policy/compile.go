@@ -542,7 +542,7 @@ func (c *compiler) credential(el *errorList, path string, issuers, audiences []s
 		ipath := fmt.Sprintf("%s.issuers[%d]", path, i)
 		is := c.snap.Issuers[name]
 		if is == nil {
-			el.add(ipath, "no issuer named %q", name)
+			el.add(ipath, "no issuer named %q%s", name, c.suggestIssuer(name))
 			continue
 		}
 		cr.Issuers = append(cr.Issuers, is)

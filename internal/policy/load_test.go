@@ -156,7 +156,8 @@ strip_headers: [x-other]
 
 // TestLoadErrors: each bad policy fails with exactly these errors, each
 // placed at its line and column (CEL errors inside the expression where its
-// YAML can be read back character for character) and field path.
+// YAML can be read back character for character) and field path, unknown
+// names with the known ones closest to them.
 func TestLoadErrors(t *testing.T) {
 	const issuers = `
 issuers:
@@ -167,7 +168,7 @@ issuers:
 		want       []string
 	}{
 		{"version", "version: v2\n", []string{`p.yaml:1:1: version: must be "v1", got "v2"`}},
-		{"unknown field", "version: v1\nrealms: x\n", []string{"p.yaml:2:1: realms: unknown field"}},
+		{"unknown field", "version: v1\nrealms: x\n", []string{`p.yaml:2:1: realms: unknown field; did you mean "realm"?`}},
 		{"duplicate key", "version: v1\nrealm: a\nrealm: b\n", []string{"p.yaml:3:1: realm: set more than once"}},
 		{"wrong type", "version: v1\nstrip_headers: x-a\n", []string{`p.yaml:2:16: strip_headers: expected a list, got the string "x-a"`}},
 		{"number for string", "version: v1\nrealm: 12\n", []string{"p.yaml:2:8: realm: expected a string, got int 12 (quote it)"}},
@@ -206,9 +207,16 @@ issuers:
 		{"dpop unknown alg", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: required, algorithms: [ES256K]}}}\n", []string{`p.yaml:5:90: rules[0].bearer.dpop.algorithms[0]: "ES256K" is not a supported proof algorithm (one of ES256, ES384, ES512, PS256, PS384, PS512, RS256, RS384, RS512, EdDSA)`}},
 		{"dpop max_age", "version: v1" + issuers + "rules:\n  - {name: r, client_assertion: {issuers: [a], audiences: [x], dpop: {mode: optional, max_age: 0s}}}\n", []string{"p.yaml:5:87: rules[0].client_assertion.dpop.max_age: must be positive"}},
 		{"dpop settings while off", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {nonce: true}}}\n", []string{"p.yaml:5:54: rules[0].bearer.dpop.mode: is off, so the other dpop settings do nothing; set mode to optional or required, or remove them"}},
-		{"dpop unknown field", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: required, nonces: true}}}\n", []string{"p.yaml:5:77: rules[0].bearer.dpop.nonces: unknown field"}},
+		{"dpop unknown field", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], dpop: {mode: required, nonces: true}}}\n", []string{`p.yaml:5:77: rules[0].bearer.dpop.nonces: unknown field; did you mean "nonce"?`}},
 		{"peer_svid without SVID issuers", "version: v1" + issuers + "rules:\n  - {name: r, bearer: {issuers: [a], audiences: [x], peer_svid: true}}\n", []string{"p.yaml:5:54: rules[0].bearer.peer_svid: binds a JWT-SVID to the peer's X.509-SVID, but none of the rule's issuers issues JWT-SVIDs (a spiffe source or spiffe_trust_domain)"}},
 		{"ambiguous iss", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: https://a/j}\n  - {name: b, issuer: x, jwks_uri: https://b/j}\nrules:\n  - {name: r, bearer: {issuers: [a, b], audiences: [x]}}\n", []string{`p.yaml:6:37: rules[0].bearer.issuers[1]: issuers "a" and "b" both have issuer "x"; a token could not tell them apart`}},
+		{"did you mean: a close name", "version: v1" + issuers + "rules:\n  - name: r\n    bearer:\n      issuers: [a]\n      audience: [x]\n", []string{`p.yaml:8:7: rules[0].bearer.audience: unknown field; did you mean "audiences"?`}},
+		{"did you mean: camelCase", "version: v1\nissuers:\n  - {name: a, issuer: x, jwksUri: https://a/j}\n", []string{`p.yaml:3:26: issuers[0].jwksUri: unknown field; did you mean "jwks_uri"?`}},
+		{"did you mean: a field one level down", "version: v1\nrules:\n  - name: r\n    audiences: [x]\n", []string{`p.yaml:4:5: rules[0].audiences: unknown field; did you mean "client_assertion.audiences" or "bearer.audiences"?`}},
+		{"did you mean: hosts in match", "version: v1\nrules:\n  - name: r\n    hosts: [x]\n", []string{`p.yaml:4:5: rules[0].hosts: unknown field; did you mean "match.hosts"?`}},
+		{"did you mean: nothing close", "version: v1\ncolour: blue\n", []string{"p.yaml:2:1: colour: unknown field"}},
+		{"did you mean: in a flow mapping", "version: v1\nrules:\n  - name: r\n    match: {path: [/a]}\n", []string{`p.yaml:4:13: rules[0].match.path: unknown field; did you mean "paths"?`}},
+		{"did you mean: an issuer name", "version: v1\nissuers:\n  - {name: login, issuer: x, jwks_uri: https://a/j}\nrules:\n  - {name: r, bearer: {issuers: [logn], audiences: [x]}}\n", []string{`p.yaml:5:34: rules[0].bearer.issuers[0]: no issuer named "logn"; did you mean "login"?`}},
 		{"cel position: double-quoted with escapes", "version: v1\nrules:\n  - name: r\n    headers:\n      x-a: \"\\\"\\u00e9\\\" + clams\"\n", []string{`p.yaml:5:26: rules[0].headers["x-a"]: undeclared reference to 'clams'`}},
 		{"cel position: plain scalar", "version: v1\nrules:\n  - name: r\n    require: [client_id == clams]\n", []string{"p.yaml:4:28: rules[0].require[0]: undeclared reference to 'clams'"}},
 		{"cel position: literal block", "version: v1\nrules:\n  - name: r\n    require:\n      - |\n        client_id == \"a\" &&\n          clams == 1\n", []string{"p.yaml:7:11: rules[0].require[0]: undeclared reference to 'clams'"}},

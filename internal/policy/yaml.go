@@ -93,7 +93,7 @@ func (d *decoder) message(n *yaml.Node, m protoreflect.Message, path string) {
 		seen[name] = true
 		fd := md.Fields().ByName(protoreflect.Name(name))
 		if fd == nil || fd.TextName() != name {
-			d.errs.addAt(nodePos(k), fpath, "unknown field")
+			d.errs.addAt(nodePos(k), fpath, "unknown field%s", suggestField(md, name))
 			continue
 		}
 		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
