@@ -38,6 +38,9 @@ type compiler struct {
 	snap  *Snapshot
 	// managed collects header names set by rules or listed in strip_headers.
 	managed map[string]bool
+	// broken are the issuers that are defined but failed to compile: a rule
+	// naming one is not also told there is no such issuer.
+	broken map[string]bool
 }
 
 func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
@@ -56,6 +59,7 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 			Realm:      defaultRealm,
 		},
 		managed: map[string]bool{},
+		broken:  map[string]bool{},
 	}
 	// Issuers first, from every file, so a rule may name an issuer of a file
 	// loaded after its own.
@@ -162,6 +166,24 @@ func HeaderSpellings(name string) []string {
 // the policy file's directory, so a policy and its keys move together (as
 // they do in a ConfigMap).
 func (c *compiler) issuer(el *errorList, dir, path string, pi *policyv1.Issuer) {
+	name := pi.GetName()
+	switch {
+	case name == "":
+		el.add(path+".name", "required")
+		return
+	case c.snap.Issuers[name] != nil || c.broken[name]:
+		el.add(path+".name", "issuer %q is defined more than once", name)
+		return
+	}
+	c.issuerBody(el, dir, path, pi)
+	if c.snap.Issuers[name] == nil {
+		c.broken[name] = true
+	}
+}
+
+// issuerBody compiles the issuer named pi.Name, which is new, and adds it
+// to the snapshot unless it has an error.
+func (c *compiler) issuerBody(el *errorList, dir, path string, pi *policyv1.Issuer) {
 	rel := func(p string) string {
 		if p == "" || filepath.IsAbs(p) {
 			return p
@@ -169,14 +191,6 @@ func (c *compiler) issuer(el *errorList, dir, path string, pi *policyv1.Issuer) 
 		return filepath.Join(dir, p)
 	}
 	name := pi.GetName()
-	switch {
-	case name == "":
-		el.add(path+".name", "required")
-		return
-	case c.snap.Issuers[name] != nil:
-		el.add(path+".name", "issuer %q is defined more than once", name)
-		return
-	}
 	is := &Issuer{
 		Name:      name,
 		Iss:       pi.GetIssuer(),
@@ -390,7 +404,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		r.ClientAssertion.DPoP = c.dpop(el, path+".client_assertion.dpop", ca.GetDpop())
 		r.ClientAssertion.PeerSVID = ca.GetPeerSvid()
 		if ca.GetPeerSvid() {
-			c.needSVIDIssuer(el, path+".client_assertion.peer_svid", &r.ClientAssertion.Credential)
+			c.needSVIDIssuer(el, path+".client_assertion.peer_svid", ca.GetIssuers(), &r.ClientAssertion.Credential)
 		}
 	}
 	if b := pr.GetBearer(); b != nil {
@@ -413,7 +427,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 			el.add(path+".bearer.profile", "must be \"rfc9068\" or left out, got %q", b.GetProfile())
 		}
 		if b.GetPeerSvid() {
-			c.needSVIDIssuer(el, path+".bearer.peer_svid", &r.Bearer.Credential)
+			c.needSVIDIssuer(el, path+".bearer.peer_svid", b.GetIssuers(), &r.Bearer.Credential)
 		}
 	}
 	for i, src := range pr.GetRequire() {
@@ -516,10 +530,15 @@ func positive(el *errorList, path string, d *durationpb.Duration, def time.Durat
 
 // needSVIDIssuer refuses peer_svid on a credential none of whose issuers
 // issues JWT-SVIDs: no token could ever pass it.
-func (c *compiler) needSVIDIssuer(el *errorList, path string, cr *Credential) {
+func (c *compiler) needSVIDIssuer(el *errorList, path string, names []string, cr *Credential) {
 	for _, is := range cr.Issuers {
 		if is.IssuesSVIDs() {
 			return
+		}
+	}
+	for _, name := range names {
+		if c.broken[name] {
+			return // it may have been one
 		}
 	}
 	el.add(path, "binds a JWT-SVID to the peer's X.509-SVID, but none of the rule's issuers issues JWT-SVIDs (a spiffe source or spiffe_trust_domain)")
@@ -541,7 +560,11 @@ func (c *compiler) credential(el *errorList, path string, issuers, audiences []s
 	for i, name := range issuers {
 		ipath := fmt.Sprintf("%s.issuers[%d]", path, i)
 		is := c.snap.Issuers[name]
-		if is == nil {
+		switch {
+		case is == nil && c.broken[name]:
+			// Its own errors say what is wrong with it.
+			continue
+		case is == nil:
 			el.add(ipath, "no issuer named %q%s", name, c.suggestIssuer(name))
 			continue
 		}

@@ -157,7 +157,9 @@ strip_headers: [x-other]
 // TestLoadErrors: each bad policy fails with exactly these errors, each
 // placed at its line and column (CEL errors inside the expression where its
 // YAML can be read back character for character) and field path, unknown
-// names with the known ones closest to them.
+// names with the known ones closest to them, and with no false errors
+// besides (an issuer that failed does not also make its rules name "no
+// issuer").
 func TestLoadErrors(t *testing.T) {
 	const issuers = `
 issuers:
@@ -217,6 +219,7 @@ issuers:
 		{"did you mean: nothing close", "version: v1\ncolour: blue\n", []string{"p.yaml:2:1: colour: unknown field"}},
 		{"did you mean: in a flow mapping", "version: v1\nrules:\n  - name: r\n    match: {path: [/a]}\n", []string{`p.yaml:4:13: rules[0].match.path: unknown field; did you mean "paths"?`}},
 		{"did you mean: an issuer name", "version: v1\nissuers:\n  - {name: login, issuer: x, jwks_uri: https://a/j}\nrules:\n  - {name: r, bearer: {issuers: [logn], audiences: [x]}}\n", []string{`p.yaml:5:34: rules[0].bearer.issuers[0]: no issuer named "logn"; did you mean "login"?`}},
+		{"failed issuers do not make false errors", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: /jwks}\n  - name: mesh\n    spiffe: {trust_domain: example.org}\nrules:\n  - {name: r, bearer: {issuers: [a], audiences: [x]}}\n  - {name: s, bearer: {issuers: [mesh], audiences: [x], peer_svid: true}}\n  - {name: t, client_assertion: {issuers: [a, nobody], audiences: [x]}}\n", []string{`p.yaml:3:26: issuers[0].jwks_uri: must be an absolute https:// URL, got "/jwks"`, "p.yaml:5:5: issuers[1].spiffe: a bundle source is required: one of workload_api_socket, bundle_endpoint, bundle_file", `p.yaml:9:47: rules[2].client_assertion.issuers[1]: no issuer named "nobody"`}},
 		{"cel position: double-quoted with escapes", "version: v1\nrules:\n  - name: r\n    headers:\n      x-a: \"\\\"\\u00e9\\\" + clams\"\n", []string{`p.yaml:5:26: rules[0].headers["x-a"]: undeclared reference to 'clams'`}},
 		{"cel position: plain scalar", "version: v1\nrules:\n  - name: r\n    require: [client_id == clams]\n", []string{"p.yaml:4:28: rules[0].require[0]: undeclared reference to 'clams'"}},
 		{"cel position: literal block", "version: v1\nrules:\n  - name: r\n    require:\n      - |\n        client_id == \"a\" &&\n          clams == 1\n", []string{"p.yaml:7:11: rules[0].require[0]: undeclared reference to 'clams'"}},

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestValidateErrorFormat: validate prints each error as
+// file:line:column: field path: message, with no package prefix, so
+// editors and CI annotations can jump to it, and exits 1.
+func TestValidateErrorFormat(t *testing.T) {
+	dir := t.TempDir()
+	file := writeFile(t, dir, "policy.yaml", `version: v1
+issuers:
+  - name: login
+    issuer: https://login.example.com
+    jwks_uri: /jwks
+rules:
+  - name: api
+    bearer:
+      issuers: [login]
+      audience: [api]
+    headers:
+      x-is-agent: 'clams.?client_type.orValue("") == "ai-agent"'
+`)
+	code, stdout, stderr := runCLI(t, "validate", file)
+	want := file + `:10:7: rules[0].bearer.audience: unknown field; did you mean "audiences"?` + "\n"
+	if code != 1 || stdout != "" || stderr != want {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s\nwant exit 1 and stderr:\n%s", code, stdout, stderr, want)
+	}
+	// With the field fixed, the file decodes and is compiled: the issuer's
+	// error, and the CEL error placed inside the expression, but no false
+	// "no issuer named" for the issuer that failed.
+	file = writeFile(t, dir, "policy.yaml", strings.Replace(readFile(t, file), "audience:", "audiences:", 1))
+	code, _, stderr = runCLI(t, "validate", file)
+	want = file + `:5:5: issuers[0].jwks_uri: must be an absolute https:// URL, got "/jwks"
+` + file + `:12:20: rules[0].headers["x-is-agent"]: undeclared reference to 'clams'
+`
+	if code != 1 || stderr != want {
+		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and stderr:\n%s", code, stderr, want)
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
