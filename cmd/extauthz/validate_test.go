@@ -42,6 +42,34 @@ rules:
 	}
 }
 
+// TestCheckIPv6Authority: a match.hosts IPv6 literal matches Envoy's
+// :authority [::1]:8443 (brackets kept, port dropped), and only that
+// address.
+func TestCheckIPv6Authority(t *testing.T) {
+	file := writeFile(t, t.TempDir(), "policy.yaml", `version: v1
+rules:
+  - name: loopback
+    match: {hosts: ['[::1]'], paths: [/x]}
+  - name: doc
+    match: {hosts: ['[2001:DB8::1]'], paths: [/x]}
+`)
+	for url, want := range map[string]string{
+		"https://[::1]:8443/x":         "loopback",
+		"https://[::1]/x":              "loopback",
+		"https://[2001:db8::1]:8443/x": "doc",
+		"https://[::2]:8443/x":         "(none)",
+	} {
+		code, stdout, stderr := runCLI(t, "check", "--policy", file, "--url", url)
+		wantCode := 0
+		if want == "(none)" {
+			wantCode = 1
+		}
+		if code != wantCode || !strings.Contains(stdout, "rule       "+want+"\n") {
+			t.Errorf("check %s: exit %d, want %d and rule %s\n%s%s", url, code, wantCode, want, stdout, stderr)
+		}
+	}
+}
+
 func readFile(t *testing.T, name string) string {
 	t.Helper()
 	b, err := os.ReadFile(name)

@@ -586,59 +586,6 @@ func (c *compiler) credential(el *errorList, path string, issuers, audiences []s
 	return cr
 }
 
-func (c *compiler) match(el *errorList, path string, pm *policyv1.Match) Match {
-	var m Match
-	if pm == nil {
-		return m
-	}
-	for i, h := range pm.GetHosts() {
-		h = strings.ToLower(h)
-		hp := fmt.Sprintf("%s.hosts[%d]", path, i)
-		switch {
-		case h == "" || strings.ContainsAny(h, "/: \t") || strings.Count(h, "*") > 1 || (strings.Contains(h, "*") && !strings.HasPrefix(h, "*.")):
-			el.add(hp, "must be a host name without port, optionally starting with \"*.\", got %q", h)
-		case strings.HasPrefix(h, "*."):
-			m.hostsSuffix = append(m.hostsSuffix, h[1:])
-		default:
-			if m.hostsExact == nil {
-				m.hostsExact = map[string]bool{}
-			}
-			m.hostsExact[h] = true
-		}
-	}
-	if m.hostsExact == nil && m.hostsSuffix != nil {
-		m.hostsExact = map[string]bool{}
-	}
-	for i, p := range pm.GetPaths() {
-		if !strings.HasPrefix(p, "/") || strings.Contains(p, "?") {
-			el.add(fmt.Sprintf("%s.paths[%d]", path, i), "must start with / and have no query string, got %q", p)
-			continue
-		}
-		if m.paths == nil {
-			m.paths = map[string]bool{}
-		}
-		m.paths[p] = true
-	}
-	for i, p := range pm.GetPathPrefixes() {
-		if !strings.HasPrefix(p, "/") || strings.Contains(p, "?") {
-			el.add(fmt.Sprintf("%s.path_prefixes[%d]", path, i), "must start with / and have no query string, got %q", p)
-			continue
-		}
-		m.prefixes = append(m.prefixes, p)
-	}
-	for i, meth := range pm.GetMethods() {
-		if meth == "" || meth != strings.ToUpper(meth) || !isToken(meth) {
-			el.add(fmt.Sprintf("%s.methods[%d]", path, i), "must be an upper-case HTTP method, got %q", meth)
-			continue
-		}
-		if m.methods == nil {
-			m.methods = map[string]bool{}
-		}
-		m.methods[meth] = true
-	}
-	return m
-}
-
 // reservedHeaders may not be set or stripped by a policy: they frame the
 // HTTP message or route it, and rewriting them would break the request.
 var reservedHeaders = map[string]bool{
