@@ -11,7 +11,9 @@ import (
 
 // validate loads a policy exactly as serve does, reading and checking local
 // key files but fetching nothing, and prints every error, one a line
-// ("file:line:column: field path: message").
+// ("file:line:column: field path: message"), and every warning about what
+// the policy cannot do ("warning: " and the same), which alone do not fail
+// it.
 func validate(args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", stderr)
 	if err := parseFlags(fs, args); err != nil {
@@ -27,7 +29,8 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	defer plane.Close()
-	snap, err := policy.Load(fs.Args(), policy.Options{Keys: plane})
+	warn := func(w policy.FieldError) { fmt.Fprintln(stderr, "warning: "+w.Detail()) }
+	snap, err := policy.Load(fs.Args(), policy.Options{Keys: plane, Warn: warn})
 	if err != nil {
 		var le *policy.LoadError
 		if errors.As(err, &le) {

@@ -24,6 +24,11 @@ type Options struct {
 	Keys *keys.Plane
 	// Now stamps Snapshot.LoadedAt; nil means time.Now.
 	Now func() time.Time
+	// Warn, if set, is called after a successful load with each warning:
+	// a part of the policy that loads but cannot do what it says (a header
+	// that is never set, a rule that matching never selects; see lint).
+	// WarnLogger logs them.
+	Warn func(FieldError)
 }
 
 // file is one parsed policy file.
@@ -100,6 +105,11 @@ func (src *source) compile(opts Options) (*Snapshot, error) {
 	snap.Hash = src.hash
 	snap.LoadedAt = now()
 	snap.Files = src.names
+	if opts.Warn != nil {
+		for _, w := range lint(files, snap) {
+			opts.Warn(w)
+		}
+	}
 	return snap, nil
 }
 
