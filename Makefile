@@ -13,7 +13,7 @@ PROTO_SRC           := proto/extauthz/policy/v1/policy.proto
 # make fuzz runs each fuzz target FUZZTIME; make test's fuzz-smoke splits
 # FUZZ_SMOKE_BUDGET seconds among the targets (at least 1s each).
 FUZZTIME            ?= 20s
-FUZZ_SMOKE_BUDGET   ?= 45
+FUZZ_SMOKE_BUDGET   ?= 40
 
 .PHONY: all build run test setup deps-apt deps-npm spire-tools lint vet fmt-check staticcheck proto proto-check unit deploy-check bench-smoke fuzz fuzz-smoke bench image clean
 
@@ -117,7 +117,7 @@ fuzz fuzz-smoke:
 	n=$$(wc -l <$$tmp/targets); \
 	[ "$$n" -gt 0 ] || { echo "fuzz: no fuzz targets"; exit 0; }; \
 	each="$(FUZZ_EACH)"; \
-	if [ -z "$$each" ]; then s=$$(( $(FUZZ_SMOKE_BUDGET) / n )); [ "$$s" -ge 1 ] || s=1; each=$${s}s; fi; \
+	if [ -z "$$each" ]; then ms=$$(( $(FUZZ_SMOKE_BUDGET) * 1000 / n )); [ "$$ms" -ge 1000 ] || ms=1000; each=$${ms}ms; fi; \
 	echo "fuzz: $$n targets, $$each each beyond the seed corpus"; \
 	start=$$(date +%s); failed=""; \
 	while read -r pkg dir f; do \
