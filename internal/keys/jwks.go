@@ -58,6 +58,16 @@ type skippedKey struct {
 	Block  int    `json:"block,omitempty"`
 	Reason string `json:"reason"`
 	Detail string `json:"detail"`
+	// use is the JWK's "use" when Reason is skipUse.
+	use string
+}
+
+// subject names the key in a sentence: by kid, or by its place in the set.
+func (s skippedKey) subject() string {
+	if s.KID != "" {
+		return fmt.Sprintf("key %q", s.KID)
+	}
+	return fmt.Sprintf("key %d", s.Index)
 }
 
 func (s skippedKey) String() string {
@@ -136,6 +146,11 @@ func parseJWK(raw json.RawMessage, rules keyRules) (*Key, skippedKey) {
 		return nil, skippedKey{KID: kid, Reason: reason, Detail: fmt.Sprintf(format, args...)}
 	}
 	if f.Use != nil && !slices.Contains(rules.uses, *f.Use) {
+		if *f.Use == useJWTSVID || *f.Use == useX509SVID {
+			// The mirror image of the SPIFFE "sig" trap: a bundle given
+			// as a JWK Set.
+			return skip(skipUse, "use %q is not for signatures: it marks a key of a SPIFFE bundle, which a spiffe issuer reads from bundle_file", *f.Use)
+		}
 		return skip(skipUse, "use %q is not for signatures", *f.Use)
 	}
 	switch f.Kty {

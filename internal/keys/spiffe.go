@@ -182,6 +182,14 @@ func (p *Plane) spiffeSource(spec Spec, s SPIFFESpec) (Source, error) {
 		case err != nil:
 			return fail("bundle_file %s: %w", s.BundleFile, err)
 		default:
+			// At load there is someone to tell: a key left out for its
+			// "use" is a mistake in the file (most often "sig", copied
+			// from an OIDC JWKS), which at run time would deny every SVID
+			// it signed. A re-read skips it like any unusable key.
+			if f := useFaults(st.skipped); f != "" {
+				return fail("bundle_file %s: %s", s.BundleFile, f)
+			}
+			logBundleFaults(conf.logger(p.log), st)
 			conf.initial = st
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,46 @@ const (
 // svidKeyRules accept bundle keys marked for JWT-SVIDs, or not marked at
 // all (the Workload API's JWT bundles and SPIRE's JWKS often omit "use").
 var svidKeyRules = keyRules{uses: []string{useJWTSVID}}
+
+// svidUseRule is the rule a bundle key's "use" breaks, in the words of the
+// JWT-SVID standard (section 6.1), not OAuth's: the common "sig" is the
+// trap, a bundle whose keys all say it verifies nothing.
+const svidUseRule = `in a SPIFFE bundle a JWT-SVID key has "use": "jwt-svid" (or no use)`
+
+// svidSigHint tells whoever copied an OIDC JWKS into a bundle file where
+// such a set goes instead.
+const svidSigHint = `; a JWK Set of "use": "sig" keys, as an OIDC discovery provider serves it, is a jwks_file issuer with spiffe_trust_domain`
+
+// useFaults says which keys of a bundle were left out for their "use" and
+// what the rule is, or "" when none was: one text for the load error, the
+// log line and the deny, so that each tells the operator what to change.
+func useFaults(skipped []skippedKey) string {
+	var keys []string
+	sig := false
+	for _, sk := range skipped {
+		if sk.Reason != skipUse {
+			continue
+		}
+		keys = append(keys, fmt.Sprintf(`%s has "use": %q`, sk.subject(), sk.use))
+		sig = sig || sk.use == "sig"
+	}
+	if len(keys) == 0 {
+		return ""
+	}
+	msg := strings.Join(keys, ", ") + "; " + svidUseRule
+	if sig {
+		msg += svidSigHint
+	}
+	return msg
+}
+
+// describeBundleSkip is a skipped bundle key for the log.
+func describeBundleSkip(sk skippedKey) string {
+	if sk.Reason == skipUse {
+		return useFaults([]skippedKey{sk})
+	}
+	return sk.String()
+}
 
 // spiffeBundle is what a SPIFFE bundle (or plain JWK Set) holds for us.
 type spiffeBundle struct {
@@ -87,6 +128,10 @@ func parseSPIFFEBundle(data []byte) (*spiffeBundle, error) {
 		switch {
 		case k == nil:
 			sk.Index = i
+			if sk.Reason == skipUse {
+				sk.use = *f.Use
+				sk.Detail = fmt.Sprintf(`has "use": %q; %s`, sk.use, svidUseRule)
+			}
 			out.skipped = append(out.skipped, sk)
 		case k.ID == "":
 			out.skipped = append(out.skipped, skippedKey{Index: i, Reason: skipMalformed,

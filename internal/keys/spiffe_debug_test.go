@@ -42,7 +42,7 @@ func TestSPIFFEInDebugAndMetrics(t *testing.T) {
 	const td = "example.org"
 
 	file := writeFile(t, t.TempDir(), "bundle.json", svidBundle(t, 0,
-		svidKey(t, a, "a"), jwkOf(t, b, "sig", map[string]any{"use": "sig"})))
+		svidKey(t, a, "a"), jwkOf(t, b, "weak", map[string]any{"use": "jwt-svid", "alg": "RS256"})))
 	newSPIFFE(t, p, Spec{Name: "mesh-file"}, SPIFFESpec{TrustDomain: td, BundleFile: file})
 
 	bs := &bundleServer{body: svidBundle(t, 60, svidKey(t, b, "b"))}
@@ -109,7 +109,7 @@ func TestSPIFFEInDebugAndMetrics(t *testing.T) {
 			t.Errorf("%s: extauthz_keys_set_age_seconds %v, want 0", tc.name, v)
 		}
 	}
-	if s := got["mesh-file"]; len(s.Skipped) != 1 || s.Skipped[0].KID != "sig" || s.Skipped[0].Reason != skipUse {
+	if s := got["mesh-file"]; len(s.Skipped) != 1 || s.Skipped[0].KID != "weak" || s.Skipped[0].Reason != skipAlg {
 		t.Errorf("mesh-file skipped: %+v", s.Skipped)
 	}
 	// The endpoint's next fetch is its refresh hint (less jitter) away; a
@@ -133,7 +133,7 @@ func TestSPIFFEInDebugAndMetrics(t *testing.T) {
 		{"extauthz_keys_consecutive_failures", []string{"issuer", "mesh-down"}, 1},
 		{"extauthz_keys_consecutive_failures", []string{"issuer", "mesh-refused"}, 1},
 		{"extauthz_keys_consecutive_failures", []string{"issuer", "mesh-agent"}, 0},
-		{"extauthz_keys_skipped_keys_total", []string{"issuer", "mesh-file", "reason", skipUse}, 1},
+		{"extauthz_keys_skipped_keys_total", []string{"issuer", "mesh-file", "reason", skipAlg}, 1},
 		{"extauthz_keys_fetches_total", []string{"issuer", "mesh-down", "outcome", outcomeStatus}, 1},
 		{"extauthz_keys_fetch_duration_seconds", []string{"issuer", "mesh-endpoint"}, 1},
 	} {

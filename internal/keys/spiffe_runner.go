@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -47,6 +48,30 @@ func (p *Plane) spiffeRunner(conf *spiffeConf) *spiffeRunner {
 	r.nextCheck.Store(p.clock.Now().Add(p.cfg.FilePollInterval).UnixNano())
 	r.run()
 	return r
+}
+
+// logger is the plane's logger with the source's attributes.
+func (c *spiffeConf) logger(log *slog.Logger) *slog.Logger {
+	return log.With("issuer", c.key.label, "trust_domain", c.td.Name(), "source", c.key.kind, "location", c.key.location)
+}
+
+// logBundleFaults logs the keys a bundle leaves out and, when it has no
+// usable key, that every token of the trust domain is refused, with why if
+// it is their "use". It reports whether the bundle has no usable key.
+func logBundleFaults(log *slog.Logger, st *spiffeState) bool {
+	for _, sk := range st.skipped {
+		log.Warn("keys: bundle key skipped", "key", describeBundleSkip(sk))
+	}
+	if st.set.Len() > 0 {
+		return false
+	}
+	const msg = "keys: SPIFFE bundle has no JWT-SVID keys; every token of the trust domain is refused until keys return"
+	if f := useFaults(st.skipped); f != "" {
+		log.Warn(msg, "reason", f)
+	} else {
+		log.Warn(msg)
+	}
+	return true
 }
 
 // spiffeRunners lists the running watchers, for /debug/keys and the
@@ -196,7 +221,7 @@ func (r *spiffeRunner) keys(ctx context.Context, kid string) ([]*Key, error) {
 	}
 	if st.set.Len() == 0 {
 		r.p.m.unknownKID(r.conf.key.label)
-		return nil, r.conf.errRevoked
+		return nil, r.revoked(st)
 	}
 	if ks := lookup(st.set, kid); ks != nil {
 		return ks, nil
@@ -209,17 +234,40 @@ func (r *spiffeRunner) keys(ctx context.Context, kid string) ([]*Key, error) {
 			r.wait(ctx, c)
 			if st := r.cur.Load(); r.servable(st, r.p.clock.Now()) {
 				if st.set.Len() == 0 {
-					return nil, r.conf.errRevoked
+					return nil, r.revoked(st)
 				}
 				if ks := lookup(st.set, kid); ks != nil {
 					return ks, nil
 				}
+				return nil, r.unknown(st, kid)
 			}
 		} else {
 			r.p.m.suppressedRefetch(r.conf.key.label)
 		}
 	}
-	return nil, r.conf.errUnknown
+	return nil, r.unknown(st, kid)
+}
+
+// revoked is the error for a bundle without usable keys. When keys were
+// left out for their "use", it says which and what the rule is: that is a
+// bundle to fix, not a revocation anyone meant.
+func (r *spiffeRunner) revoked(st *spiffeState) error {
+	if f := useFaults(st.skipped); f != "" {
+		return fmt.Errorf("keys: issuer %s: the bundle of trust domain %s has no JWT-SVID keys: %s: every key is revoked: %w",
+			r.conf.key.label, r.conf.td.Name(), f, ErrUnknownKID)
+	}
+	return r.conf.errRevoked
+}
+
+// unknown is the error for a kid the bundle has no usable key for; a key
+// of that kid left out for its "use" is named, with the rule.
+func (r *spiffeRunner) unknown(st *spiffeState, kid string) error {
+	for _, sk := range st.skipped {
+		if kid != "" && sk.KID == kid && sk.Reason == skipUse {
+			return fmt.Errorf("keys: issuer %s: %s: %w", r.conf.key.label, useFaults([]skippedKey{sk}), ErrUnknownKID)
+		}
+	}
+	return r.conf.errUnknown
 }
 
 func (r *spiffeRunner) servable(st *spiffeState, now time.Time) bool {
@@ -273,12 +321,8 @@ func (r *spiffeRunner) publish(st *spiffeState) {
 		return
 	}
 	r.p.m.skipped(r.conf.key.label, st.skipped)
-	log := r.p.log.With("issuer", r.conf.key.label, "trust_domain", r.conf.td.Name(), "source", r.conf.key.kind, "location", r.conf.key.location)
-	for _, sk := range st.skipped {
-		log.Warn("keys: bundle key skipped", "key", sk.String())
-	}
-	if st.set.Len() == 0 {
-		log.Warn("keys: SPIFFE bundle has no JWT-SVID keys; every token of the trust domain is refused until keys return")
+	log := r.conf.logger(r.p.log)
+	if logBundleFaults(log, st) {
 		return
 	}
 	kids := make([]string, 0, st.set.Len())

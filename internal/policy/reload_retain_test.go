@@ -14,6 +14,11 @@ import (
 	"github.com/extauthz/extauthz/internal/keys/fakeclock"
 )
 
+// p256JWK is the members of a P-256 public JWK (RFC 7515 appendix A.3's),
+// for key files and servers whose keys are read but verify nothing.
+const p256JWK = `"kty":"EC","crv":"P-256",` +
+	`"x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"`
+
 // countingJWKS is a JWKS endpoint on 127.0.0.1:0 that counts the requests
 // reaching it.
 func countingJWKS(t *testing.T) (*httptest.Server, *atomic.Int64) {
@@ -22,9 +27,8 @@ func countingJWKS(t *testing.T) (*httptest.Server, *atomic.Int64) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		hits.Add(1)
 		w.Header().Set("Content-Type", "application/json")
-		// One P-256 key; any usable key will do, nothing is verified.
-		_, _ = w.Write([]byte(`{"keys":[{"kty":"EC","crv":"P-256","kid":"a",` +
-			`"x":"f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU","y":"x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}]}`))
+		// Any usable key will do: nothing is verified.
+		_, _ = w.Write([]byte(`{"keys":[{"kid":"a",` + p256JWK + `}]}`))
 	}))
 	t.Cleanup(srv.Close)
 	return srv, &hits
