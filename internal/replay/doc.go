@@ -60,10 +60,11 @@
 // use as a replay. If Redis applied a SET whose reply was lost, the token
 // is refused, never accepted twice.
 //
-// go-redis's own log lines (a failed dial, a Sentinel failover) are written
-// as warnings to RedisConfig.Logger ("replay: go-redis", the line in
-// detail), so they share the process's log format; go-redis has one logger
-// per process, so the most recent Logger set receives them.
+// go-redis's own log lines are written to RedisConfig.Logger ("replay:
+// go-redis", the line in detail), so they share the process's log format:
+// trouble (a failed dial or sentinel query) as warnings, a change of
+// topology (a new master) as info. go-redis has one logger per process, so
+// the most recent Logger set receives them.
 //
 // Redis keeps no count per namespace (that would take a script and a
 // second structure per claim): every key carries its TTL, and maxmemory

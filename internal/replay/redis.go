@@ -31,10 +31,10 @@ type RedisConfig struct {
 	// KeyPrefix is put before the hex hash in every key; empty means
 	// DefaultKeyPrefix.
 	KeyPrefix string
-	// Logger receives go-redis's own log lines (failed dials, failovers)
-	// as warnings. go-redis has a single logger per process: the Logger of
-	// the most recent NewRedis that set one receives them; with none set,
-	// slog.Default() does.
+	// Logger receives go-redis's own log lines: failed dials and queries
+	// as warnings, failovers as info. go-redis has a single logger per
+	// process: the Logger of the most recent NewRedis that set one
+	// receives them; with none set, slog.Default() does.
 	Logger *slog.Logger
 }
 

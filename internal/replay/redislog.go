@@ -29,19 +29,38 @@ func useRedisLogger(log *slog.Logger) {
 	redisLogOnce.Do(func() { redis.SetLogger(redisLogger{}) })
 }
 
-// redisLogger adapts go-redis's Printf logging to slog. go-redis logs only
-// trouble (failed dials, sentinel and cluster failovers, a TTL it had to
-// round), so every line is a warning; the line itself, which names
-// addresses but never a password or a key, is the detail.
+// redisLogger adapts go-redis's Printf logging to slog. go-redis logs
+// mostly trouble (failed dials, failed sentinel queries, a TTL it had to
+// round), written as warnings; the few lines that only report a change of
+// topology (a master found, a sentinel discovered) are info. The line
+// itself, which names addresses but never a password or a key, is the
+// detail.
 type redisLogger struct{}
+
+// redisInfoPrefixes begin go-redis's lines that report no trouble.
+var redisInfoPrefixes = []string{
+	"sentinel: selected addr=",
+	"sentinel: new master=",
+	"sentinel: discovered new sentinel=",
+	"pubsub: reconnecting to new endpoint",
+	"ring shard state changed",
+	"cluster: slots ",
+}
 
 func (redisLogger) Printf(ctx context.Context, format string, v ...any) {
 	log := redisLog.Load()
 	if log == nil {
 		log = slog.Default()
 	}
-	if !log.Enabled(ctx, slog.LevelWarn) {
+	level := slog.LevelWarn
+	for _, p := range redisInfoPrefixes {
+		if strings.HasPrefix(format, p) {
+			level = slog.LevelInfo
+			break
+		}
+	}
+	if !log.Enabled(ctx, level) {
 		return
 	}
-	log.Log(ctx, slog.LevelWarn, "replay: go-redis", "detail", strings.TrimSpace(fmt.Sprintf(format, v...)))
+	log.Log(ctx, level, "replay: go-redis", "detail", strings.TrimSpace(fmt.Sprintf(format, v...)))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -134,12 +135,31 @@ func TestRedisLogsToSlogDefault(t *testing.T) {
 
 func TestRedisLogLevel(t *testing.T) {
 	restoreRedisLog(t)
-	h := &records{min: slog.LevelError}
+	h := &records{min: slog.LevelInfo}
 	useRedisLogger(slog.New(h))
-	redisLogger{}.Printf(context.Background(), "redis: %s", "noise")
+	ctx := context.Background()
+	// The lines as go-redis formats them (sentinel.go, internal/pool).
+	redisLogger{}.Printf(ctx, "sentinel: new master=%q addr=%q", "mymaster", "127.0.0.1:6380")
+	redisLogger{}.Printf(ctx, "sentinel: GetMasterAddrByName name=%q failed: %s", "mymaster", "i/o timeout")
+	redisLogger{}.Printf(ctx, "redis: connection pool: failed to dial after %d attempts: %v", 5, "connection refused")
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	if len(h.recs) != 0 {
-		t.Errorf("a logger at level error received go-redis's warning: %v", h.recs)
+	got := make([]slog.Level, len(h.recs))
+	for i, r := range h.recs {
+		got[i] = r.Level
+	}
+	h.mu.Unlock()
+	want := []slog.Level{slog.LevelInfo, slog.LevelWarn, slog.LevelWarn}
+	if !slices.Equal(got, want) {
+		t.Errorf("levels %v, want %v", got, want)
+	}
+
+	// A logger above warnings receives none of them.
+	quiet := &records{min: slog.LevelError}
+	useRedisLogger(slog.New(quiet))
+	redisLogger{}.Printf(ctx, "redis: connection pool: failed to dial after %d attempts: %v", 5, "connection refused")
+	quiet.mu.Lock()
+	defer quiet.mu.Unlock()
+	if len(quiet.recs) != 0 {
+		t.Errorf("a logger at level error received go-redis's warning: %v", quiet.recs)
 	}
 }
