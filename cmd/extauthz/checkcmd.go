@@ -12,7 +12,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/extauthz/extauthz/internal/check"
@@ -20,7 +20,7 @@ import (
 
 // checkUsage is `extauthz check --help`: the forms of a request, each
 // with an example, the outputs and the exit codes; the flags follow.
-const checkUsage = `usage: extauthz check (--policy PATH... | --addr ADDR) REQUEST [--explain] [-o text|json]
+const checkUsage = `usage: extauthz check (--policy PATH... | --addr ADDR [--tls...]) REQUEST [--explain] [-o text|json]
 
 Decides one request, offline against policy files (--policy, repeatable) or
 by asking a running server (--addr host:port or unix:///path), and prints
@@ -38,6 +38,15 @@ The request is built as Envoy sends it: :authority, :method, :path and
 -A/--user-agent, -b/--cookie NAME=VALUE, --oauth2-bearer, --url and a bare
 URL; it ignores -s, -S, -v, -i, -k, -L, -f and --compressed, and refuses
 the rest. --request is a CheckRequest as protojson (- for stdin).
+
+--addr speaks plaintext unless a TLS flag is given. For a TLS listener
+(serve --grpc-tls-cert): --tls when the system's roots verify its
+certificate, --tls-ca FILE for a private CA; for mTLS (serve
+--grpc-client-ca) add --tls-cert FILE --tls-key FILE; --tls-server-name
+NAME when the certificate does not hold the host of --addr. The server's
+certificate is always verified:
+
+  extauthz check --addr extauthz.extauthz.svc.cluster.local:9001 --tls-ca ca.crt --tls-cert envoy.crt --tls-key envoy.key --request req.json
 
 Output:
   (default)        decision, rule, reason, the other metadata, the headers set and removed
@@ -71,6 +80,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	printReq := fs.Bool("print-request", false, "print the CheckRequest built, as protojson, and exit")
 	var spec reqSpec
 	spec.register(fs)
+	var dial dialTLS
+	dial.flags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, checkUsage)
 		fs.PrintDefaults()
@@ -146,6 +157,13 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	case *explainFlag && *addr != "":
 		return usage("--explain needs --policy: the steps are traced in-process")
 	}
+	if err := dial.check(*addr); err != nil {
+		return usage("%v", err)
+	}
+	creds, err := dial.credentials()
+	if err != nil {
+		return usage("%v", err)
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -165,9 +183,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 3
 		}
 	} else {
-		var err error
-		if resp, err = remoteCheck(ctx, *addr, req); err != nil {
-			fmt.Fprintln(stderr, "extauthz check:", err)
+		if resp, err = remoteCheck(ctx, *addr, creds, req); err != nil {
+			fmt.Fprintln(stderr, "extauthz check:", dial.explain(err))
 			return 3
 		}
 	}
@@ -232,12 +249,14 @@ func readCheckRequest(name string) (*authv3.CheckRequest, error) {
 	return req, nil
 }
 
-func remoteCheck(ctx context.Context, addr string, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+// remoteCheck asks the server at addr over a connection with creds
+// (plaintext or TLS, see dialTLS).
+func remoteCheck(ctx context.Context, addr string, creds credentials.TransportCredentials, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
 	target := addr
 	if !strings.HasPrefix(target, "unix://") {
 		target = "passthrough:///" + target
 	}
-	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	conn, err := grpc.NewClient(target, grpc.WithTransportCredentials(creds))
 	if err != nil {
 		return nil, err
 	}
