@@ -149,7 +149,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	defer plane.Close()
 
-	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane})
+	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane, Warn: policy.WarnLogger(log)})
 	if err != nil {
 		return err
 	}
@@ -160,7 +160,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	reloader := policy.NewReloader(policy.ReloaderConfig{
 		Paths:        cfg.policies,
 		Store:        store,
-		Options:      policy.Options{Keys: plane},
+		Options:      policy.Options{Keys: plane, Warn: policy.WarnLogger(log)},
 		Logger:       log,
 		Prefetch:     plane.Prefetch,
 		PrefetchWait: cfg.prefetchWait,
@@ -188,7 +188,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 
 	rs, closer, err := replay.Open(ctx, cfg.replayStore,
 		replay.MemoryConfig{MaxEntries: cfg.replayMax, MaxEntriesPerNamespace: cfg.replayMaxNS, MaxEntriesPerGroup: cfg.replayMaxDPoP},
-		replay.RedisConfig{Timeout: cfg.replayTimeout})
+		replay.RedisConfig{Timeout: cfg.replayTimeout, Logger: log})
 	if err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func TestValidate(t *testing.T) {
 		if code != 1 {
 			t.Fatalf("validate exited %d, want 1; stdout:\n%s\nstderr:\n%s", code, stdout, stderr)
 		}
-		want := bad + `: rules[0].headers["x-is-agent"]: undeclared reference to 'clams'`
+		want := bad + `:19:20: rules[0].headers["x-is-agent"]: undeclared reference to 'clams'`
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not name the file and field path:\n%s\nwant it to contain:\n%s", stderr, want)
 		}
@@ -84,8 +84,8 @@ func TestValidate(t *testing.T) {
 			t.Fatalf("validate exited %d, want 1; stderr:\n%s", code, stderr)
 		}
 		for _, want := range []string{
-			a + `: rules[0].headers["x-client-id"]: undeclared reference to 'clientid'`,
-			b + `: rules[0].bearer.issuers[0]:`,
+			a + `:18:20: rules[0].headers["x-client-id"]: undeclared reference to 'clientid'`,
+			b + `:5:17: rules[0].bearer.issuers[0]:`,
 		} {
 			if !strings.Contains(stderr, want) {
 				t.Errorf("stderr lacks %q:\n%s", want, stderr)
