@@ -111,6 +111,9 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		if src != nil {
 			r.rejected = src.hash
 		}
+		// Compiling recorded the new issuers' sources in the key plane;
+		// put back the serving policy's, which keep serving.
+		r.retain(cur)
 		r.count("failure")
 		r.log.Error("policy reload rejected; the previous policy keeps serving", "err", err, "serving_hash", cur.Hash)
 		return err
@@ -121,19 +124,27 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		cancel()
 	}
 	r.store.Swap(snap)
-	if plane := r.opts.Keys; plane != nil {
-		// Issuers the new policy dropped stop refreshing now, rather than
-		// until the key cache gets round to evicting them.
-		srcs := make([]keys.Source, 0, len(snap.Issuers))
-		for _, is := range snap.Issuers {
-			srcs = append(srcs, is.Keys)
-		}
-		plane.Retain(srcs)
-	}
+	// Issuers the new policy dropped stop refreshing now, rather than
+	// until the key cache gets round to evicting them.
+	r.retain(snap)
 	r.count("success")
 	r.published(snap)
 	r.log.Info("policy reloaded", "hash", snap.Hash, "previous_hash", cur.Hash, "rules", len(snap.Rules), "issuers", len(snap.Issuers))
 	return nil
+}
+
+// retain tells the key plane that snap's issuers' sources are the ones in
+// use.
+func (r *Reloader) retain(snap *Snapshot) {
+	plane := r.opts.Keys
+	if plane == nil || snap == nil {
+		return
+	}
+	srcs := make([]keys.Source, 0, len(snap.Issuers))
+	for _, is := range snap.Issuers {
+		srcs = append(srcs, is.Keys)
+	}
+	plane.Retain(srcs)
 }
 
 func (r *Reloader) count(result string) {
