@@ -97,4 +97,3 @@ func TestReloadStopsRemovedIssuersRefreshing(t *testing.T) {
 		t.Fatalf("the removed issuer's JWKS server was fetched %d times after the reload", g-2)
 	}
 }
-
