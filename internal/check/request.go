@@ -2,6 +2,7 @@ package check
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strings"
 	"unsafe"
@@ -111,12 +112,17 @@ func lowerKeys(m map[string]string) bool {
 	return true
 }
 
-// hostOnly lower-cases an :authority and drops its port.
+// hostOnly lower-cases an :authority and drops its port. An IPv6 literal
+// is written in its canonical form (RFC 5952), as the policy's hosts are,
+// so [0:0::1] cannot slip past a rule for [::1].
 func hostOnly(authority string) string {
 	host := authority
 	if strings.HasPrefix(host, "[") {
 		if i := strings.IndexByte(host, ']'); i > 0 {
 			host = host[:i+1]
+			if a, err := netip.ParseAddr(host[1:i]); err == nil && a.Is6() {
+				return "[" + a.String() + "]"
+			}
 		}
 	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		host = host[:i]
