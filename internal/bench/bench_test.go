@@ -256,6 +256,9 @@ func TestReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if strings.Contains(string(doc), "%!") {
+		t.Errorf("a format verb without its argument:\n%s", doc)
+	}
 	if !strings.Contains(string(doc), "| floor over the bare call | +5.0 |") {
 		t.Errorf("the report lacks the floor against the bare call:\n%s", doc)
 	}
