@@ -46,6 +46,7 @@ type serveConfig struct {
 	logLevel       string
 	audit          bool
 	logSample      float64
+	logDecisions   string
 	shutdownGrace  time.Duration
 	prefetchWait   time.Duration
 	maxBodyBytes   int
@@ -72,7 +73,8 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.debugPprof, "debug-pprof", false, "serve Go's runtime profiles under /debug/pprof/ on --http-addr (off by default)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	fs.Float64Var(&c.logSample, "decision-log-sample", 0.01, "fraction of allowed Checks written to the decision log (denies are always logged)")
+	fs.Float64Var(&c.logSample, "decision-log-sample", 0.01, "with --log-decisions sampled, the fraction of allowed Checks written to the decision log (denies are always logged)")
+	fs.StringVar(&c.logDecisions, "log-decisions", "sampled", "which Checks the decision log records: all, denies, or sampled (every deny and --decision-log-sample of the allows)")
 	fs.BoolVar(&c.audit, "audit", false, "audit every rule: evaluate and record the decision, but always allow")
 	fs.DurationVar(&c.shutdownGrace, "shutdown-grace", 15*time.Second, "how long in-flight Checks may take to finish after SIGTERM")
 	fs.DurationVar(&c.prefetchWait, "prefetch-wait", 10*time.Second, "how long startup waits for remote key sets before serving")
@@ -119,6 +121,12 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "extauthz serve:", err)
 		return 2
 	}
+	sample, err := decisionLogSample(fs, cfg.logDecisions, cfg.logSample)
+	if err != nil {
+		fmt.Fprintln(stderr, "extauthz serve:", err)
+		return 2
+	}
+	cfg.logSample = sample
 	log, err := newLogger(stderr, cfg.logFormat, cfg.logLevel)
 	if err != nil {
 		fmt.Fprintln(stderr, "extauthz serve:", err)
@@ -305,6 +313,28 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	_ = httpSrv.Shutdown(hctx)
 	log.Info("stopped")
 	return nil
+}
+
+// decisionLogSample is check.Config's DecisionLogSample for --log-decisions
+// mode: every allow (1) for all, none (0) for denies, and sample, from
+// --decision-log-sample, for sampled. A --decision-log-sample given with
+// all or denies contradicts the mode, so it is refused rather than ignored.
+func decisionLogSample(fs *flag.FlagSet, mode string, sample float64) (float64, error) {
+	sampleSet := false
+	fs.Visit(func(f *flag.Flag) { sampleSet = sampleSet || f.Name == "decision-log-sample" })
+	switch mode {
+	case "sampled":
+		return sample, nil
+	case "all", "denies":
+		if sampleSet {
+			return 0, fmt.Errorf("--decision-log-sample applies only to --log-decisions sampled, not %s", mode)
+		}
+		if mode == "all" {
+			return 1, nil
+		}
+		return 0, nil
+	}
+	return 0, fmt.Errorf("--log-decisions: want all, denies or sampled, got %q", mode)
 }
 
 // dpopNonces builds the DPoP nonce issuer from the secret file, or from a
