@@ -39,6 +39,12 @@ The request is built as Envoy sends it: :authority, :method, :path and
 URL; it ignores -s, -S, -v, -i, -k, -L, -f and --compressed, and refuses
 the rest. --request is a CheckRequest as protojson (- for stdin).
 
+--now RFC3339 pins the clock of an offline decision (--policy only): token
+lifetimes, key files and DPoP proofs are judged at that time, so a token
+saved from an incident can be asked about as it was then:
+
+  extauthz check --policy p.yaml --now 2026-03-01T09:30:00Z --url https://api.example.com/reports/q1 --bearer "$TOKEN"
+
 --addr speaks plaintext unless a TLS flag is given. For a TLS listener
 (serve --grpc-tls-cert): --tls when the system's roots verify its
 certificate, --tls-ca FILE for a private CA; for mTLS (serve
@@ -72,7 +78,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs := newFlagSet("check", stderr)
 	addr := fs.String("addr", "", "address `ADDR` of a running extauthz: host:port or unix:///path")
 	var policies stringList
-	fs.Var(&policies, "policy", "decide offline against these policy files or directories (`PATH`, repeatable); remote keys are fetched, the clock is the real one")
+	fs.Var(&policies, "policy", "decide offline against these policy files or directories (`PATH`, repeatable); remote keys are fetched, the clock is the real one unless --now")
+	nowFlag := fs.String("now", "", "with --policy, decide at this `RFC3339` time instead of the real clock (exp, nbf, iat, key files, DPoP proofs)")
 	reqFile := fs.String("request", "", "`FILE` holding a CheckRequest as protojson (- for stdin)")
 	timeout := fs.Duration("timeout", 5*time.Second, "how long to wait for the answer (and, offline, for remote keys)")
 	explainFlag := fs.Bool("explain", false, "print every step of the decision (with --policy)")
@@ -156,6 +163,16 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usage("-o: want text or json, got %q", *output)
 	case *explainFlag && *addr != "":
 		return usage("--explain needs --policy: the steps are traced in-process")
+	case *nowFlag != "" && *addr != "":
+		return usage("--now needs --policy: a running server decides on its own clock")
+	}
+	var now func() time.Time
+	if *nowFlag != "" {
+		at, err := time.Parse(time.RFC3339, *nowFlag)
+		if err != nil {
+			return usage("--now: want an RFC 3339 time such as 2026-03-01T09:30:00Z: %v", err)
+		}
+		now = func() time.Time { return at }
 	}
 	if err := dial.check(*addr); err != nil {
 		return usage("%v", err)
@@ -170,7 +187,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var resp *authv3.CheckResponse
 	var steps []check.Step
 	if len(policies) > 0 {
-		srv, err := newEvalServer(ctx, evalConfig{Policies: policies, Fetch: true})
+		srv, err := newEvalServer(ctx, evalConfig{Policies: policies, Fetch: true, Now: now})
 		if err != nil {
 			fmt.Fprintln(stderr, "extauthz check:", err)
 			return 3
