@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -10,7 +9,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log/slog"
@@ -20,10 +18,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -494,42 +493,6 @@ func TestGRPCSPIFFENoSVID(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for the server's log writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// logLine waits for a JSON log line whose msg starts with msg.
-func (s *syncBuffer) logLine(t *testing.T, msg string) map[string]any {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for time.Now().Before(deadline) {
-		sc := bufio.NewScanner(strings.NewReader(s.String()))
-		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) == nil && strings.HasPrefix(line["msg"].(string), msg) {
-				return line
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("no %q log line:\n%s", msg, s.String())
-	return nil
-}
-
 // TestServeGRPCMTLS runs serve with the mTLS flags: Checks over mTLS are
 // answered, a client without a certificate is refused, and SIGHUP swaps
 // in renewed files.
@@ -542,7 +505,7 @@ func TestServeGRPCMTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
-	var logs syncBuffer
+	var logs logtest.Buffer
 	exit := make(chan int, 1)
 	go func() {
 		exit <- serve(ctx, []string{"--policy", policy, "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
@@ -555,7 +518,7 @@ func TestServeGRPCMTLS(t *testing.T) {
 			t.Errorf("serve exited %d:\n%s", code, logs.String())
 		}
 	}()
-	serving := logs.logLine(t, "serving")
+	serving := logs.WaitJSON(t, "serving")
 	addr, _ := serving["grpc_addr"].(string)
 	if serving["grpc_tls"] != "mtls" {
 		t.Errorf("serving line: grpc_tls %v, want mtls", serving["grpc_tls"])
@@ -582,7 +545,7 @@ func TestServeGRPCMTLS(t *testing.T) {
 	if err := syscall.Kill(os.Getpid(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	logs.logLine(t, "grpc tls: reloaded")
+	logs.WaitJSON(t, "grpc tls: reloaded")
 	if err := call(t, addr, clientTLS(renewedCA.pool(), renewedCA.issue(t, "envoy").tlsCert())); err != nil {
 		t.Errorf("after SIGHUP, a client of the renewed CAs: %v", err)
 	}

@@ -1,37 +1,19 @@
 package check_test
 
 import (
-	"bytes"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 
 	"github.com/extauthz/extauthz/internal/check"
 )
 
-// lockedBuf is a log sink the server's goroutines may write at once.
-type lockedBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // TestRequireFalseLogged: at debug level a deny for a false require names
 // the rule and the expression, as docs/operations.md promises.
 func TestRequireFalseLogged(t *testing.T) {
-	var out lockedBuf
+	var out logtest.Buffer
 	h := newHarness(t, basePolicy, func(c *check.Config) {
 		c.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

@@ -4,7 +4,6 @@ package replay
 
 import (
 	"bufio"
-	"bytes"
 	"fmt"
 	"net"
 	"os"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 )
 
 // redisServer is a real redis-server on a free loopback port, killed when
@@ -29,7 +30,7 @@ type redisServer struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *lockedBuffer
+	out  *logtest.Buffer
 }
 
 // redisServerBinary finds redis-server. Without it the test is skipped on a
@@ -96,7 +97,7 @@ func (s *redisServer) Start() {
 	if s.cmd != nil {
 		s.t.Fatal("redis-server already running")
 	}
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	cmd := exec.Command(s.bin, s.args...)
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -193,21 +194,4 @@ func writeFile(t *testing.T, name, content string) string {
 		t.Fatal(err)
 	}
 	return path
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

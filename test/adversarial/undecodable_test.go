@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/logtest"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
@@ -82,31 +83,13 @@ func checkRaw(conn *grpc.ClientConn, b []byte) (*authv3.CheckResponse, error) {
 	return resp, err
 }
 
-// syncBuffer is the decision log, written by the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestUndecodable: invalid UTF-8 anywhere Envoy puts request bytes is a 400
 // invalid_request with reason request_undecodable, through the harness's
 // gRPC server, built with check.ServerCodec as extauthz serve builds it; never
 // a gRPC error, which Envoy's failure_mode_allow would turn into an allow.
 func TestUndecodable(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	var logs syncBuffer
+	var logs logtest.Buffer
 	h := newHarness(t, func(c *check.Config) {
 		c.Metrics = check.NewMetrics(reg)
 		c.Logger = slog.New(slog.NewJSONHandler(&logs, nil))

@@ -22,6 +22,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/logtest"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -61,28 +63,10 @@ type server struct {
 	GRPCAddr, HTTPAddr string
 
 	cmd      *exec.Cmd
-	logs     *lockedBuffer
+	logs     *logtest.Buffer
 	readDone chan struct{}
 	once     sync.Once
 	code     int
-}
-
-// lockedBuffer collects the server's log for failure messages.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // startServer runs `extauthz serve --policy policyFile` on free loopback
@@ -98,7 +82,7 @@ func startServer(t *testing.T, policyFile string, extra ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, logs: &lockedBuffer{}, readDone: make(chan struct{})}
+	s := &server{cmd: cmd, logs: &logtest.Buffer{}, readDone: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

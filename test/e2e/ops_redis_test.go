@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/logtest"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 )
@@ -131,7 +133,7 @@ type redisProc struct {
 	mu   sync.Mutex
 	cmd  *exec.Cmd
 	done chan struct{}
-	out  *lockedBuffer
+	out  *logtest.Buffer
 }
 
 // startRedisServer starts /usr/bin/redis-server (or the one in PATH). It
@@ -172,7 +174,7 @@ func (r *redisProc) start() {
 	if r.cmd != nil {
 		r.t.Fatal("redis-server already running")
 	}
-	out := &lockedBuffer{}
+	out := &logtest.Buffer{}
 	cmd := exec.Command(r.bin,
 		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning")

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/extauthz/extauthz/internal/logtest"
+
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -314,24 +316,7 @@ func validate(t *testing.T, bin, policy string) (string, bool) {
 type server struct {
 	grpcAddr string
 	conn     *grpc.ClientConn
-	logs     *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs     *logtest.Buffer
 }
 
 // startServer runs `extauthz serve` on free loopback ports, waits for its
@@ -352,7 +337,7 @@ func startServer(t *testing.T, bin, policy string, extra ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{logs: &syncBuffer{}}
+	s := &server{logs: &logtest.Buffer{}}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
