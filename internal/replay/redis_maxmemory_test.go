@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/extauthz/extauthz/internal/redistest"
 )
 
 // capMemory sets maxmemory to what the server uses now plus headroom, so
@@ -35,7 +37,7 @@ func capMemory(t *testing.T, raw *redis.Client, headroom int64) {
 // unavailable (which --replay-fail-open would allow); the refused jti was
 // not recorded, so it is accepted once there is room.
 func TestRedisMaxmemoryNoeviction(t *testing.T) {
-	srv := startRedis(t, "--maxmemory-policy", "noeviction")
+	srv := redistest.Start(t, "--maxmemory-policy", "noeviction")
 	raw := rawClient(t, srv)
 	r := newTestRedis(t, RedisConfig{URL: srv.URL(), Timeout: time.Second})
 	ctx := context.Background()
@@ -73,7 +75,7 @@ func TestRedisMaxmemoryNoeviction(t *testing.T) {
 // accepting claims by evicting the keys nearest expiry, and an evicted jti
 // can then be replayed: the trade-off the operations guide describes.
 func TestRedisMaxmemoryVolatileTTL(t *testing.T) {
-	srv := startRedis(t, "--maxmemory-policy", "volatile-ttl")
+	srv := redistest.Start(t, "--maxmemory-policy", "volatile-ttl")
 	raw := rawClient(t, srv)
 	r := newTestRedis(t, RedisConfig{URL: srv.URL(), Timeout: time.Second})
 	ctx := context.Background()

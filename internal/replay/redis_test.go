@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/extauthz/extauthz/internal/redistest"
 )
 
 func newTestRedis(t *testing.T, cfg RedisConfig) *Redis {
@@ -32,7 +34,7 @@ func newTestRedis(t *testing.T, cfg RedisConfig) *Redis {
 }
 
 // rawClient inspects the server without going through the store.
-func rawClient(t *testing.T, srv *redisServer) *redis.Client {
+func rawClient(t *testing.T, srv *redistest.Server) *redis.Client {
 	t.Helper()
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { _ = c.Close() })
@@ -40,7 +42,7 @@ func rawClient(t *testing.T, srv *redisServer) *redis.Client {
 }
 
 func TestRedisClaimAcrossReplicas(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	a := newTestRedis(t, RedisConfig{URL: srv.URL()})
 	b := newTestRedis(t, RedisConfig{URL: srv.URL()})
 	ctx := context.Background()
@@ -67,7 +69,7 @@ func TestRedisClaimAcrossReplicas(t *testing.T) {
 }
 
 func TestRedisConcurrentSameJTI(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	replicas := []*Redis{
 		newTestRedis(t, RedisConfig{URL: srv.URL(), Timeout: time.Second}),
 		newTestRedis(t, RedisConfig{URL: srv.URL(), Timeout: time.Second}),
@@ -94,7 +96,7 @@ func TestRedisConcurrentSameJTI(t *testing.T) {
 }
 
 func TestRedisKeyFormat(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	raw := rawClient(t, srv)
 	ctx := context.Background()
 	// Bytes that would mean something to RESP or to a key pattern.
@@ -130,7 +132,7 @@ func TestRedisKeyFormat(t *testing.T) {
 }
 
 func TestRedisTTL(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	raw := rawClient(t, srv)
 	r := newTestRedis(t, RedisConfig{URL: srv.URL(), KeyPrefix: "p:"})
 	ctx := context.Background()
@@ -156,7 +158,7 @@ func TestRedisTTL(t *testing.T) {
 }
 
 func TestRedisPastUntilNotStored(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	raw := rawClient(t, srv)
 	r := newTestRedis(t, RedisConfig{URL: srv.URL()})
 	ctx := context.Background()
@@ -171,7 +173,7 @@ func TestRedisPastUntilNotStored(t *testing.T) {
 }
 
 func TestRedisIssuerNUL(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	r := newTestRedis(t, RedisConfig{URL: srv.URL()})
 	err := r.Claim(context.Background(), "a\x00b", "c", time.Now().Add(time.Minute))
 	if err == nil || errors.Is(err, ErrReplayed) {
@@ -180,7 +182,7 @@ func TestRedisIssuerNUL(t *testing.T) {
 }
 
 func TestRedisExpiry(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	r := newTestRedis(t, RedisConfig{URL: srv.URL()})
 	ctx := context.Background()
 	if err := r.Claim(ctx, iss, "short", time.Now().Add(50*time.Millisecond)); err != nil {
@@ -207,7 +209,7 @@ func TestRedisExpiry(t *testing.T) {
 // ErrUnavailable, then restarts it on the same port and expects the same
 // store to work again by itself.
 func TestRedisRestart(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	const timeout = 50 * time.Millisecond
 	r := newTestRedis(t, RedisConfig{URL: srv.URL(), Timeout: timeout})
 	ctx := context.Background()
@@ -260,7 +262,7 @@ func TestRedisRestart(t *testing.T) {
 // TestRedisHungServer freezes the server so that requests are accepted by
 // the kernel but never answered: only the timeout can end the claim.
 func TestRedisHungServer(t *testing.T) {
-	srv := startRedis(t)
+	srv := redistest.Start(t)
 	const timeout = 50 * time.Millisecond
 	r := newTestRedis(t, RedisConfig{URL: srv.URL(), Timeout: timeout})
 	ctx := context.Background()
@@ -357,7 +359,7 @@ func TestRedisSilentListener(t *testing.T) {
 func TestRedisDownAtStartup(t *testing.T) {
 	// Nothing listens on this port: construction must not fail, claims
 	// and Ping must.
-	url := "redis://127.0.0.1:" + strconv.Itoa(freePort(t))
+	url := "redis://127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	r := newTestRedis(t, RedisConfig{URL: url})
 	ctx := context.Background()
 	if err := r.Ping(ctx); !errors.Is(err, ErrUnavailable) {
@@ -369,7 +371,7 @@ func TestRedisDownAtStartup(t *testing.T) {
 }
 
 func TestRedisAuthAndDB(t *testing.T) {
-	srv := startRedis(t, "--requirepass", "s3cret")
+	srv := redistest.Start(t, "--requirepass", "s3cret")
 	ctx := context.Background()
 
 	wrong := newTestRedis(t, RedisConfig{URL: "redis://:wrong@" + srv.Addr() + "/0"})
@@ -393,10 +395,10 @@ func TestRedisAuthAndDB(t *testing.T) {
 }
 
 func TestRedisSentinel(t *testing.T) {
-	master := startRedis(t)
+	master := redistest.Start(t)
 	conf := writeFile(t, "sentinel.conf",
-		"sentinel monitor mymaster 127.0.0.1 "+strconv.Itoa(master.port)+" 1\n")
-	sentinel := startRedisConfig(t, conf, "--sentinel")
+		"sentinel monitor mymaster 127.0.0.1 "+strconv.Itoa(master.Port())+" 1\n")
+	sentinel := redistest.StartConfig(t, conf, "--sentinel")
 
 	ctx := context.Background()
 	url := "redis-sentinel://" + sentinel.Addr() + "?master_name=mymaster"
@@ -417,7 +419,7 @@ func TestRedisSentinel(t *testing.T) {
 
 func TestRedisCluster(t *testing.T) {
 	dir := t.TempDir()
-	node := startRedis(t, "--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf")
+	node := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", dir+"/nodes.conf")
 	raw := rawClient(t, node)
 	ctx := context.Background()
 	// A one-node cluster that owns every slot.

@@ -24,6 +24,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
+	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -209,8 +210,8 @@ func okNonce(resp *authv3.CheckResponse) string {
 // --dpop-nonce-secret-file secretFile, both serving e.policy.
 func startDPoPReplicas(t *testing.T, e *dpopEnv, secretFile string) (a, b *server) {
 	t.Helper()
-	redis := startRedisServer(t)
-	flags := []string{"--replay-store", redis.url(), "--replay-timeout", "500ms", "--dpop-nonce-secret-file", secretFile}
+	redis := redistest.Start(t)
+	flags := []string{"--replay-store", redis.URL(), "--replay-timeout", "500ms", "--dpop-nonce-secret-file", secretFile}
 	return startServer(t, e.policy, flags...), startServer(t, e.policy, flags...)
 }
 

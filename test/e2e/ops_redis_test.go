@@ -1,21 +1,13 @@
 package e2e_test
 
 import (
-	"bufio"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/logtest"
-
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/redistest"
 )
 
 // TestOpsSharedRedisReplicas runs three extauthz replicas against one real
@@ -25,13 +17,13 @@ import (
 // same port, replicas recover without a restart.
 func TestOpsSharedRedisReplicas(t *testing.T) {
 	t.Parallel()
-	redis := startRedisServer(t)
+	redis := redistest.Start(t)
 	idp := newOpsIdP(t)
 	policy := idp.policyFile(t)
 	// Ten times the default timeout: a healthy local Redis must not be
 	// taken for a down one on a loaded machine, and a down one costs each
 	// Check this long (go-redis redials and retries within it).
-	common := []string{"--replay-store", redis.url(), "--replay-timeout", "500ms"}
+	common := []string{"--replay-store", redis.URL(), "--replay-timeout", "500ms"}
 	a := startServer(t, policy, common...)
 	b := startServer(t, policy, common...)
 	c := startServer(t, policy, append(common, "--replay-fail-open")...)
@@ -55,7 +47,7 @@ func TestOpsSharedRedisReplicas(t *testing.T) {
 		t.FailNow()
 	}
 
-	redis.stop()
+	redis.Stop()
 	t.Run("redis down: 503", func(t *testing.T) {
 		for _, r := range []struct {
 			name string
@@ -92,7 +84,7 @@ func TestOpsSharedRedisReplicas(t *testing.T) {
 		}
 	})
 
-	redis.start()
+	redis.Start()
 	t.Run("redis back: recovery without restart", func(t *testing.T) {
 		// go-redis redials by itself; poll with fresh assertions (a 503
 		// records nothing, but a claim that timed out on our side might
@@ -119,130 +111,4 @@ func TestOpsSharedRedisReplicas(t *testing.T) {
 		expectDecision(t, checkOn(t, cb, b, req), codes.Unauthenticated, 401, "deny", te, "replayed")
 		expectDecision(t, checkOn(t, cc, c, req), codes.Unauthenticated, 401, "deny", te, "replayed")
 	})
-}
-
-// redisProc is a real redis-server on a free loopback port, without
-// persistence, killed when the test ends. It can be stopped and started
-// again on the same port.
-type redisProc struct {
-	t    *testing.T
-	bin  string
-	port int
-	dir  string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *logtest.Buffer
-}
-
-// startRedisServer starts /usr/bin/redis-server (or the one in PATH). It
-// skips the test when there is none, unless CI is set, where it fails.
-func startRedisServer(t *testing.T) *redisProc {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if ci := os.Getenv("CI"); ci != "" && ci != "false" {
-			t.Fatalf("redis-server not found and CI=%s: %v", ci, err)
-		}
-		t.Skipf("redis-server not installed (apt-get install redis-server): %v", err)
-	}
-	r := &redisProc{t: t, bin: bin, port: freePort(t), dir: t.TempDir()}
-	t.Cleanup(r.stop)
-	r.start()
-	return r
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-func (r *redisProc) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(r.port)) }
-func (r *redisProc) url() string  { return "redis://" + r.addr() + "/0" }
-
-// start (re)starts the server on its port and waits until it answers PING.
-func (r *redisProc) start() {
-	r.t.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.cmd != nil {
-		r.t.Fatal("redis-server already running")
-	}
-	out := &logtest.Buffer{}
-	cmd := exec.Command(r.bin,
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", r.dir, "--loglevel", "warning")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		r.t.Fatalf("start redis-server: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	r.cmd, r.done, r.out = cmd, done, out
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := redisPing(r.addr())
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			r.stopLocked()
-			r.t.Fatalf("redis-server on %s not ready: %v\n%s", r.addr(), err, out)
-		}
-		select {
-		case <-done:
-			r.cmd = nil
-			r.t.Fatalf("redis-server exited early:\n%s", out)
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// stop kills the server and waits for it; safe to call twice.
-func (r *redisProc) stop() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.stopLocked()
-}
-
-func (r *redisProc) stopLocked() {
-	if r.cmd == nil {
-		return
-	}
-	_ = r.cmd.Process.Kill()
-	<-r.done
-	r.cmd = nil
-}
-
-// redisPing speaks just enough RESP to know a server answers, without the
-// client the binary uses.
-func redisPing(addr string) error {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(time.Second)); err != nil {
-		return err
-	}
-	if _, err := c.Write([]byte("PING\r\n")); err != nil {
-		return err
-	}
-	line, err := bufio.NewReader(c).ReadString('\n')
-	if err != nil {
-		return err
-	}
-	if !strings.HasPrefix(line, "+PONG") {
-		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
-	}
-	return nil
 }

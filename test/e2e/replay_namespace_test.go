@@ -21,6 +21,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/redistest"
 )
 
 // sharedIssPolicy has two issuer entries, partner-a and partner-b, for the
@@ -88,10 +90,10 @@ default_action: deny
 // replica A, and Redis holds one entry for it, under the iss.
 func TestReplayNamespaceSharedIss(t *testing.T) {
 	t.Parallel()
-	redis := startRedisServer(t)
+	redis := redistest.Start(t)
 	idp := newOpsIdP(t)
 	policy := writeFile(t, "policy.yaml", strings.ReplaceAll(sharedIssPolicy, "{{JWKS}}", idp.URL))
-	store := []string{"--replay-store", redis.url(), "--replay-timeout", "500ms"}
+	store := []string{"--replay-store", redis.URL(), "--replay-timeout", "500ms"}
 	a := startServer(t, policy, store...)
 	b := startServer(t, policy, store...)
 	ca := authv3.NewAuthorizationClient(dial(t, a))
@@ -120,10 +122,10 @@ func TestReplayNamespaceSharedIss(t *testing.T) {
 // both have reloaded the policy with the issuer renamed partner-new.
 func TestReplayNamespaceIssuerRenamedRedis(t *testing.T) {
 	t.Parallel()
-	redis := startRedisServer(t)
+	redis := redistest.Start(t)
 	idp := newOpsIdP(t)
 	path := writeFile(t, "policy.yaml", renamedIssuerPolicy(idp.URL, "partner-old"))
-	flags := []string{"--replay-store", redis.url(), "--replay-timeout", "500ms", "--policy-poll-interval", "100ms"}
+	flags := []string{"--replay-store", redis.URL(), "--replay-timeout", "500ms", "--policy-poll-interval", "100ms"}
 	a := startServer(t, path, flags...)
 	b := startServer(t, path, flags...)
 	ca := authv3.NewAuthorizationClient(dial(t, a))
@@ -219,14 +221,14 @@ func assertAllowedAssertion(t *testing.T, resp *authv3.CheckResponse, rule, issu
 // assertReplayStore checks that Redis holds exactly one entry, the partner
 // assertion's jti under the namespace of its iss, in the key format every
 // version shares: the prefix, then hex(sha256("iss:" + iss + NUL + jti)).
-func assertReplayStore(t *testing.T, r *redisProc, jti string) {
+func assertReplayStore(t *testing.T, r *redistest.Server, jti string) {
 	t.Helper()
 	sum := sha256.Sum256([]byte("iss:" + partnerID + "\x00" + jti))
 	key := "extauthz:replay:" + hex.EncodeToString(sum[:])
-	if got := redisDo(t, r.addr(), "DBSIZE"); got != ":1" {
+	if got := redisDo(t, r.Addr(), "DBSIZE"); got != ":1" {
 		t.Errorf("redis DBSIZE = %q, want :1 (one entry for the assertion)", got)
 	}
-	if got := redisDo(t, r.addr(), "EXISTS", key); got != ":1" {
+	if got := redisDo(t, r.Addr(), "EXISTS", key); got != ":1" {
 		t.Errorf("redis EXISTS %s = %q, want :1", key, got)
 	}
 }

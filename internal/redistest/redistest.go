@@ -1,6 +1,13 @@
 //go:build unix
 
-package replay
+// Package redistest runs a real redis-server for tests: on a free loopback
+// port, without persistence, stopped and started again on the same port,
+// paused and resumed, and killed when the test ends. Without redis-server
+// in PATH a test is skipped on a workstation but fails when CI is set, so
+// CI cannot pass by skipping.
+//
+// It is a test helper: nothing but tests imports it.
+package redistest
 
 import (
 	"bufio"
@@ -8,7 +15,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,10 +25,9 @@ import (
 	"github.com/extauthz/extauthz/internal/logtest"
 )
 
-// redisServer is a real redis-server on a free loopback port, killed when
-// the test ends.
-type redisServer struct {
-	t    *testing.T
+// Server is a real redis-server on a free loopback port.
+type Server struct {
+	t    testing.TB
 	bin  string
 	args []string
 	port int
@@ -33,21 +38,21 @@ type redisServer struct {
 	out  *logtest.Buffer
 }
 
-// redisServerBinary finds redis-server. Without it the test is skipped on a
-// workstation but fails when CI is set, so CI cannot pass by skipping.
-func redisServerBinary(t *testing.T) string {
+// Binary finds redis-server, or skips t (fails it when CI is set).
+func Binary(t testing.TB) string {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if _, ci := os.LookupEnv("CI"); ci {
-			t.Fatalf("redis-server not found and CI is set: %v", err)
+		if ci := os.Getenv("CI"); ci != "" && ci != "false" {
+			t.Fatalf("redis-server not found and CI=%s: %v", ci, err)
 		}
 		t.Skipf("redis-server not installed (apt-get install redis-server): %v", err)
 	}
 	return bin
 }
 
-func freePort(t *testing.T) int {
+// FreePort is a loopback TCP port that nothing listened on a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -60,15 +65,18 @@ func freePort(t *testing.T) int {
 	return port
 }
 
-// startRedis starts a throwaway redis-server; extra arguments follow the
-// defaults (a config file path must come first, so configFile is separate).
-func startRedis(t *testing.T, extra ...string) *redisServer {
-	return startRedisConfig(t, "", extra...)
+// Start starts a throwaway redis-server and waits until it answers PING;
+// extra arguments follow the defaults.
+func Start(t testing.TB, extra ...string) *Server {
+	t.Helper()
+	return StartConfig(t, "", extra...)
 }
 
-func startRedisConfig(t *testing.T, configFile string, extra ...string) *redisServer {
+// StartConfig is Start with a config file, which redis-server wants as its
+// first argument (Sentinel mode insists on one it can rewrite).
+func StartConfig(t testing.TB, configFile string, extra ...string) *Server {
 	t.Helper()
-	s := &redisServer{t: t, bin: redisServerBinary(t), port: freePort(t)}
+	s := &Server{t: t, bin: Binary(t), port: FreePort(t)}
 	if configFile != "" {
 		s.args = append(s.args, configFile)
 	}
@@ -86,11 +94,17 @@ func startRedisConfig(t *testing.T, configFile string, extra ...string) *redisSe
 	return s
 }
 
-func (s *redisServer) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
-func (s *redisServer) URL() string  { return "redis://" + s.Addr() }
+// Port is the server's loopback port, the same across Stop and Start.
+func (s *Server) Port() int { return s.port }
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port)) }
+
+// URL is redis://host:port.
+func (s *Server) URL() string { return "redis://" + s.Addr() }
 
 // Start (re)starts the server on its port and waits until it answers PING.
-func (s *redisServer) Start() {
+func (s *Server) Start() {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -112,9 +126,11 @@ func (s *redisServer) Start() {
 
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if err := pingRaw(s.Addr()); err == nil {
+		err := Ping(s.Addr())
+		if err == nil {
 			return
-		} else if time.Now().After(deadline) {
+		}
+		if time.Now().After(deadline) {
 			s.stopLocked()
 			s.t.Fatalf("redis-server on %s not ready: %v\n%s", s.Addr(), err, out.String())
 		}
@@ -128,13 +144,13 @@ func (s *redisServer) Start() {
 }
 
 // Stop kills the server and waits for it to exit; safe to call twice.
-func (s *redisServer) Stop() {
+func (s *Server) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.stopLocked()
 }
 
-func (s *redisServer) stopLocked() {
+func (s *Server) stopLocked() {
 	if s.cmd == nil {
 		return
 	}
@@ -145,10 +161,12 @@ func (s *redisServer) stopLocked() {
 
 // Pause freezes the process: connections stay open and requests queue in
 // the kernel, but nothing answers, as with a hung or partitioned server.
-func (s *redisServer) Pause()  { s.signal(syscall.SIGSTOP) }
-func (s *redisServer) Resume() { s.signal(syscall.SIGCONT) }
+func (s *Server) Pause() { s.signal(syscall.SIGSTOP) }
 
-func (s *redisServer) signal(sig os.Signal) {
+// Resume undoes Pause.
+func (s *Server) Resume() { s.signal(syscall.SIGCONT) }
+
+func (s *Server) signal(sig os.Signal) {
 	s.t.Helper()
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -160,9 +178,10 @@ func (s *redisServer) signal(sig os.Signal) {
 	}
 }
 
-// pingRaw speaks just enough RESP to know the server is up, so the helper
-// does not depend on the client under test.
-func pingRaw(addr string) error {
+// Ping speaks just enough RESP to know a server at addr is serving, so the
+// helper does not depend on the client under test. NOAUTH still proves the
+// server is serving; LOADING does not.
+func Ping(addr string) error {
 	c, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
 		return err
@@ -178,20 +197,8 @@ func pingRaw(addr string) error {
 	if err != nil {
 		return err
 	}
-	// NOAUTH still proves the server is serving; LOADING does not.
 	if !strings.HasPrefix(line, "+PONG") && !strings.HasPrefix(line, "-NOAUTH") {
 		return fmt.Errorf("PING answered %q", strings.TrimSpace(line))
 	}
 	return nil
-}
-
-// writeFile writes a file under a fresh temporary directory, for the
-// config that redis-server in Sentinel mode insists on rewriting.
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
