@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -17,20 +16,9 @@ import (
 
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/policytest"
 	"github.com/extauthz/extauthz/internal/replay"
 )
-
-// versionedPolicy names its version n in the rule and in two headers, so a
-// Check that saw a mix of two policies would answer with different numbers.
-func versionedPolicy(n int) string {
-	return fmt.Sprintf(`version: v1
-rules:
-  - name: r%[1]d
-    headers:
-      x-a: '"%[1]d"'
-      x-b: '"%[1]d"'
-`, n)
-}
 
 // TestReloadUnderLoad swaps the policy 100 times, valid and invalid versions
 // alternating, while goroutines send Checks over gRPC without pause: no
@@ -38,17 +26,7 @@ rules:
 // the one that serves.
 func TestReloadUnderLoad(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "p.yaml")
-	write := func(s string) {
-		t.Helper()
-		tmp := file + ".tmp"
-		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, file); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(versionedPolicy(0))
+	policytest.Write(t, file, policytest.Versioned(0))
 	plane, err := keys.NewPlane(keys.Config{Offline: true})
 	if err != nil {
 		t.Fatal(err)
@@ -116,13 +94,13 @@ func TestReloadUnderLoad(t *testing.T) {
 	last := 0
 	for i := 1; i <= 100; i++ {
 		if i%2 == 0 {
-			write(fmt.Sprintf("version: v1\nrules: [{name: broken%d, headers: {x-a: 'clams'}}]\n", i))
+			policytest.Write(t, file, policytest.Broken(i))
 			if err := reloader.Reload(context.Background()); err == nil || errors.Is(err, policy.ErrUnchanged) {
 				t.Fatalf("reload %d of an invalid policy: %v", i, err)
 			}
 			continue
 		}
-		write(versionedPolicy(i))
+		policytest.Write(t, file, policytest.Versioned(i))
 		if err := reloader.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}

@@ -12,36 +12,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-)
 
-// versioned is a policy whose every part names its version n, so a reader
-// that saw a mix of two policies would notice.
-func versioned(n int) string {
-	return fmt.Sprintf(`version: v1
-realm: v%[1]d
-rules:
-  - name: r%[1]d
-    headers:
-      x-a: '"%[1]d"'
-      x-b: '"%[1]d"'
-`, n)
-}
+	"github.com/extauthz/extauthz/internal/policytest"
+)
 
 func TestReloadUnderConcurrentReads(t *testing.T) {
 	dir := t.TempDir()
 	file := filepath.Join(dir, "p.yaml")
-	write := func(s string) {
-		t.Helper()
-		// Write and rename, as editors and ConfigMap updates do.
-		tmp := file + ".tmp"
-		if err := os.WriteFile(tmp, []byte(s), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.Rename(tmp, file); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write(versioned(0))
+	policytest.Write(t, file, policytest.Versioned(0))
 	opts := Options{Keys: offlinePlane(t)}
 	snap, err := Load([]string{file}, opts)
 	if err != nil {
@@ -82,13 +60,13 @@ func TestReloadUnderConcurrentReads(t *testing.T) {
 	last := 0
 	for i := 1; i <= 100; i++ {
 		if i%2 == 0 {
-			write(fmt.Sprintf("version: v1\nrules: [{name: broken%d, headers: {x-a: 'clams'}}]\n", i))
+			policytest.Write(t, file, policytest.Broken(i))
 			if err := rl.Reload(context.Background()); err == nil || errors.Is(err, ErrUnchanged) {
 				t.Fatalf("reload %d of an invalid policy: err = %v", i, err)
 			}
 			continue
 		}
-		write(versioned(i))
+		policytest.Write(t, file, policytest.Versioned(i))
 		if err := rl.Reload(context.Background()); err != nil {
 			t.Fatalf("reload %d: %v", i, err)
 		}
@@ -131,7 +109,7 @@ func TestReloadSeesConfigMapSymlinkSwap(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	mk("..2026_v1", versioned(1))
+	mk("..2026_v1", policytest.Versioned(1))
 	if err := os.Symlink("..2026_v1", filepath.Join(dir, "..data")); err != nil {
 		t.Fatal(err)
 	}
@@ -148,7 +126,7 @@ func TestReloadSeesConfigMapSymlinkSwap(t *testing.T) {
 	if err := rl.Reload(context.Background()); !errors.Is(err, ErrUnchanged) {
 		t.Fatalf("first reload: %v, want unchanged", err)
 	}
-	mk("..2026_v2", versioned(2))
+	mk("..2026_v2", policytest.Versioned(2))
 	tmp := filepath.Join(dir, "..data_tmp")
 	if err := os.Symlink("..2026_v2", tmp); err != nil {
 		t.Fatal(err)
