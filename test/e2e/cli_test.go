@@ -198,14 +198,14 @@ func TestSIGTERM(t *testing.T) {
 	if c := codes.Code(resp.GetStatus().GetCode()); c != codes.PermissionDenied {
 		t.Errorf("status = %v, want PERMISSION_DENIED", c)
 	}
-	if code := srv.stop(t); code != 0 {
-		t.Fatalf("exit code after SIGTERM = %d, want 0; log:\n%s", code, srv.logs)
+	if code := srv.Stop(t); code != 0 {
+		t.Fatalf("exit code after SIGTERM = %d, want 0; log:\n%s", code, srv.Logs)
 	}
 	if _, err := http.Get("http://" + srv.HTTPAddr + "/healthz"); err == nil {
 		t.Errorf("HTTP server still answers after exit")
 	}
 	var stopped bool
-	for _, line := range strings.Split(srv.logs.String(), "\n") {
+	for _, line := range strings.Split(srv.Logs.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(line), &m) == nil && m["msg"] == "stopped" {
 			stopped = true
@@ -215,7 +215,7 @@ func TestSIGTERM(t *testing.T) {
 		}
 	}
 	if !stopped {
-		t.Errorf(`no "stopped" log line after SIGTERM; log:\n%s`, srv.logs)
+		t.Errorf(`no "stopped" log line after SIGTERM; log:\n%s`, srv.Logs)
 	}
 }
 

@@ -199,7 +199,7 @@ func TestOpsSIGTERMUnderLoad(t *testing.T) {
 		}
 		if now.After(deadline) {
 			tick.Stop()
-			t.Fatalf("load never settled: %d slow Checks done, %d in flight for %s; log:\n%s", slowDone.Load(), ready, inFlightFor, srv.logs)
+			t.Fatalf("load never settled: %d slow Checks done, %d in flight for %s; log:\n%s", slowDone.Load(), ready, inFlightFor, srv.Logs)
 		}
 		<-tick.C
 	}
@@ -207,7 +207,7 @@ func TestOpsSIGTERMUnderLoad(t *testing.T) {
 
 	sigAt := time.Now()
 	exited := make(chan int, 1)
-	go func() { exited <- srv.stop(t) }() // sends SIGTERM, waits for the exit
+	go func() { exited <- srv.Stop(t) }() // sends SIGTERM, waits for the exit
 
 	// Health turns NOT_SERVING before the in-flight Checks finish. The
 	// watch is itself a stream the drain waits for, so while it is open the
@@ -236,7 +236,7 @@ func TestOpsSIGTERMUnderLoad(t *testing.T) {
 	if exitAfter >= grace {
 		t.Errorf("exited %s after SIGTERM, want within the %s grace period", exitAfter.Round(time.Millisecond), grace)
 	}
-	logs := srv.logs.String()
+	logs := srv.Logs.String()
 	if strings.Contains(logs, "shutdown grace elapsed") {
 		t.Errorf("the drain ran out of grace; in-flight Checks were cancelled")
 	}

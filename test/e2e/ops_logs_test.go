@@ -64,10 +64,10 @@ func TestOpsDecisionLogs(t *testing.T) {
 		}
 	}
 	// Stopping the server flushes its stderr to us; then the log is whole.
-	if code := srv.stop(t); code != 0 {
+	if code := srv.Stop(t); code != 0 {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
-	logs := srv.logs.String()
+	logs := srv.Logs.String()
 
 	byID := map[string][]map[string]any{}
 	decisions := 0

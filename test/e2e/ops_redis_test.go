@@ -100,7 +100,7 @@ func TestOpsSharedRedisReplicas(t *testing.T) {
 			}
 			if time.Now().After(deadline) {
 				logOnFailure(t, last)
-				t.Fatalf("replica A still denies client assertions 10s after Redis came back; log:\n%s", a.logs)
+				t.Fatalf("replica A still denies client assertions 10s after Redis came back; log:\n%s", a.Logs)
 			}
 			<-tick.C
 		}

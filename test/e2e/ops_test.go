@@ -223,7 +223,7 @@ func checkOn(t *testing.T, c authv3.AuthorizationClient, s *server, req *authv3.
 	defer cancel()
 	resp, err := c.Check(ctx, req)
 	if err != nil {
-		t.Fatalf("Check: %v; log:\n%s", err, s.logs)
+		t.Fatalf("Check: %v; log:\n%s", err, s.Logs)
 	}
 	return resp
 }
@@ -513,7 +513,7 @@ func TestOpsMetrics(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Logf("log:\n%s", srv.logs)
+		t.Logf("log:\n%s", srv.Logs)
 	}
 }
 
@@ -626,8 +626,8 @@ func TestOpsPolicyReloadPoll(t *testing.T) {
 	if st, h := readyz(t, srv); st != http.StatusOK || h != h2 {
 		t.Errorf("/readyz after a failed reload = %d, hash %s; want 200, %s (the last valid policy)", st, h, h2)
 	}
-	if !strings.Contains(srv.logs.String(), "policy reload rejected") {
-		t.Errorf("the failed reload was not logged; log:\n%s", srv.logs)
+	if !strings.Contains(srv.Logs.String(), "policy reload rejected") {
+		t.Errorf("the failed reload was not logged; log:\n%s", srv.Logs)
 	}
 
 	// Fixing the file is picked up again.
@@ -649,7 +649,7 @@ func TestOpsPolicyReloadSIGHUP(t *testing.T) {
 	c := authv3.NewAuthorizationClient(dial(t, srv))
 	hup := func() {
 		t.Helper()
-		if err := srv.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		if err := srv.Signal(syscall.SIGHUP); err != nil {
 			t.Fatalf("SIGHUP: %v", err)
 		}
 	}

@@ -94,7 +94,7 @@ func runQuickstartClient(t *testing.T, root string, srv *server, args ...string)
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("go run ./examples/quickstart/client %s: %v\nstderr:\n%s\nserver log:\n%s", strings.Join(args, " "), err, errOut.String(), srv.logs)
+		t.Fatalf("go run ./examples/quickstart/client %s: %v\nstderr:\n%s\nserver log:\n%s", strings.Join(args, " "), err, errOut.String(), srv.Logs)
 	}
 	return out.String()
 }
@@ -159,11 +159,11 @@ type decisionLine struct {
 // decisionLines reads the decision log of a stopped server, by request id.
 func decisionLines(t *testing.T, srv *server) map[string][]decisionLine {
 	t.Helper()
-	if code := srv.stop(t); code != 0 {
-		t.Fatalf("exit code %d after SIGTERM; log:\n%s", code, srv.logs)
+	if code := srv.Stop(t); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM; log:\n%s", code, srv.Logs)
 	}
 	byID := map[string][]decisionLine{}
-	for _, line := range strings.Split(srv.logs.String(), "\n") {
+	for _, line := range strings.Split(srv.Logs.String(), "\n") {
 		var m map[string]any
 		if line == "" {
 			continue
@@ -321,7 +321,7 @@ func unstamped(line string) string {
 // payload and signature segments.
 func expectNoToken(t *testing.T, srv *server, tok string) {
 	t.Helper()
-	logs := srv.logs.String()
+	logs := srv.Logs.String()
 	for _, part := range tokenParts(tok) {
 		if strings.Contains(logs, part) {
 			t.Errorf("the log holds the token or a part of it: %.40q…", part)

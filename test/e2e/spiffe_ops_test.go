@@ -218,7 +218,7 @@ func bundleKey(key *ecdsa.PrivateKey, use string) []byte {
 // logLines are the server's JSON log lines so far.
 func logLines(s *server) []map[string]any {
 	var out []map[string]any
-	for _, l := range strings.Split(s.logs.String(), "\n") {
+	for _, l := range strings.Split(s.Logs.String(), "\n") {
 		var m map[string]any
 		if json.Unmarshal([]byte(l), &m) == nil {
 			out = append(out, m)
@@ -312,7 +312,7 @@ func TestSpiffeServeBundleFileKeys(t *testing.T) {
 		}
 	}
 	if t.Failed() {
-		t.Fatalf("log:\n%s", srv.logs)
+		t.Fatalf("log:\n%s", srv.Logs)
 	}
 
 	// The bundle rewritten (write and rename, as spiffe-helper does) with
@@ -366,6 +366,6 @@ func TestSpiffeServeBundleFileKeys(t *testing.T) {
 		t.Errorf("/debug/keys of mesh after the rewrite: keys %v, skipped %+v; want no keys, k1 skipped for its use", keys, skipped)
 	}
 	if t.Failed() {
-		t.Logf("log:\n%s", srv.logs)
+		t.Logf("log:\n%s", srv.Logs)
 	}
 }

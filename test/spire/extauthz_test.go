@@ -1,28 +1,21 @@
 package spire_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
-	"io"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
-
-	"github.com/extauthz/extauthz/internal/logtest"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/extauthz/extauthz/internal/bintest"
 	"github.com/extauthz/extauthz/test/spire"
 )
 
@@ -262,44 +255,19 @@ func writeAtomic(t *testing.T, path string, data []byte) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  string
-)
-
-// buildExtauthz builds the binary once per test run, with the race
-// detector when the tests run with it (as test/e2e does, so the build
-// cache serves both).
+// buildExtauthz builds the binary once per test run (see bintest.Build).
 func buildExtauthz(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "extauthz-spire-")
-		if err != nil {
-			buildErr = err.Error()
-			return
-		}
-		builtBin = filepath.Join(dir, "extauthz")
-		args := []string{"build", "-o", builtBin}
-		if raceEnabled {
-			args = append(args, "-race")
-		}
-		out, err := exec.Command("go", append(args, "github.com/extauthz/extauthz/cmd/extauthz")...).CombinedOutput()
-		if err != nil {
-			buildErr = err.Error() + "\n" + string(out)
-		}
-	})
-	if buildErr != "" {
-		t.Fatalf("go build ./cmd/extauthz: %s", buildErr)
+	bin, err := bintest.Build()
+	if err != nil {
+		t.Fatal(err)
 	}
-	return builtBin
+	return bin
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if builtBin != "" {
-		os.RemoveAll(filepath.Dir(builtBin))
-	}
+	bintest.Remove()
 	os.Exit(code)
 }
 
@@ -314,91 +282,16 @@ func validate(t *testing.T, bin, policy string) (string, bool) {
 
 // server is a running `extauthz serve`.
 type server struct {
-	grpcAddr string
-	conn     *grpc.ClientConn
-	logs     *logtest.Buffer
+	*bintest.Server
+	conn *grpc.ClientConn
 }
 
 // startServer runs `extauthz serve` on free loopback ports, waits for its
 // "serving" line and /readyz, and stops it with SIGTERM when t ends.
 func startServer(t *testing.T, bin, policy string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"serve", "--policy", policy,
-		"--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--log-format", "json"}, extra...)
-	cmd := exec.Command(bin, args...)
-	var env []string
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "EXTAUTHZ_") {
-			env = append(env, kv)
-		}
-	}
-	cmd.Env = env
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{logs: &logtest.Buffer{}}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	serving := make(chan map[string]any, 1)
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		sc := bufio.NewScanner(io.TeeReader(stderr, s.logs))
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			var line map[string]any
-			if json.Unmarshal(sc.Bytes(), &line) == nil && line["msg"] == "serving" {
-				select {
-				case serving <- line:
-				default:
-				}
-			}
-		}
-		_, _ = io.Copy(io.Discard, stderr)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-readDone:
-		case <-time.After(20 * time.Second):
-			t.Errorf("extauthz still running 20s after SIGTERM; killing it")
-			_ = cmd.Process.Kill()
-			<-readDone
-		}
-		if err := cmd.Wait(); err != nil {
-			t.Errorf("extauthz serve: %v; log:\n%s", err, s.logs)
-		} else if t.Failed() {
-			t.Logf("extauthz log:\n%s", s.logs)
-		}
-	})
-	var httpAddr string
-	select {
-	case line := <-serving:
-		s.grpcAddr, _ = line["grpc_addr"].(string)
-		httpAddr, _ = line["http_addr"].(string)
-	case <-readDone:
-		t.Fatalf("extauthz serve ended before serving; log:\n%s", s.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf(`no "serving" line within 30s; log:\n%s`, s.logs)
-	}
-	client := &http.Client{Timeout: time.Second}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		resp, err := client.Get("http://" + httpAddr + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz not 200 within 10s; log:\n%s", s.logs)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	conn, err := grpc.NewClient("passthrough:///"+s.grpcAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
+	s := &server{Server: bintest.Start(t, bin, policy, extra...)}
+	conn, err := grpc.NewClient("passthrough:///"+s.GRPCAddr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -413,7 +306,7 @@ func (s *server) check(t *testing.T, req *authv3.CheckRequest) *authv3.CheckResp
 	defer cancel()
 	resp, err := authv3.NewAuthorizationClient(s.conn).Check(ctx, req)
 	if err != nil {
-		t.Fatalf("Check: %v; log:\n%s", err, s.logs)
+		t.Fatalf("Check: %v; log:\n%s", err, s.Logs)
 	}
 	return resp
 }

@@ -1,5 +1,5 @@
 //go:build !race
 
-package spire_test
+package bintest
 
 const raceEnabled = false
