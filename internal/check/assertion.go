@@ -68,6 +68,13 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 	}
 	exp := tok.ExpiryTime()
 	if exp.Sub(now) > ca.MaxLifetime || (tok.HasIssuedAt && exp.Sub(tok.IssuedAtTime()) > ca.MaxLifetime) {
+		if tr != nil {
+			life := exp.Sub(now)
+			if tok.HasIssuedAt {
+				life = max(life, exp.Sub(tok.IssuedAtTime()))
+			}
+			tr.add("lifetime", false, "the assertion lives %s, over this rule's client_assertion.max_lifetime of %s; raise max_lifetime if its issuer mints assertions that live this long (an hour-long JWT-SVID needs 3600s or more)", life.Round(time.Second), ca.MaxLifetime)
+		}
 		return fail(ReasonLifetime)
 	}
 	if ca.PeerSVID {

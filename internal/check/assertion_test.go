@@ -1,12 +1,18 @@
 package check_test
 
 import (
+	"context"
 	"encoding/base64"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -489,5 +495,35 @@ func TestClientAssertion(t *testing.T) {
 		if n := h.jwks.count(p); n != 0 {
 			t.Errorf("a URL named by a token header (%s) was fetched %d times", p, n)
 		}
+	}
+}
+
+// TestLifetimeDenyNamesTheField: the explanation of a lifetime deny names
+// the field an operator changes.
+func TestLifetimeDenyNamesTheField(t *testing.T) {
+	h := newHarness(t, basePolicy)
+	plane, err := keys.NewPlane(keys.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plane.Close() })
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(basePolicy, "{{JWKS}}", h.jwks.url)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := policy.Load([]string{file}, policy.Options{Keys: plane})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := func() time.Time { return now }
+	srv := check.New(check.Config{Policy: policy.NewStore(snap), Replay: replay.NewMemory(replay.MemoryConfig{MaxEntries: 10, Clock: clock}), Now: clock})
+	_, steps := srv.Explain(context.Background(), tokenReq(assertionBody(signPartner(t, partnerClaims().set("exp", unix(time.Hour))))).proto())
+	var got []string
+	for _, st := range steps {
+		got = append(got, st.Check+": "+st.Detail)
+	}
+	want := "lifetime: the assertion lives 1h0m0s, over this rule's client_assertion.max_lifetime of 30m0s"
+	if !strings.Contains(strings.Join(got, "\n"), want) {
+		t.Fatalf("the explanation does not name client_assertion.max_lifetime:\n%s", strings.Join(got, "\n"))
 	}
 }
