@@ -13,11 +13,9 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"encoding/hex"
-	"encoding/pem"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -27,12 +25,12 @@ import (
 	"testing"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/envoytest"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -292,62 +290,23 @@ type httpReq struct {
 
 // with returns a copy of r with more headers.
 func (r httpReq) with(kv ...string) httpReq {
-	r.headers = slices.Clone(r.headers)
-	for i := 0; i+1 < len(kv); i += 2 {
-		r.headers = append(r.headers, [2]string{kv[i], kv[i+1]})
-	}
+	r.headers = envoytest.With(r.headers, kv...)
 	return r
 }
 
-// proto builds the CheckRequest as Envoy does: pseudo-headers included,
-// names lower-cased and repeats joined with "," in the headers map, one entry
-// per line with raw values in header_map.
+// proto builds the CheckRequest as Envoy does (envoytest.Request), from
+// 10.0.0.7:43210 and with names in header_map as given.
 func (r httpReq) proto() *authv3.CheckRequest {
-	all := append([][2]string{
-		{":authority", r.host}, {":method", r.method}, {":path", r.path}, {":scheme", "https"},
-	}, r.headers...)
-	h := &authv3.AttributeContext_HttpRequest{
-		Id:       "req-1",
-		Method:   r.method,
-		Host:     r.host,
-		Path:     r.path,
-		Scheme:   "https",
-		Protocol: "HTTP/1.1",
-	}
-	if r.headerMap {
-		h.HeaderMap = &corev3.HeaderMap{}
-		for _, kv := range all {
-			h.HeaderMap.Headers = append(h.HeaderMap.Headers, &corev3.HeaderValue{Key: kv[0], RawValue: []byte(kv[1])})
-		}
-	} else {
-		h.Headers = map[string]string{}
-		for _, kv := range all {
-			k := strings.ToLower(kv[0])
-			if old, ok := h.Headers[k]; ok {
-				h.Headers[k] = old + "," + kv[1]
-			} else {
-				h.Headers[k] = kv[1]
-			}
-		}
-	}
-	if r.rawBody {
-		h.RawBody = []byte(r.body)
-	} else {
-		h.Body = r.body
-	}
-	if r.body != "" {
-		h.Size = int64(len(r.body))
-	}
-	source := &authv3.AttributeContext_Peer{Address: &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{Address: "10.0.0.7", PortSpecifier: &corev3.SocketAddress_PortValue{PortValue: 43210}}}}}
+	var cert string
 	if r.peerCert != nil {
-		source.Certificate = envoyPEM(r.peerCert)
+		cert = envoyPEM(r.peerCert)
 	}
-	source.Principal = r.principal
-	return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
-		Source:            source,
-		Request:           &authv3.AttributeContext_Request{Http: h},
+	return envoytest.Request{
+		ID: "req-1", Method: r.method, Host: r.host, Path: r.path,
+		Headers: r.headers, Body: r.body, HeaderMap: r.headerMap, RawBody: r.rawBody,
 		ContextExtensions: r.ext,
-	}}
+		Source:            envoytest.SocketPeer("10.0.0.7", 43210), Certificate: cert, Principal: r.principal,
+	}.Proto()
 }
 
 // check sends r and returns the response; a gRPC error fails the test, as
@@ -364,16 +323,7 @@ func (h *harness) check(t *testing.T, r httpReq) *authv3.CheckResponse {
 }
 
 // form encodes name/value pairs in order, repeats allowed.
-func form(kv ...string) string {
-	var b strings.Builder
-	for i := 0; i+1 < len(kv); i += 2 {
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(url.QueryEscape(kv[i]) + "=" + url.QueryEscape(kv[i+1]))
-	}
-	return b.String()
-}
+func form(kv ...string) string { return envoytest.Form(kv...) }
 
 // assertionBody is a client-credentials token request carrying tok, plus
 // extra parameters.
@@ -396,11 +346,8 @@ func reportsReq(method string, kv ...string) httpReq {
 }
 
 // envoyPEM encodes a certificate as Envoy forwards it with
-// include_peer_certificate: PEM with newline, space, +, / and = escaped.
-func envoyPEM(der []byte) string {
-	p := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	return strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").Replace(p)
-}
+// include_peer_certificate.
+func envoyPEM(der []byte) string { return envoytest.PEM(der) }
 
 func newJTI() string {
 	b := make([]byte, 16)

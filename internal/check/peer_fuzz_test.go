@@ -13,11 +13,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/envoytest"
 )
 
 // peerFuzzEncode percent-encodes a PEM text the way Envoy forwards
 // source.certificate: every character of PEM that is not unreserved.
-var peerFuzzEncode = strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").Replace
+var peerFuzzEncode = envoytest.Encode
 
 func peerFuzzPEM(typ string, der []byte) string {
 	return string(pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}))

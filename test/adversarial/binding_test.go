@@ -25,6 +25,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/envoytest"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -164,17 +165,11 @@ func newCert(t testing.TB, cn string, uris ...string) []byte {
 
 // envoyEncode percent-encodes a PEM text as Envoy's source.certificate
 // does: every character of PEM that is not unreserved.
-var envoyEncode = strings.NewReplacer("\n", "%0A", " ", "%20", "+", "%2B", "/", "%2F", "=", "%3D").Replace
+var envoyEncode = envoytest.Encode
 
 // envoyCertificate is the PEM of the certificates ders, in order, as Envoy
 // forwards it.
-func envoyCertificate(ders ...[]byte) string {
-	var b strings.Builder
-	for _, der := range ders {
-		b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
-	}
-	return envoyEncode(b.String())
-}
+func envoyCertificate(ders ...[]byte) string { return envoytest.PEM(ders...) }
 
 // x5t is RFC 8705's cnf member for der: base64url SHA-256, no padding.
 func x5t(der []byte) map[string]any {

@@ -22,7 +22,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,6 +40,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/envoytest"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -510,10 +510,7 @@ type req struct {
 
 // with returns a copy of r with more headers.
 func (r req) with(kv ...string) req {
-	r.headers = slices.Clone(r.headers)
-	for i := 0; i+1 < len(kv); i += 2 {
-		r.headers = append(r.headers, [2]string{kv[i], kv[i+1]})
-	}
+	r.headers = envoytest.With(r.headers, kv...)
 	return r
 }
 
@@ -529,60 +526,18 @@ func (r req) raw() req {
 	return r
 }
 
-// proto builds the CheckRequest as Envoy does: pseudo-headers included;
-// with headers, names lower-cased and repeats joined with ","; with
-// header_map, one entry per line with its raw value.
+// proto builds the CheckRequest as Envoy does (envoytest.Request), with
+// names in header_map lower-cased.
 func (r req) proto() *authv3.CheckRequest {
-	scheme := r.scheme
-	if scheme == "" {
-		scheme = "https"
-	}
-	all := append([][2]string{
-		{":authority", r.host}, {":method", r.method}, {":path", r.path}, {":scheme", scheme},
-	}, r.headers...)
-	h := &authv3.AttributeContext_HttpRequest{
-		Id: "adversarial", Method: r.method, Host: r.host, Path: r.path, Scheme: scheme, Protocol: "HTTP/1.1",
-	}
-	if r.headerMap {
-		h.HeaderMap = &corev3.HeaderMap{}
-		for _, kv := range all {
-			h.HeaderMap.Headers = append(h.HeaderMap.Headers, &corev3.HeaderValue{Key: strings.ToLower(kv[0]), RawValue: []byte(kv[1])})
-		}
-	} else {
-		h.Headers = map[string]string{}
-		for _, kv := range all {
-			k := strings.ToLower(kv[0])
-			if old, ok := h.Headers[k]; ok {
-				h.Headers[k] = old + "," + kv[1]
-			} else {
-				h.Headers[k] = kv[1]
-			}
-		}
-	}
-	if r.rawBody {
-		h.RawBody = []byte(r.body)
-	} else {
-		h.Body = r.body
-	}
-	h.Size = int64(len(r.body))
-	attrs := &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{Http: h}}
-	if r.certificate != "" {
-		attrs.Source = &authv3.AttributeContext_Peer{Certificate: r.certificate}
-	}
-	return &authv3.CheckRequest{Attributes: attrs}
+	return envoytest.Request{
+		ID: "adversarial", Method: r.method, Host: r.host, Path: r.path, Scheme: r.scheme,
+		Headers: r.headers, Body: r.body, HeaderMap: r.headerMap, LowerMapNames: true, RawBody: r.rawBody,
+		Certificate: r.certificate,
+	}.Proto()
 }
 
 // form encodes name/value pairs in order, repeats allowed.
-func form(kv ...string) string {
-	var b strings.Builder
-	for i := 0; i+1 < len(kv); i += 2 {
-		if b.Len() > 0 {
-			b.WriteByte('&')
-		}
-		b.WriteString(url.QueryEscape(kv[i]) + "=" + url.QueryEscape(kv[i+1]))
-	}
-	return b.String()
-}
+func form(kv ...string) string { return envoytest.Form(kv...) }
 
 // assertionBody is a client-credentials token request carrying tok.
 func assertionBody(tok string, extra ...string) string {
