@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/subtle"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/extauthz/extauthz/internal/dpop"
@@ -200,11 +199,11 @@ func peerSVID(spiffeID string, r *httpRequest, tr *trace) string {
 // claims only an access token carries. JWT-SVIDs keep the SVID standard's
 // typing (JWT or JOSE), checked with the other SVID rules.
 func assertionTyping(tok *token.Token, is *policy.Issuer, strict bool) (string, string) {
-	typ := strings.TrimPrefix(strings.ToLower(tok.Header.Typ), "application/")
+	h := tok.Header
 	switch {
 	case is.IssuesSVIDs():
-	case typ == "client-authentication+jwt":
-	case typ != "" && typ != "jwt":
+	case h.TypeIs("client-authentication+jwt"):
+	case !h.TypeIs("") && !h.TypeIs("jwt"):
 		return ReasonTokenType, "typ " + tok.Header.Typ + " is not a client assertion's"
 	case strict:
 		return ReasonTokenType, "strict_typing requires typ client-authentication+jwt"
@@ -225,11 +224,9 @@ func assertionTyping(tok *token.Token, is *policy.Issuer, strict bool) (string, 
 // at+jwt; the RFC 9068 profile requires at+jwt and the claims §2.2 makes
 // mandatory, for ordinary issuers (JWT-SVIDs keep the JWT-SVID rules).
 func accessTokenTyping(tok *token.Token, is *policy.Issuer, rfc9068 bool) (string, string) {
-	typ := strings.TrimPrefix(strings.ToLower(tok.Header.Typ), "application/")
-	switch typ {
-	case "", "jwt", "jose", "at+jwt":
-	default:
-		return ReasonTokenType, "typ " + tok.Header.Typ + " is neither an access token's nor a JWT's"
+	h := tok.Header
+	if !h.TypeIs("") && !h.TypeIs("jwt") && !h.TypeIs("jose") && !h.TypeIs("at+jwt") {
+		return ReasonTokenType, "typ " + h.Typ + " is neither an access token's nor a JWT's"
 	}
 	for _, c := range []string{"nonce", "at_hash"} {
 		if _, ok := tok.Claims[c]; ok {
@@ -239,7 +236,7 @@ func accessTokenTyping(tok *token.Token, is *policy.Issuer, rfc9068 bool) (strin
 	if !rfc9068 || is.IssuesSVIDs() {
 		return "", ""
 	}
-	if typ != "at+jwt" {
+	if !h.TypeIs("at+jwt") {
 		return ReasonTokenType, "profile rfc9068 requires typ at+jwt"
 	}
 	// sub, iat and jti are typed by the token parser; client_id must be a

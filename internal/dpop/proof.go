@@ -137,9 +137,7 @@ func Verify(proof string, req Request, o *Options, now time.Time) (*Proof, error
 		}
 		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
-	// RFC 7515 §4.1.9: "application/" may be left out of a typ, and media
-	// types are case-insensitive.
-	if !strings.EqualFold(strings.TrimPrefix(strings.ToLower(tok.Header.Typ), "application/"), "dpop+jwt") {
+	if !tok.Header.TypeIs("dpop+jwt") {
 		return nil, fmt.Errorf("%w: typ is not dpop+jwt", ErrMalformed)
 	}
 	if !o.allows(tok.Header.Alg) || strings.HasPrefix(tok.Header.Alg, "HS") {

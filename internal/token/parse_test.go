@@ -394,3 +394,23 @@ func nonCanonical() string {
 		return s[:len(s)-1] + string(alphabet[last|1]) + "." + enc(goodClaims) + ".c2ln"
 	}
 }
+
+// TestHeaderTypeIs: typ compares case-insensitively with or without
+// "application/", and "" names an absent typ.
+func TestHeaderTypeIs(t *testing.T) {
+	for _, c := range []struct {
+		typ, name string
+		want      bool
+	}{
+		{"at+jwt", "at+jwt", true}, {"AT+JWT", "at+jwt", true}, {"application/at+jwt", "at+jwt", true},
+		{"Application/AT+JWT", "at+jwt", true}, {"JWT", "jwt", true}, {"", "", true}, {"application/", "", true},
+		{"at+jwt", "jwt", false}, {"application/jwt+x", "jwt", false}, {"xapplication/jwt", "jwt", false}, {"", "jwt", false},
+	} {
+		if got := (Header{Typ: c.typ}).TypeIs(c.name); got != c.want {
+			t.Errorf("Header{Typ: %q}.TypeIs(%q) = %v, want %v", c.typ, c.name, got, c.want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = (Header{Typ: "Application/AT+JWT"}).TypeIs("at+jwt") }); n != 0 {
+		t.Errorf("TypeIs allocates %v times", n)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 )
 
 // Errors Parse, Verify and ValidateTime return, wrapped with detail. Callers
@@ -54,6 +55,19 @@ type Header struct {
 	// Only a DPoP proof may be verified with it; every other token's jwk is
 	// ignored.
 	JWK string
+}
+
+// TypeIs reports whether typ names the media type name (lower case, without
+// "application/"): RFC 7515 §4.1.9 compares typ case-insensitively and lets
+// the "application/" prefix be left out. TypeIs("") holds for a typ that is
+// absent (or only "application/"). It allocates nothing, as it runs on every
+// Check.
+func (h Header) TypeIs(name string) bool {
+	t := h.Typ
+	if len(t) >= len("application/") && strings.EqualFold(t[:len("application/")], "application/") {
+		t = t[len("application/"):]
+	}
+	return strings.EqualFold(t, name)
 }
 
 // Token is a parsed compact JWS whose signature has not been checked yet.
