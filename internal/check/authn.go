@@ -104,18 +104,22 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 			tr.add("request form", false, "client credentials in the query string (RFC 6749 §2.3.1)")
 		}
 		return deny(denyInvalidRequest, ReasonCredentialsInQuery)
-	case bearer && (formNames(form, credentialParams, false) || queryNames(r.Query, credentialParams, false)):
-		if tr != nil {
-			tr.add("request form", false, "a credential parameter beside the token in Authorization")
-		}
-		return deny(denyInvalidRequest, ReasonTwoCredentials)
 	case bearer && br != nil && !br.AllowCredentialParams:
+		// The folded search finds the exact names too: they fold to
+		// themselves.
 		if where := hiddenCredential(r, form, mediaType); where != "" {
 			if tr != nil {
 				tr.add("request form", false, "a credential parameter in the %s beside the token in Authorization", where)
 			}
 			return deny(denyInvalidRequest, ReasonTwoCredentials)
 		}
+	case bearer && (formNames(form, credentialParams, false) || queryNames(r.Query, credentialParams, false)):
+		// Exact names stay refused where the rule opts out of the folded
+		// search, or takes no bearer token at all.
+		if tr != nil {
+			tr.add("request form", false, "a credential parameter beside the token in Authorization")
+		}
+		return deny(denyInvalidRequest, ReasonTwoCredentials)
 	}
 	switch {
 	case bearerMalformed:
