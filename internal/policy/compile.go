@@ -174,12 +174,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	if ca := pr.GetClientAssertion(); ca != nil {
 		r.ClientAssertion = &ClientAssertion{MaxLifetime: defaultMaxLifetime}
 		r.ClientAssertion.Credential = c.credential(el, path+".client_assertion", ca.GetIssuers(), ca.GetAudiences())
-		if d := ca.GetMaxLifetime(); d != nil {
-			if d.AsDuration() <= 0 {
-				el.add(path+".client_assertion.max_lifetime", "must be positive")
-			}
-			r.ClientAssertion.MaxLifetime = d.AsDuration()
-		}
+		r.ClientAssertion.MaxLifetime = positive(el, path+".client_assertion.max_lifetime", ca.GetMaxLifetime(), defaultMaxLifetime)
 		if ca.ReplayProtection != nil {
 			v := ca.GetReplayProtection()
 			r.ClientAssertion.replay = &v
