@@ -79,7 +79,7 @@ func (d *decision) response(snap *policy.Snapshot) *authv3.CheckResponse {
 		ok := &p.ok
 		d.okResponse(snap, p)
 		if d.nonce != "" {
-			ok.ResponseHeadersToAdd = []*corev3.HeaderValueOption{nonceHeader(d.nonce)}
+			ok.ResponseHeadersToAdd = []*corev3.HeaderValueOption{overwrite("dpop-nonce", d.nonce)}
 		}
 		p.oneof.OkResponse = ok
 		resp.HttpResponse = &p.oneof
@@ -141,9 +141,10 @@ func (d *decision) okResponse(snap *policy.Snapshot, p *okParts) {
 	}
 }
 
-func nonceHeader(nonce string) *corev3.HeaderValueOption {
+// overwrite is a response header that replaces any of its name.
+func overwrite(k, v string) *corev3.HeaderValueOption {
 	return &corev3.HeaderValueOption{
-		Header:       &corev3.HeaderValue{Key: "dpop-nonce", Value: nonce},
+		Header:       &corev3.HeaderValue{Key: k, Value: v},
 		AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
 	}
 }
@@ -182,12 +183,7 @@ func (d *decision) challenge(realm, params string) string {
 func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpResponse {
 	realm := snap.Realm
 	var hs []*corev3.HeaderValueOption
-	add := func(k, v string) {
-		hs = append(hs, &corev3.HeaderValueOption{
-			Header:       &corev3.HeaderValue{Key: k, Value: v},
-			AppendAction: corev3.HeaderValueOption_OVERWRITE_IF_EXISTS_OR_ADD,
-		})
-	}
+	add := func(k, v string) { hs = append(hs, overwrite(k, v)) }
 	body := ""
 	switch d.kind {
 	case denyBearerMissing:
@@ -206,12 +202,12 @@ func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpRespo
 	case denyDPoPNonce:
 		d.scheme = schemeDPoP
 		add("www-authenticate", d.challenge(realm, `error="use_dpop_nonce"`))
-		hs = append(hs, nonceHeader(d.nonce))
+		add("dpop-nonce", d.nonce)
 	case denyTokenDPoPProof:
 		body = `{"error":"invalid_dpop_proof"}`
 	case denyTokenDPoPNonce:
 		body = `{"error":"use_dpop_nonce"}`
-		hs = append(hs, nonceHeader(d.nonce))
+		add("dpop-nonce", d.nonce)
 	case denyInvalidClient:
 		body = `{"error":"invalid_client"}`
 	case denyInvalidRequest:
