@@ -151,8 +151,17 @@ type Issuer struct {
 	CaFile string `protobuf:"bytes,14,opt,name=ca_file,json=caFile,proto3" json:"ca_file,omitempty"`
 	// Allow fetching keys over plain http:// from a non-loopback host.
 	AllowInsecureHttp bool `protobuf:"varint,15,opt,name=allow_insecure_http,json=allowInsecureHttp,proto3" json:"allow_insecure_http,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Opaque (reference) access tokens are validated at the issuer's RFC 7662
+	// introspection endpoint. The key source becomes optional: it is needed
+	// only to verify RFC 9701 JWT introspection responses, or to take JWT
+	// access tokens of the same issuer beside its opaque ones.
+	Introspection *Introspection `protobuf:"bytes,16,opt,name=introspection,proto3" json:"introspection,omitempty"`
+	// Variables of a templated `issuer` such as
+	// https://login.microsoftonline.com/{tenant}/v2.0: one entry per {name}
+	// in the template. All tenants share the issuer's one key source.
+	IssuerVariables map[string]*IssuerVariable `protobuf:"bytes,17,rep,name=issuer_variables,json=issuerVariables,proto3" json:"issuer_variables,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Issuer) Reset() {
@@ -311,6 +320,20 @@ func (x *Issuer) GetAllowInsecureHttp() bool {
 	return false
 }
 
+func (x *Issuer) GetIntrospection() *Introspection {
+	if x != nil {
+		return x.Introspection
+	}
+	return nil
+}
+
+func (x *Issuer) GetIssuerVariables() map[string]*IssuerVariable {
+	if x != nil {
+		return x.IssuerVariables
+	}
+	return nil
+}
+
 type isIssuer_KeySource interface {
 	isIssuer_KeySource()
 }
@@ -357,6 +380,312 @@ func (*Issuer_Discovery) isIssuer_KeySource() {}
 
 func (*Issuer_Spiffe) isIssuer_KeySource() {}
 
+// IssuerVariable constrains one {name} of a templated issuer.
+type IssuerVariable struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// An RE2 pattern the whole value must match, default [A-Za-z0-9-]{1,64}.
+	// Never matches "/", ":", "?", "#", "@", "%" or "." runs that could
+	// change the host or path.
+	Pattern string `protobuf:"bytes,1,opt,name=pattern,proto3" json:"pattern,omitempty"`
+	// A claim the value must equal (Entra ID's `tid`), when set.
+	Claim string `protobuf:"bytes,2,opt,name=claim,proto3" json:"claim,omitempty"`
+	// The values accepted; empty: any value the pattern matches.
+	Allow         []string `protobuf:"bytes,3,rep,name=allow,proto3" json:"allow,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IssuerVariable) Reset() {
+	*x = IssuerVariable{}
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IssuerVariable) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IssuerVariable) ProtoMessage() {}
+
+func (x *IssuerVariable) ProtoReflect() protoreflect.Message {
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IssuerVariable.ProtoReflect.Descriptor instead.
+func (*IssuerVariable) Descriptor() ([]byte, []int) {
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *IssuerVariable) GetPattern() string {
+	if x != nil {
+		return x.Pattern
+	}
+	return ""
+}
+
+func (x *IssuerVariable) GetClaim() string {
+	if x != nil {
+		return x.Claim
+	}
+	return ""
+}
+
+func (x *IssuerVariable) GetAllow() []string {
+	if x != nil {
+		return x.Allow
+	}
+	return nil
+}
+
+// Introspection configures RFC 7662 token introspection.
+type Introspection struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The introspection endpoint, an https:// URL. Unset with discovery: the
+	// introspection_endpoint of {issuer}/.well-known/oauth-authorization-server
+	// (RFC 8414).
+	Endpoint  string `protobuf:"bytes,1,opt,name=endpoint,proto3" json:"endpoint,omitempty"`
+	Discovery bool   `protobuf:"varint,2,opt,name=discovery,proto3" json:"discovery,omitempty"`
+	// How extauthz authenticates to the endpoint.
+	Client *IntrospectionClient `protobuf:"bytes,3,opt,name=client,proto3" json:"client,omitempty"`
+	// token_type_hint sent with each request, default "access_token";
+	// "none" sends no hint.
+	TokenTypeHint string `protobuf:"bytes,4,opt,name=token_type_hint,json=tokenTypeHint,proto3" json:"token_type_hint,omitempty"`
+	// Longest time an active response is cached (never past its exp),
+	// default 60s.
+	CacheTtl *durationpb.Duration `protobuf:"bytes,5,opt,name=cache_ttl,json=cacheTtl,proto3" json:"cache_ttl,omitempty"`
+	// How long an inactive response is cached, default 10s.
+	NegativeCacheTtl *durationpb.Duration `protobuf:"bytes,6,opt,name=negative_cache_ttl,json=negativeCacheTtl,proto3" json:"negative_cache_ttl,omitempty"`
+	// Entries cached, default 10000.
+	CacheSize int32 `protobuf:"varint,7,opt,name=cache_size,json=cacheSize,proto3" json:"cache_size,omitempty"`
+	// Requests to the endpoint in flight at once, default 16.
+	MaxConcurrency int32 `protobuf:"varint,8,opt,name=max_concurrency,json=maxConcurrency,proto3" json:"max_concurrency,omitempty"`
+	// Per request, default 2s.
+	Timeout *durationpb.Duration `protobuf:"bytes,9,opt,name=timeout,proto3" json:"timeout,omitempty"`
+	// Ask for an RFC 9701 JWT response (application/token-introspection+jwt),
+	// verified with the issuer's key source.
+	JwtResponse   bool `protobuf:"varint,10,opt,name=jwt_response,json=jwtResponse,proto3" json:"jwt_response,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Introspection) Reset() {
+	*x = Introspection{}
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Introspection) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Introspection) ProtoMessage() {}
+
+func (x *Introspection) ProtoReflect() protoreflect.Message {
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Introspection.ProtoReflect.Descriptor instead.
+func (*Introspection) Descriptor() ([]byte, []int) {
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *Introspection) GetEndpoint() string {
+	if x != nil {
+		return x.Endpoint
+	}
+	return ""
+}
+
+func (x *Introspection) GetDiscovery() bool {
+	if x != nil {
+		return x.Discovery
+	}
+	return false
+}
+
+func (x *Introspection) GetClient() *IntrospectionClient {
+	if x != nil {
+		return x.Client
+	}
+	return nil
+}
+
+func (x *Introspection) GetTokenTypeHint() string {
+	if x != nil {
+		return x.TokenTypeHint
+	}
+	return ""
+}
+
+func (x *Introspection) GetCacheTtl() *durationpb.Duration {
+	if x != nil {
+		return x.CacheTtl
+	}
+	return nil
+}
+
+func (x *Introspection) GetNegativeCacheTtl() *durationpb.Duration {
+	if x != nil {
+		return x.NegativeCacheTtl
+	}
+	return nil
+}
+
+func (x *Introspection) GetCacheSize() int32 {
+	if x != nil {
+		return x.CacheSize
+	}
+	return 0
+}
+
+func (x *Introspection) GetMaxConcurrency() int32 {
+	if x != nil {
+		return x.MaxConcurrency
+	}
+	return 0
+}
+
+func (x *Introspection) GetTimeout() *durationpb.Duration {
+	if x != nil {
+		return x.Timeout
+	}
+	return nil
+}
+
+func (x *Introspection) GetJwtResponse() bool {
+	if x != nil {
+		return x.JwtResponse
+	}
+	return false
+}
+
+// IntrospectionClient is extauthz's own client registration at the
+// introspection endpoint.
+type IntrospectionClient struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	ClientId string                 `protobuf:"bytes,1,opt,name=client_id,json=clientId,proto3" json:"client_id,omitempty"`
+	// "client_secret_basic", "private_key_jwt" or "tls_client_auth".
+	Method string `protobuf:"bytes,2,opt,name=method,proto3" json:"method,omitempty"`
+	// client_secret_basic: a file holding the secret.
+	ClientSecretFile string `protobuf:"bytes,3,opt,name=client_secret_file,json=clientSecretFile,proto3" json:"client_secret_file,omitempty"`
+	// private_key_jwt: a PEM private key that signs our RFC 7523 assertion.
+	PrivateKeyFile string `protobuf:"bytes,4,opt,name=private_key_file,json=privateKeyFile,proto3" json:"private_key_file,omitempty"`
+	// private_key_jwt: the assertion's alg, default from the key (ES256,
+	// RS256, EdDSA).
+	Algorithm string `protobuf:"bytes,5,opt,name=algorithm,proto3" json:"algorithm,omitempty"`
+	// private_key_jwt: the assertion's kid header, when the server needs one.
+	KeyId string `protobuf:"bytes,6,opt,name=key_id,json=keyId,proto3" json:"key_id,omitempty"`
+	// tls_client_auth: the client certificate and key (PEM).
+	CertFile      string `protobuf:"bytes,7,opt,name=cert_file,json=certFile,proto3" json:"cert_file,omitempty"`
+	KeyFile       string `protobuf:"bytes,8,opt,name=key_file,json=keyFile,proto3" json:"key_file,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *IntrospectionClient) Reset() {
+	*x = IntrospectionClient{}
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *IntrospectionClient) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*IntrospectionClient) ProtoMessage() {}
+
+func (x *IntrospectionClient) ProtoReflect() protoreflect.Message {
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use IntrospectionClient.ProtoReflect.Descriptor instead.
+func (*IntrospectionClient) Descriptor() ([]byte, []int) {
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *IntrospectionClient) GetClientId() string {
+	if x != nil {
+		return x.ClientId
+	}
+	return ""
+}
+
+func (x *IntrospectionClient) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *IntrospectionClient) GetClientSecretFile() string {
+	if x != nil {
+		return x.ClientSecretFile
+	}
+	return ""
+}
+
+func (x *IntrospectionClient) GetPrivateKeyFile() string {
+	if x != nil {
+		return x.PrivateKeyFile
+	}
+	return ""
+}
+
+func (x *IntrospectionClient) GetAlgorithm() string {
+	if x != nil {
+		return x.Algorithm
+	}
+	return ""
+}
+
+func (x *IntrospectionClient) GetKeyId() string {
+	if x != nil {
+		return x.KeyId
+	}
+	return ""
+}
+
+func (x *IntrospectionClient) GetCertFile() string {
+	if x != nil {
+		return x.CertFile
+	}
+	return ""
+}
+
+func (x *IntrospectionClient) GetKeyFile() string {
+	if x != nil {
+		return x.KeyFile
+	}
+	return ""
+}
+
 // Spiffe is a SPIFFE trust bundle key source.
 type Spiffe struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -373,7 +702,7 @@ type Spiffe struct {
 
 func (x *Spiffe) Reset() {
 	*x = Spiffe{}
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -385,7 +714,7 @@ func (x *Spiffe) String() string {
 func (*Spiffe) ProtoMessage() {}
 
 func (x *Spiffe) ProtoReflect() protoreflect.Message {
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[2]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -398,7 +727,7 @@ func (x *Spiffe) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Spiffe.ProtoReflect.Descriptor instead.
 func (*Spiffe) Descriptor() ([]byte, []int) {
-	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{2}
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Spiffe) GetTrustDomain() string {
@@ -476,7 +805,7 @@ type BundleEndpoint struct {
 
 func (x *BundleEndpoint) Reset() {
 	*x = BundleEndpoint{}
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -488,7 +817,7 @@ func (x *BundleEndpoint) String() string {
 func (*BundleEndpoint) ProtoMessage() {}
 
 func (x *BundleEndpoint) ProtoReflect() protoreflect.Message {
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[3]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -501,7 +830,7 @@ func (x *BundleEndpoint) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BundleEndpoint.ProtoReflect.Descriptor instead.
 func (*BundleEndpoint) Descriptor() ([]byte, []int) {
-	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{3}
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BundleEndpoint) GetUrl() string {
@@ -531,14 +860,25 @@ type Rule struct {
 	Headers map[string]string `protobuf:"bytes,6,rep,name=headers,proto3" json:"headers,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	// "enforce" (the default) or "audit": evaluate everything, always allow,
 	// and record the would-be decision.
-	Mode          string `protobuf:"bytes,7,opt,name=mode,proto3" json:"mode,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Mode string `protobuf:"bytes,7,opt,name=mode,proto3" json:"mode,omitempty"`
+	// Mint a signed internal token for the upstream on every allow.
+	InternalToken *InternalToken `protobuf:"bytes,8,opt,name=internal_token,json=internalToken,proto3" json:"internal_token,omitempty"`
+	// RFC 9728 protected-resource metadata for the rule's resource.
+	ProtectedResource *ProtectedResource `protobuf:"bytes,9,opt,name=protected_resource,json=protectedResource,proto3" json:"protected_resource,omitempty"`
+	// Extra dynamic_metadata members: name to CEL expression (string,
+	// number, bool or list of those).
+	Metadata map[string]string `protobuf:"bytes,10,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	// The RFC 7523 section 2.1 authorization grant: an `assertion` parameter
+	// with grant_type urn:ietf:params:oauth:grant-type:jwt-bearer, verified
+	// like a client assertion; its `sub` is the user.
+	AuthorizationGrant *ClientAssertion `protobuf:"bytes,11,opt,name=authorization_grant,json=authorizationGrant,proto3" json:"authorization_grant,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *Rule) Reset() {
 	*x = Rule{}
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -550,7 +890,7 @@ func (x *Rule) String() string {
 func (*Rule) ProtoMessage() {}
 
 func (x *Rule) ProtoReflect() protoreflect.Message {
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[4]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -563,7 +903,7 @@ func (x *Rule) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Rule.ProtoReflect.Descriptor instead.
 func (*Rule) Descriptor() ([]byte, []int) {
-	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{4}
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Rule) GetName() string {
@@ -615,6 +955,196 @@ func (x *Rule) GetMode() string {
 	return ""
 }
 
+func (x *Rule) GetInternalToken() *InternalToken {
+	if x != nil {
+		return x.InternalToken
+	}
+	return nil
+}
+
+func (x *Rule) GetProtectedResource() *ProtectedResource {
+	if x != nil {
+		return x.ProtectedResource
+	}
+	return nil
+}
+
+func (x *Rule) GetMetadata() map[string]string {
+	if x != nil {
+		return x.Metadata
+	}
+	return nil
+}
+
+func (x *Rule) GetAuthorizationGrant() *ClientAssertion {
+	if x != nil {
+		return x.AuthorizationGrant
+	}
+	return nil
+}
+
+// InternalToken is the JWT extauthz mints for the upstream of an allowed
+// request (modelled on draft-ietf-oauth-transaction-tokens).
+type InternalToken struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The token's `aud`, required.
+	Audience string `protobuf:"bytes,1,opt,name=audience,proto3" json:"audience,omitempty"`
+	// The header that carries it, default x-extauthz-token.
+	Header string `protobuf:"bytes,2,opt,name=header,proto3" json:"header,omitempty"`
+	// Default 60s.
+	Lifetime *durationpb.Duration `protobuf:"bytes,3,opt,name=lifetime,proto3" json:"lifetime,omitempty"`
+	// The Transaction Token `purp` claim.
+	Purpose string `protobuf:"bytes,4,opt,name=purpose,proto3" json:"purpose,omitempty"`
+	// Extra claims: claim name to CEL expression.
+	Claims        map[string]string `protobuf:"bytes,5,rep,name=claims,proto3" json:"claims,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *InternalToken) Reset() {
+	*x = InternalToken{}
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *InternalToken) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*InternalToken) ProtoMessage() {}
+
+func (x *InternalToken) ProtoReflect() protoreflect.Message {
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use InternalToken.ProtoReflect.Descriptor instead.
+func (*InternalToken) Descriptor() ([]byte, []int) {
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *InternalToken) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *InternalToken) GetHeader() string {
+	if x != nil {
+		return x.Header
+	}
+	return ""
+}
+
+func (x *InternalToken) GetLifetime() *durationpb.Duration {
+	if x != nil {
+		return x.Lifetime
+	}
+	return nil
+}
+
+func (x *InternalToken) GetPurpose() string {
+	if x != nil {
+		return x.Purpose
+	}
+	return ""
+}
+
+func (x *InternalToken) GetClaims() map[string]string {
+	if x != nil {
+		return x.Claims
+	}
+	return nil
+}
+
+// ProtectedResource is a rule's RFC 9728 metadata.
+type ProtectedResource struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The resource identifier, an https:// URL; its path names the metadata
+	// document: /.well-known/oauth-protected-resource{path}.
+	Resource              string   `protobuf:"bytes,1,opt,name=resource,proto3" json:"resource,omitempty"`
+	AuthorizationServers  []string `protobuf:"bytes,2,rep,name=authorization_servers,json=authorizationServers,proto3" json:"authorization_servers,omitempty"`
+	ScopesSupported       []string `protobuf:"bytes,3,rep,name=scopes_supported,json=scopesSupported,proto3" json:"scopes_supported,omitempty"`
+	ResourceName          string   `protobuf:"bytes,4,opt,name=resource_name,json=resourceName,proto3" json:"resource_name,omitempty"`
+	ResourceDocumentation string   `protobuf:"bytes,5,opt,name=resource_documentation,json=resourceDocumentation,proto3" json:"resource_documentation,omitempty"`
+	unknownFields         protoimpl.UnknownFields
+	sizeCache             protoimpl.SizeCache
+}
+
+func (x *ProtectedResource) Reset() {
+	*x = ProtectedResource{}
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProtectedResource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProtectedResource) ProtoMessage() {}
+
+func (x *ProtectedResource) ProtoReflect() protoreflect.Message {
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProtectedResource.ProtoReflect.Descriptor instead.
+func (*ProtectedResource) Descriptor() ([]byte, []int) {
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *ProtectedResource) GetResource() string {
+	if x != nil {
+		return x.Resource
+	}
+	return ""
+}
+
+func (x *ProtectedResource) GetAuthorizationServers() []string {
+	if x != nil {
+		return x.AuthorizationServers
+	}
+	return nil
+}
+
+func (x *ProtectedResource) GetScopesSupported() []string {
+	if x != nil {
+		return x.ScopesSupported
+	}
+	return nil
+}
+
+func (x *ProtectedResource) GetResourceName() string {
+	if x != nil {
+		return x.ResourceName
+	}
+	return ""
+}
+
+func (x *ProtectedResource) GetResourceDocumentation() string {
+	if x != nil {
+		return x.ResourceDocumentation
+	}
+	return ""
+}
+
 // Match holds the conditions a request must meet; all given must hold.
 type Match struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -628,7 +1158,7 @@ type Match struct {
 
 func (x *Match) Reset() {
 	*x = Match{}
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -640,7 +1170,7 @@ func (x *Match) String() string {
 func (*Match) ProtoMessage() {}
 
 func (x *Match) ProtoReflect() protoreflect.Message {
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[5]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -653,7 +1183,7 @@ func (x *Match) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Match.ProtoReflect.Descriptor instead.
 func (*Match) Descriptor() ([]byte, []int) {
-	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{5}
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Match) GetHosts() []string {
@@ -710,7 +1240,7 @@ type ClientAssertion struct {
 
 func (x *ClientAssertion) Reset() {
 	*x = ClientAssertion{}
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -722,7 +1252,7 @@ func (x *ClientAssertion) String() string {
 func (*ClientAssertion) ProtoMessage() {}
 
 func (x *ClientAssertion) ProtoReflect() protoreflect.Message {
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[6]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -735,7 +1265,7 @@ func (x *ClientAssertion) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClientAssertion.ProtoReflect.Descriptor instead.
 func (*ClientAssertion) Descriptor() ([]byte, []int) {
-	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{6}
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ClientAssertion) GetIssuers() []string {
@@ -808,14 +1338,18 @@ type Bearer struct {
 	// profile: typ at+jwt, and sub, client_id, iat and jti present.
 	// JWT-SVIDs keep the JWT-SVID rules. "" (the default) takes any JWT
 	// access token.
-	Profile       string `protobuf:"bytes,7,opt,name=profile,proto3" json:"profile,omitempty"`
+	Profile string `protobuf:"bytes,7,opt,name=profile,proto3" json:"profile,omitempty"`
+	// RFC 9470 step-up: the token's `acr` must be one of these.
+	AcrValues []string `protobuf:"bytes,8,rep,name=acr_values,json=acrValues,proto3" json:"acr_values,omitempty"`
+	// RFC 9470 step-up: the token's `auth_time` must be at most this old.
+	MaxAge        *durationpb.Duration `protobuf:"bytes,9,opt,name=max_age,json=maxAge,proto3" json:"max_age,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Bearer) Reset() {
 	*x = Bearer{}
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +1361,7 @@ func (x *Bearer) String() string {
 func (*Bearer) ProtoMessage() {}
 
 func (x *Bearer) ProtoReflect() protoreflect.Message {
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[7]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +1374,7 @@ func (x *Bearer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Bearer.ProtoReflect.Descriptor instead.
 func (*Bearer) Descriptor() ([]byte, []int) {
-	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{7}
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *Bearer) GetIssuers() []string {
@@ -892,6 +1426,20 @@ func (x *Bearer) GetProfile() string {
 	return ""
 }
 
+func (x *Bearer) GetAcrValues() []string {
+	if x != nil {
+		return x.AcrValues
+	}
+	return nil
+}
+
+func (x *Bearer) GetMaxAge() *durationpb.Duration {
+	if x != nil {
+		return x.MaxAge
+	}
+	return nil
+}
+
 // DPoP configures proof-of-possession with DPoP proofs (RFC 9449).
 type DPoP struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -912,7 +1460,7 @@ type DPoP struct {
 
 func (x *DPoP) Reset() {
 	*x = DPoP{}
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -924,7 +1472,7 @@ func (x *DPoP) String() string {
 func (*DPoP) ProtoMessage() {}
 
 func (x *DPoP) ProtoReflect() protoreflect.Message {
-	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[8]
+	mi := &file_extauthz_policy_v1_policy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -937,7 +1485,7 @@ func (x *DPoP) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DPoP.ProtoReflect.Descriptor instead.
 func (*DPoP) Descriptor() ([]byte, []int) {
-	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{8}
+	return file_extauthz_policy_v1_policy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *DPoP) GetMode() string {
@@ -987,7 +1535,7 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\x05rules\x18\x03 \x03(\v2\x18.extauthz.policy.v1.RuleR\x05rules\x12%\n" +
 	"\x0edefault_action\x18\x04 \x01(\tR\rdefaultAction\x12\x14\n" +
 	"\x05realm\x18\x05 \x01(\tR\x05realm\x12#\n" +
-	"\rstrip_headers\x18\x06 \x03(\tR\fstripHeaders\"\xa7\x05\n" +
+	"\rstrip_headers\x18\x06 \x03(\tR\fstripHeaders\"\xb4\a\n" +
 	"\x06Issuer\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1b\n" +
@@ -1008,12 +1556,43 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\n" +
 	"client_ids\x18\r \x03(\v2).extauthz.policy.v1.Issuer.ClientIdsEntryR\tclientIds\x12\x17\n" +
 	"\aca_file\x18\x0e \x01(\tR\x06caFile\x12.\n" +
-	"\x13allow_insecure_http\x18\x0f \x01(\bR\x11allowInsecureHttp\x1a<\n" +
+	"\x13allow_insecure_http\x18\x0f \x01(\bR\x11allowInsecureHttp\x12G\n" +
+	"\rintrospection\x18\x10 \x01(\v2!.extauthz.policy.v1.IntrospectionR\rintrospection\x12Z\n" +
+	"\x10issuer_variables\x18\x11 \x03(\v2/.extauthz.policy.v1.Issuer.IssuerVariablesEntryR\x0fissuerVariables\x1a<\n" +
 	"\x0eClientIdsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01B\f\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1af\n" +
+	"\x14IssuerVariablesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x128\n" +
+	"\x05value\x18\x02 \x01(\v2\".extauthz.policy.v1.IssuerVariableR\x05value:\x028\x01B\f\n" +
 	"\n" +
-	"key_source\"\xe0\x01\n" +
+	"key_source\"V\n" +
+	"\x0eIssuerVariable\x12\x18\n" +
+	"\apattern\x18\x01 \x01(\tR\apattern\x12\x14\n" +
+	"\x05claim\x18\x02 \x01(\tR\x05claim\x12\x14\n" +
+	"\x05allow\x18\x03 \x03(\tR\x05allow\"\xd3\x03\n" +
+	"\rIntrospection\x12\x1a\n" +
+	"\bendpoint\x18\x01 \x01(\tR\bendpoint\x12\x1c\n" +
+	"\tdiscovery\x18\x02 \x01(\bR\tdiscovery\x12?\n" +
+	"\x06client\x18\x03 \x01(\v2'.extauthz.policy.v1.IntrospectionClientR\x06client\x12&\n" +
+	"\x0ftoken_type_hint\x18\x04 \x01(\tR\rtokenTypeHint\x126\n" +
+	"\tcache_ttl\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\bcacheTtl\x12G\n" +
+	"\x12negative_cache_ttl\x18\x06 \x01(\v2\x19.google.protobuf.DurationR\x10negativeCacheTtl\x12\x1d\n" +
+	"\n" +
+	"cache_size\x18\a \x01(\x05R\tcacheSize\x12'\n" +
+	"\x0fmax_concurrency\x18\b \x01(\x05R\x0emaxConcurrency\x123\n" +
+	"\atimeout\x18\t \x01(\v2\x19.google.protobuf.DurationR\atimeout\x12!\n" +
+	"\fjwt_response\x18\n" +
+	" \x01(\bR\vjwtResponse\"\x8f\x02\n" +
+	"\x13IntrospectionClient\x12\x1b\n" +
+	"\tclient_id\x18\x01 \x01(\tR\bclientId\x12\x16\n" +
+	"\x06method\x18\x02 \x01(\tR\x06method\x12,\n" +
+	"\x12client_secret_file\x18\x03 \x01(\tR\x10clientSecretFile\x12(\n" +
+	"\x10private_key_file\x18\x04 \x01(\tR\x0eprivateKeyFile\x12\x1c\n" +
+	"\talgorithm\x18\x05 \x01(\tR\talgorithm\x12\x15\n" +
+	"\x06key_id\x18\x06 \x01(\tR\x05keyId\x12\x1b\n" +
+	"\tcert_file\x18\a \x01(\tR\bcertFile\x12\x19\n" +
+	"\bkey_file\x18\b \x01(\tR\akeyFile\"\xe0\x01\n" +
 	"\x06Spiffe\x12!\n" +
 	"\ftrust_domain\x18\x01 \x01(\tR\vtrustDomain\x120\n" +
 	"\x13workload_api_socket\x18\x02 \x01(\tH\x00R\x11workloadApiSocket\x12M\n" +
@@ -1023,7 +1602,7 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\rbundle_source\"?\n" +
 	"\x0eBundleEndpoint\x12\x10\n" +
 	"\x03url\x18\x01 \x01(\tR\x03url\x12\x1b\n" +
-	"\tspiffe_id\x18\x02 \x01(\tR\bspiffeId\"\xfa\x02\n" +
+	"\tspiffe_id\x18\x02 \x01(\tR\bspiffeId\"\xf1\x05\n" +
 	"\x04Rule\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x05match\x18\x02 \x01(\v2\x19.extauthz.policy.v1.MatchR\x05match\x12N\n" +
@@ -1031,10 +1610,33 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\x06bearer\x18\x04 \x01(\v2\x1a.extauthz.policy.v1.BearerR\x06bearer\x12\x18\n" +
 	"\arequire\x18\x05 \x03(\tR\arequire\x12?\n" +
 	"\aheaders\x18\x06 \x03(\v2%.extauthz.policy.v1.Rule.HeadersEntryR\aheaders\x12\x12\n" +
-	"\x04mode\x18\a \x01(\tR\x04mode\x1a:\n" +
+	"\x04mode\x18\a \x01(\tR\x04mode\x12H\n" +
+	"\x0einternal_token\x18\b \x01(\v2!.extauthz.policy.v1.InternalTokenR\rinternalToken\x12T\n" +
+	"\x12protected_resource\x18\t \x01(\v2%.extauthz.policy.v1.ProtectedResourceR\x11protectedResource\x12B\n" +
+	"\bmetadata\x18\n" +
+	" \x03(\v2&.extauthz.policy.v1.Rule.MetadataEntryR\bmetadata\x12T\n" +
+	"\x13authorization_grant\x18\v \x01(\v2#.extauthz.policy.v1.ClientAssertionR\x12authorizationGrant\x1a:\n" +
 	"\fHeadersEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"r\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
+	"\rMetadataEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\x96\x02\n" +
+	"\rInternalToken\x12\x1a\n" +
+	"\baudience\x18\x01 \x01(\tR\baudience\x12\x16\n" +
+	"\x06header\x18\x02 \x01(\tR\x06header\x125\n" +
+	"\blifetime\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\blifetime\x12\x18\n" +
+	"\apurpose\x18\x04 \x01(\tR\apurpose\x12E\n" +
+	"\x06claims\x18\x05 \x03(\v2-.extauthz.policy.v1.InternalToken.ClaimsEntryR\x06claims\x1a9\n" +
+	"\vClaimsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xeb\x01\n" +
+	"\x11ProtectedResource\x12\x1a\n" +
+	"\bresource\x18\x01 \x01(\tR\bresource\x123\n" +
+	"\x15authorization_servers\x18\x02 \x03(\tR\x14authorizationServers\x12)\n" +
+	"\x10scopes_supported\x18\x03 \x03(\tR\x0fscopesSupported\x12#\n" +
+	"\rresource_name\x18\x04 \x01(\tR\fresourceName\x125\n" +
+	"\x16resource_documentation\x18\x05 \x01(\tR\x15resourceDocumentation\"r\n" +
 	"\x05Match\x12\x14\n" +
 	"\x05hosts\x18\x01 \x03(\tR\x05hosts\x12\x14\n" +
 	"\x05paths\x18\x02 \x03(\tR\x05paths\x12#\n" +
@@ -1048,7 +1650,7 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\rstrict_typing\x18\x05 \x01(\bR\fstrictTyping\x12,\n" +
 	"\x04dpop\x18\x06 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
 	"\tpeer_svid\x18\a \x01(\bR\bpeerSvidB\x14\n" +
-	"\x12_replay_protection\"\xfd\x01\n" +
+	"\x12_replay_protection\"\xd0\x02\n" +
 	"\x06Bearer\x12\x18\n" +
 	"\aissuers\x18\x01 \x03(\tR\aissuers\x12\x1c\n" +
 	"\taudiences\x18\x02 \x03(\tR\taudiences\x12\x16\n" +
@@ -1056,7 +1658,10 @@ const file_extauthz_policy_v1_policy_proto_rawDesc = "" +
 	"\x04dpop\x18\x04 \x01(\v2\x18.extauthz.policy.v1.DPoPR\x04dpop\x12\x1b\n" +
 	"\tpeer_svid\x18\x05 \x01(\bR\bpeerSvid\x12>\n" +
 	"\x1ballow_credential_parameters\x18\x06 \x01(\bR\x19allowCredentialParameters\x12\x18\n" +
-	"\aprofile\x18\a \x01(\tR\aprofile\"\xbe\x01\n" +
+	"\aprofile\x18\a \x01(\tR\aprofile\x12\x1d\n" +
+	"\n" +
+	"acr_values\x18\b \x03(\tR\tacrValues\x122\n" +
+	"\amax_age\x18\t \x01(\v2\x19.google.protobuf.DurationR\x06maxAge\"\xbe\x01\n" +
 	"\x04DPoP\x12\x12\n" +
 	"\x04mode\x18\x01 \x01(\tR\x04mode\x12\x1e\n" +
 	"\n" +
@@ -1079,44 +1684,66 @@ func file_extauthz_policy_v1_policy_proto_rawDescGZIP() []byte {
 	return file_extauthz_policy_v1_policy_proto_rawDescData
 }
 
-var file_extauthz_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_extauthz_policy_v1_policy_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
 var file_extauthz_policy_v1_policy_proto_goTypes = []any{
 	(*PolicyFile)(nil),          // 0: extauthz.policy.v1.PolicyFile
 	(*Issuer)(nil),              // 1: extauthz.policy.v1.Issuer
-	(*Spiffe)(nil),              // 2: extauthz.policy.v1.Spiffe
-	(*BundleEndpoint)(nil),      // 3: extauthz.policy.v1.BundleEndpoint
-	(*Rule)(nil),                // 4: extauthz.policy.v1.Rule
-	(*Match)(nil),               // 5: extauthz.policy.v1.Match
-	(*ClientAssertion)(nil),     // 6: extauthz.policy.v1.ClientAssertion
-	(*Bearer)(nil),              // 7: extauthz.policy.v1.Bearer
-	(*DPoP)(nil),                // 8: extauthz.policy.v1.DPoP
-	nil,                         // 9: extauthz.policy.v1.Issuer.ClientIdsEntry
-	nil,                         // 10: extauthz.policy.v1.Rule.HeadersEntry
-	(*structpb.Struct)(nil),     // 11: google.protobuf.Struct
-	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
+	(*IssuerVariable)(nil),      // 2: extauthz.policy.v1.IssuerVariable
+	(*Introspection)(nil),       // 3: extauthz.policy.v1.Introspection
+	(*IntrospectionClient)(nil), // 4: extauthz.policy.v1.IntrospectionClient
+	(*Spiffe)(nil),              // 5: extauthz.policy.v1.Spiffe
+	(*BundleEndpoint)(nil),      // 6: extauthz.policy.v1.BundleEndpoint
+	(*Rule)(nil),                // 7: extauthz.policy.v1.Rule
+	(*InternalToken)(nil),       // 8: extauthz.policy.v1.InternalToken
+	(*ProtectedResource)(nil),   // 9: extauthz.policy.v1.ProtectedResource
+	(*Match)(nil),               // 10: extauthz.policy.v1.Match
+	(*ClientAssertion)(nil),     // 11: extauthz.policy.v1.ClientAssertion
+	(*Bearer)(nil),              // 12: extauthz.policy.v1.Bearer
+	(*DPoP)(nil),                // 13: extauthz.policy.v1.DPoP
+	nil,                         // 14: extauthz.policy.v1.Issuer.ClientIdsEntry
+	nil,                         // 15: extauthz.policy.v1.Issuer.IssuerVariablesEntry
+	nil,                         // 16: extauthz.policy.v1.Rule.HeadersEntry
+	nil,                         // 17: extauthz.policy.v1.Rule.MetadataEntry
+	nil,                         // 18: extauthz.policy.v1.InternalToken.ClaimsEntry
+	(*structpb.Struct)(nil),     // 19: google.protobuf.Struct
+	(*durationpb.Duration)(nil), // 20: google.protobuf.Duration
 }
 var file_extauthz_policy_v1_policy_proto_depIdxs = []int32{
 	1,  // 0: extauthz.policy.v1.PolicyFile.issuers:type_name -> extauthz.policy.v1.Issuer
-	4,  // 1: extauthz.policy.v1.PolicyFile.rules:type_name -> extauthz.policy.v1.Rule
-	11, // 2: extauthz.policy.v1.Issuer.jwks:type_name -> google.protobuf.Struct
-	2,  // 3: extauthz.policy.v1.Issuer.spiffe:type_name -> extauthz.policy.v1.Spiffe
-	12, // 4: extauthz.policy.v1.Issuer.clock_skew:type_name -> google.protobuf.Duration
-	9,  // 5: extauthz.policy.v1.Issuer.client_ids:type_name -> extauthz.policy.v1.Issuer.ClientIdsEntry
-	3,  // 6: extauthz.policy.v1.Spiffe.bundle_endpoint:type_name -> extauthz.policy.v1.BundleEndpoint
-	5,  // 7: extauthz.policy.v1.Rule.match:type_name -> extauthz.policy.v1.Match
-	6,  // 8: extauthz.policy.v1.Rule.client_assertion:type_name -> extauthz.policy.v1.ClientAssertion
-	7,  // 9: extauthz.policy.v1.Rule.bearer:type_name -> extauthz.policy.v1.Bearer
-	10, // 10: extauthz.policy.v1.Rule.headers:type_name -> extauthz.policy.v1.Rule.HeadersEntry
-	12, // 11: extauthz.policy.v1.ClientAssertion.max_lifetime:type_name -> google.protobuf.Duration
-	8,  // 12: extauthz.policy.v1.ClientAssertion.dpop:type_name -> extauthz.policy.v1.DPoP
-	8,  // 13: extauthz.policy.v1.Bearer.dpop:type_name -> extauthz.policy.v1.DPoP
-	12, // 14: extauthz.policy.v1.DPoP.max_age:type_name -> google.protobuf.Duration
-	12, // 15: extauthz.policy.v1.DPoP.clock_skew:type_name -> google.protobuf.Duration
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	7,  // 1: extauthz.policy.v1.PolicyFile.rules:type_name -> extauthz.policy.v1.Rule
+	19, // 2: extauthz.policy.v1.Issuer.jwks:type_name -> google.protobuf.Struct
+	5,  // 3: extauthz.policy.v1.Issuer.spiffe:type_name -> extauthz.policy.v1.Spiffe
+	20, // 4: extauthz.policy.v1.Issuer.clock_skew:type_name -> google.protobuf.Duration
+	14, // 5: extauthz.policy.v1.Issuer.client_ids:type_name -> extauthz.policy.v1.Issuer.ClientIdsEntry
+	3,  // 6: extauthz.policy.v1.Issuer.introspection:type_name -> extauthz.policy.v1.Introspection
+	15, // 7: extauthz.policy.v1.Issuer.issuer_variables:type_name -> extauthz.policy.v1.Issuer.IssuerVariablesEntry
+	4,  // 8: extauthz.policy.v1.Introspection.client:type_name -> extauthz.policy.v1.IntrospectionClient
+	20, // 9: extauthz.policy.v1.Introspection.cache_ttl:type_name -> google.protobuf.Duration
+	20, // 10: extauthz.policy.v1.Introspection.negative_cache_ttl:type_name -> google.protobuf.Duration
+	20, // 11: extauthz.policy.v1.Introspection.timeout:type_name -> google.protobuf.Duration
+	6,  // 12: extauthz.policy.v1.Spiffe.bundle_endpoint:type_name -> extauthz.policy.v1.BundleEndpoint
+	10, // 13: extauthz.policy.v1.Rule.match:type_name -> extauthz.policy.v1.Match
+	11, // 14: extauthz.policy.v1.Rule.client_assertion:type_name -> extauthz.policy.v1.ClientAssertion
+	12, // 15: extauthz.policy.v1.Rule.bearer:type_name -> extauthz.policy.v1.Bearer
+	16, // 16: extauthz.policy.v1.Rule.headers:type_name -> extauthz.policy.v1.Rule.HeadersEntry
+	8,  // 17: extauthz.policy.v1.Rule.internal_token:type_name -> extauthz.policy.v1.InternalToken
+	9,  // 18: extauthz.policy.v1.Rule.protected_resource:type_name -> extauthz.policy.v1.ProtectedResource
+	17, // 19: extauthz.policy.v1.Rule.metadata:type_name -> extauthz.policy.v1.Rule.MetadataEntry
+	11, // 20: extauthz.policy.v1.Rule.authorization_grant:type_name -> extauthz.policy.v1.ClientAssertion
+	20, // 21: extauthz.policy.v1.InternalToken.lifetime:type_name -> google.protobuf.Duration
+	18, // 22: extauthz.policy.v1.InternalToken.claims:type_name -> extauthz.policy.v1.InternalToken.ClaimsEntry
+	20, // 23: extauthz.policy.v1.ClientAssertion.max_lifetime:type_name -> google.protobuf.Duration
+	13, // 24: extauthz.policy.v1.ClientAssertion.dpop:type_name -> extauthz.policy.v1.DPoP
+	13, // 25: extauthz.policy.v1.Bearer.dpop:type_name -> extauthz.policy.v1.DPoP
+	20, // 26: extauthz.policy.v1.Bearer.max_age:type_name -> google.protobuf.Duration
+	20, // 27: extauthz.policy.v1.DPoP.max_age:type_name -> google.protobuf.Duration
+	20, // 28: extauthz.policy.v1.DPoP.clock_skew:type_name -> google.protobuf.Duration
+	2,  // 29: extauthz.policy.v1.Issuer.IssuerVariablesEntry.value:type_name -> extauthz.policy.v1.IssuerVariable
+	30, // [30:30] is the sub-list for method output_type
+	30, // [30:30] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_extauthz_policy_v1_policy_proto_init() }
@@ -1133,19 +1760,19 @@ func file_extauthz_policy_v1_policy_proto_init() {
 		(*Issuer_Discovery)(nil),
 		(*Issuer_Spiffe)(nil),
 	}
-	file_extauthz_policy_v1_policy_proto_msgTypes[2].OneofWrappers = []any{
+	file_extauthz_policy_v1_policy_proto_msgTypes[5].OneofWrappers = []any{
 		(*Spiffe_WorkloadApiSocket)(nil),
 		(*Spiffe_BundleEndpoint)(nil),
 		(*Spiffe_BundleFile)(nil),
 	}
-	file_extauthz_policy_v1_policy_proto_msgTypes[6].OneofWrappers = []any{}
+	file_extauthz_policy_v1_policy_proto_msgTypes[11].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_extauthz_policy_v1_policy_proto_rawDesc), len(file_extauthz_policy_v1_policy_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   19,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
