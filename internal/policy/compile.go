@@ -64,6 +64,7 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 		el := &errorList{file: f.name, src: f.src, errs: errs}
 		dir := filepath.Dir(f.name)
 		for i, is := range f.pf.GetIssuers() {
+			refuseUnbuiltIssuer(el, fmt.Sprintf("issuers[%d]", i), is)
 			c.issuer(el, dir, fmt.Sprintf("issuers[%d]", i), is)
 		}
 	}
@@ -71,6 +72,7 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 	for _, f := range files {
 		el := &errorList{file: f.name, src: f.src, errs: errs}
 		for i, r := range f.pf.GetRules() {
+			refuseUnbuiltRule(el, fmt.Sprintf("rules[%d]", i), r)
 			c.rule(el, fmt.Sprintf("rules[%d]", i), r)
 		}
 		if a := f.pf.GetDefaultAction(); a != "" {
