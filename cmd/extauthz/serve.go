@@ -64,6 +64,34 @@ type serveConfig struct {
 	keys           keys.Config
 }
 
+// checkDurations refuses a zero or negative duration flag. The key plane
+// reads a zero in its Config as "use the default", so --jwks-max-stale 0
+// would otherwise mean 24 hours; an operator who types 0 means something
+// else, and is told so instead.
+func (c *serveConfig) checkDurations() error {
+	for _, f := range []struct {
+		name string
+		d    time.Duration
+	}{
+		{"policy-poll-interval", c.policyPoll},
+		{"shutdown-grace", c.shutdownGrace},
+		{"prefetch-wait", c.prefetchWait},
+		{"replay-timeout", c.replayTimeout},
+		{"dpop-nonce-lifetime", c.nonceLifetime},
+		{"jwks-min-refresh", c.keys.MinRefresh},
+		{"jwks-max-refresh", c.keys.MaxRefresh},
+		{"jwks-refetch-cooldown", c.keys.RefetchCooldown},
+		{"jwks-max-stale", c.keys.MaxStale},
+		{"fetch-wait", c.keys.FetchWait},
+		{"fetch-timeout", c.keys.FetchTimeout},
+	} {
+		if f.d <= 0 {
+			return fmt.Errorf("--%s must be positive, got %s", f.name, f.d)
+		}
+	}
+	return nil
+}
+
 func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.Var(&c.policies, "policy", "policy file or directory (repeatable)")
 	fs.DurationVar(&c.policyPoll, "policy-poll-interval", 2*time.Second, "how often policy files are checked for changes (SIGHUP checks at once)")
@@ -111,11 +139,9 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "extauthz serve: at least one --policy is required, and no arguments")
 		return 2
 	}
-	for name, d := range map[string]time.Duration{"policy-poll-interval": cfg.policyPoll, "shutdown-grace": cfg.shutdownGrace, "prefetch-wait": cfg.prefetchWait, "dpop-nonce-lifetime": cfg.nonceLifetime} {
-		if d <= 0 {
-			fmt.Fprintf(stderr, "extauthz serve: --%s must be positive, got %s\n", name, d)
-			return 2
-		}
+	if err := cfg.checkDurations(); err != nil {
+		fmt.Fprintln(stderr, "extauthz serve:", err)
+		return 2
 	}
 	if err := cfg.grpcTLS.check(); err != nil {
 		fmt.Fprintln(stderr, "extauthz serve:", err)
