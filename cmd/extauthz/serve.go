@@ -159,7 +159,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	if err := runServer(ctx, cfg, log); err != nil {
-		log.Error("extauthz: exiting", "err", err)
+		log.Error("extauthz: exiting", "error", err)
 		return 1
 	}
 	return 0
@@ -229,7 +229,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	defer closer.Close()
 	if r, ok := rs.(*replay.Redis); ok {
 		if err := r.Ping(ctx); err != nil {
-			log.Warn("replay store not reachable yet; client assertions get 503 until it is", "err", err)
+			log.Warn("replay store not reachable yet; client assertions get 503 until it is", "error", err)
 		}
 	}
 
@@ -305,7 +305,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	go func() { gerr <- gs.Serve(glis) }()
 	go func() {
 		if err := httpSrv.Serve(hlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("extauthz: http server", "err", err)
+			log.Error("extauthz: http server", "error", err)
 		}
 	}()
 	ready.Store(true)

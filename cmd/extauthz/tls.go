@@ -310,7 +310,7 @@ func (f *certFiles) reload() {
 	switch {
 	case err != nil:
 		f.reloads.WithLabelValues("failure").Inc()
-		f.log.Error("grpc tls: reload failed; serving the previous certificate", "err", err)
+		f.log.Error("grpc tls: reload failed; serving the previous certificate", "error", err)
 	case changed:
 		f.reloads.WithLabelValues("success").Inc()
 		leaf := f.state.Load().leaf

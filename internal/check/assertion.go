@@ -202,16 +202,16 @@ func (s *Server) claimJTI(ctx context.Context, namespace, jti string, until time
 		// A flood is counted in full by the metric; the log gets one line
 		// a second, naming the bound that was hit.
 		if now := s.cfg.Now().Unix(); s.fullLogged.Swap(now) != now {
-			s.cfg.Logger.Warn("check: replay store full; denying single-use tokens until entries expire", "namespace", replayNamespaceLabel(namespace), "err", err)
+			s.cfg.Logger.Warn("check: replay store full; denying single-use tokens until entries expire", "namespace", replayNamespaceLabel(namespace), "error", err)
 		}
 		return deny(denyUnavailable, ReasonReplayFull)
 	}
 	s.cfg.Metrics.replayClaim("error")
 	if s.cfg.ReplayFailOpen {
-		s.cfg.Logger.Error("check: replay store unavailable; allowing WITHOUT replay protection (--replay-fail-open)", "namespace", namespace, "err", err)
+		s.cfg.Logger.Error("check: replay store unavailable; allowing WITHOUT replay protection (--replay-fail-open)", "namespace", namespace, "error", err)
 		s.cfg.Metrics.replayFailOpen()
 		return &decision{allow: true, reason: ReasonReplayDown}
 	}
-	s.cfg.Logger.Error("check: replay store unavailable; denying", "namespace", namespace, "err", err)
+	s.cfg.Logger.Error("check: replay store unavailable; denying", "namespace", namespace, "error", err)
 	return deny(denyUnavailable, ReasonReplayDown)
 }

@@ -200,7 +200,7 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 		if !ok {
 			// The decision log says requirement_failed; at debug, which one.
 			if err != nil {
-				s.cfg.Logger.Debug("check: require expression failed", "rule", rule.Name, "require", e.Source, "err", err)
+				s.cfg.Logger.Debug("check: require expression failed", "rule", rule.Name, "require", e.Source, "error", err)
 			} else {
 				s.cfg.Logger.Debug("check: require expression is false", "rule", rule.Name, "require", e.Source)
 			}

@@ -101,7 +101,7 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 		if tr != nil {
 			tr.add("keys", false, "%v", err)
 		}
-		s.cfg.Logger.Debug("check: issuer keys unavailable", "issuer", is.Name, "err", err)
+		s.cfg.Logger.Debug("check: issuer keys unavailable", "issuer", is.Name, "error", err)
 		v.keysErr = err
 		return v, ReasonKeysDown, true
 	}

@@ -115,7 +115,7 @@ func (r *Reloader) Reload(ctx context.Context) error {
 		// put back the serving policy's, which keep serving.
 		r.retain(cur)
 		r.count("failure")
-		r.log.Error("policy reload rejected; the previous policy keeps serving", "err", err, "serving_hash", cur.Hash)
+		r.log.Error("policy reload rejected; the previous policy keeps serving", "error", err, "serving_hash", cur.Hash)
 		return err
 	}
 	if r.prefetch != nil {
