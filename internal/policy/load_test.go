@@ -214,7 +214,7 @@ issuers:
 		{"ambiguous iss", "version: v1\nissuers:\n  - {name: a, issuer: x, jwks_uri: https://a/j}\n  - {name: b, issuer: x, jwks_uri: https://b/j}\nrules:\n  - {name: r, bearer: {issuers: [a, b], audiences: [x]}}\n", []string{`p.yaml:6:37: rules[0].bearer.issuers[1]: issuers "a" and "b" both have issuer "x"; a token could not tell them apart`}},
 		{"did you mean: a close name", "version: v1" + issuers + "rules:\n  - name: r\n    bearer:\n      issuers: [a]\n      audience: [x]\n", []string{`p.yaml:8:7: rules[0].bearer.audience: unknown field; did you mean "audiences"?`}},
 		{"did you mean: camelCase", "version: v1\nissuers:\n  - {name: a, issuer: x, jwksUri: https://a/j}\n", []string{`p.yaml:3:26: issuers[0].jwksUri: unknown field; did you mean "jwks_uri"?`}},
-		{"did you mean: a field one level down", "version: v1\nrules:\n  - name: r\n    audiences: [x]\n", []string{`p.yaml:4:5: rules[0].audiences: unknown field; did you mean "client_assertion.audiences" or "bearer.audiences"?`}},
+		{"did you mean: a field one level down", "version: v1\nrules:\n  - name: r\n    audiences: [x]\n", []string{`p.yaml:4:5: rules[0].audiences: unknown field; did you mean "client_assertion.audiences", "bearer.audiences", "internal_token.audience" or "authorization_grant.audiences"?`}},
 		{"did you mean: hosts in match", "version: v1\nrules:\n  - name: r\n    hosts: [x]\n", []string{`p.yaml:4:5: rules[0].hosts: unknown field; did you mean "match.hosts"?`}},
 		{"did you mean: nothing close", "version: v1\ncolour: blue\n", []string{"p.yaml:2:1: colour: unknown field"}},
 		{"did you mean: in a flow mapping", "version: v1\nrules:\n  - name: r\n    match: {path: [/a]}\n", []string{`p.yaml:4:13: rules[0].match.path: unknown field; did you mean "paths"?`}},
