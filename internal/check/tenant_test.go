@@ -1,10 +1,17 @@
 package check_test
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
 )
 
 // tenantPolicy trusts one templated issuer, Azure AD's shape, over the
@@ -88,4 +95,34 @@ func TestTemplatedIssuer(t *testing.T) {
 		c := tenantClaims("fabrikam").set("exp", unix(-time.Hour))
 		assertResponse(t, h.check(t, get(t, c)), invalidToken("token_expired").by("tenant", "", ""))
 	})
+}
+
+// TestTemplatedIssuerReload: a token verified and cached while its tenant
+// was allowed is denied once a reload drops the tenant from allow.
+func TestTemplatedIssuerReload(t *testing.T) {
+	var store *policy.Store
+	h := newHarness(t, tenantPolicy, func(c *check.Config) { store = c.Policy })
+	tok := signLogin(t, tenantClaims("fabrikam"))
+	r := reportsReq("GET", "authorization", "Bearer "+tok)
+	if code := h.check(t, r).GetStatus().GetCode(); code != int32(codes.OK) {
+		t.Fatalf("before reload: status %d, want OK", code)
+	}
+
+	plane, err := keys.NewPlane(keys.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { plane.Close() })
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	body := strings.ReplaceAll(tenantPolicy, "{{JWKS}}", h.jwks.url)
+	body = strings.Replace(body, "allow: [contoso, fabrikam]", "allow: [contoso]", 1)
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := policy.Load([]string{file}, policy.Options{Keys: plane})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.Swap(snap)
+	assertResponse(t, h.check(t, r), invalidToken("issuer_tenant").by("tenant", "", ""))
 }
