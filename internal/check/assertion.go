@@ -133,6 +133,7 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		SpiffeID:   v.spiffeID,
 		Scopes:     assertionScopes(tok.Claims),
 		Issuer:     is.Name,
+		IssuerVars: v.issuerVars,
 		Credential: "client_assertion",
 	}
 	if proof != nil {

@@ -114,6 +114,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		SpiffeID:   v.spiffeID,
 		Scopes:     scopes,
 		Issuer:     is.Name,
+		IssuerVars: v.issuerVars,
 		Credential: "bearer",
 	}
 	if proof != nil {

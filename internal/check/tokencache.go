@@ -33,6 +33,9 @@ type cachedToken struct {
 	// (rotation, revocation) the entry no longer counts.
 	key      *keys.Key
 	spiffeID string
+	// issuerVars are what the issuer's template took from iss when the
+	// entry was added; lookup matches again so allow lists apply.
+	issuerVars map[string]string
 }
 
 // newTokenCache returns nil (no caching) for size ≤ 0.
@@ -68,7 +71,9 @@ func (c *tokenCache) lookup(ctx context.Context, sum [sha256.Size]byte, cred *po
 	if e.spiffeID != "" {
 		td = e.issuer.TrustDomain
 	}
-	if cred.IssuerFor(e.tok.Issuer, e.tok.HasIssuer, td) != e.issuer {
+	// Matched again on every hit, templates included: a cached token must
+	// not skip a tenant check, and a rule's issuers differ from another's.
+	if is, _, ok := cred.MatchIssuer(e.tok.Issuer, e.tok.HasIssuer, td); is != e.issuer || !ok {
 		return nil
 	}
 	candidates, err := e.issuer.Keys.Keys(ctx, e.tok.Header.Kid)

@@ -22,6 +22,8 @@ type verified struct {
 	tok      *token.Token
 	issuer   *policy.Issuer
 	spiffeID string
+	// issuerVars are the templated issuer's variables, nil otherwise.
+	issuerVars map[string]string
 	// keysErr is why the issuer's keys were unavailable.
 	keysErr error
 }
@@ -39,7 +41,10 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 			if tr != nil {
 				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
 			}
-			v := &verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID}
+			v := &verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID, issuerVars: e.issuerVars}
+			if reason := claimsBound(v, tr); reason != "" {
+				return v, reason, false
+			}
 			return v, s.validateTime(v, now, tr), false
 		}
 	}
@@ -59,7 +64,15 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 			td = id.TrustDomain().Name()
 		}
 	}
-	is := cred.IssuerFor(tok.Issuer, tok.HasIssuer, td)
+	is, vars, varsOK := cred.MatchIssuer(tok.Issuer, tok.HasIssuer, td)
+	if is != nil && !varsOK {
+		// Refused before any key lookup: a tenant outside the policy must
+		// not cost a JWKS fetch.
+		if tr != nil {
+			tr.add("issuer", false, "iss %q has the shape of issuer %q but a variable is not accepted", tok.Issuer, is.Name)
+		}
+		return &verified{tok: tok, issuer: is}, ReasonIssuerTenant, false
+	}
 	if is == nil {
 		if tr != nil {
 			tr.add("issuer", false, "no issuer of the rule has iss %q (or takes sub's trust domain %q)", tok.Issuer, td)
@@ -69,7 +82,7 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 	if tr != nil {
 		tr.add("issuer", true, "issuer %q", is.Name)
 	}
-	v := &verified{tok: tok, issuer: is}
+	v := &verified{tok: tok, issuer: is, issuerVars: vars}
 	if !is.Allows(tok.Header.Alg) {
 		if tr != nil {
 			tr.add("algorithm", false, "%s is not in the issuer's allow-list %v", tok.Header.Alg, is.Algorithms)
@@ -115,11 +128,27 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 	if tr != nil {
 		tr.add("signature", true, "verified with one of %d candidate keys", len(candidates))
 	}
+	// Claim binding reads claims, which only count once the signature holds.
+	if reason := claimsBound(v, tr); reason != "" {
+		return v, reason, false
+	}
 	reason := s.validateTime(v, now, tr)
 	if reason == "" && cache {
-		s.tokens.add(sum, &cachedToken{tok: tok, issuer: is, key: key, spiffeID: v.spiffeID})
+		s.tokens.add(sum, &cachedToken{tok: tok, issuer: is, key: key, spiffeID: v.spiffeID, issuerVars: vars})
 	}
 	return v, reason, false
+}
+
+// claimsBound checks a templated issuer's claim bindings (a tid claim equal
+// to {tenant}).
+func claimsBound(v *verified, tr *trace) string {
+	if name, ok := v.issuer.Template.ClaimsBound(v.issuerVars, v.tok.Claims); !ok {
+		if tr != nil {
+			tr.add("issuer variables", false, "{%s} is %q but its bound claim differs", name, v.issuerVars[name])
+		}
+		return ReasonIssuerTenant
+	}
+	return ""
 }
 
 // validateTime checks exp (required), nbf and iat with the issuer's skew.

@@ -51,6 +51,7 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("spiffe_id", cel.StringType),
 		cel.Variable("scopes", cel.ListType(cel.StringType)),
 		cel.Variable("issuer", cel.StringType),
+		cel.Variable("issuer_vars", cel.MapType(cel.StringType, cel.StringType)),
 		cel.Variable("credential", cel.StringType),
 		cel.Variable("dpop_jkt", cel.StringType),
 		cel.Variable("peer", cel.MapType(cel.StringType, cel.DynType)),
@@ -145,11 +146,14 @@ func referencedNames(ast *cel.Ast) []string {
 // Vars are the CEL variables of one Check. It is an interpreter.Activation
 // so evaluation reads the fields directly, with no map built per Check.
 type Vars struct {
-	Claims     map[string]any
-	ClientID   string
-	SpiffeID   string
-	Scopes     []string
-	Issuer     string
+	Claims   map[string]any
+	ClientID string
+	SpiffeID string
+	Scopes   []string
+	Issuer   string
+	// IssuerVars are a templated issuer's variables ({tenant}); nil when
+	// the issuer is not templated.
+	IssuerVars map[string]string
 	Credential string
 	// DPoPJKT is the thumbprint of the key of the request's verified DPoP
 	// proof, "" when there is none.
@@ -183,6 +187,11 @@ func (v *Vars) ResolveName(name string) (any, bool) {
 		return v.Scopes, true
 	case "issuer":
 		return v.Issuer, true
+	case "issuer_vars":
+		if v.IssuerVars == nil {
+			return map[string]string{}, true
+		}
+		return v.IssuerVars, true
 	case "credential":
 		return v.Credential, true
 	case "dpop_jkt":

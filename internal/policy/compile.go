@@ -350,6 +350,10 @@ func (c *compiler) credential(el *errorList, path string, issuers, audiences []s
 			continue
 		}
 		cr.Issuers = append(cr.Issuers, is)
+		if is.Template != nil {
+			cr.templates = append(cr.templates, is)
+			continue
+		}
 		if is.Iss != "" {
 			if other := cr.byIss[is.Iss]; other != nil {
 				el.add(ipath, "issuers %q and %q both have issuer %q; a token could not tell them apart", other.Name, name, is.Iss)

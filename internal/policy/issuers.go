@@ -57,6 +57,11 @@ func (c *compiler) issuerBody(el *errorList, dir, path string, pi *policyv1.Issu
 		CAFile:            rel(pi.GetCaFile()),
 		AllowInsecureHTTP: pi.GetAllowInsecureHttp(),
 	}
+	if isTemplate(is.Iss) || len(pi.GetIssuerVariables()) > 0 {
+		if !c.templateIssuer(el, path, pi, is) {
+			return
+		}
+	}
 	hmac := false
 	switch src := pi.GetKeySource().(type) {
 	case nil:

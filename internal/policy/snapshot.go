@@ -52,6 +52,9 @@ type Issuer struct {
 	// TrustDomain is set for issuers of JWT-SVIDs: `sub` must be a SPIFFE ID
 	// in it.
 	TrustDomain string
+	// Template is set when Iss has {variables}: one issuer per tenant over
+	// one key set.
+	Template *Template
 }
 
 // Allows reports whether alg is on the issuer's allow-list.
@@ -98,6 +101,9 @@ type Credential struct {
 	Audiences []string
 	byIss     map[string]*Issuer
 	byDomain  map[string]*Issuer
+	// templates are the templated issuers, in load order, tried after the
+	// exact ones.
+	templates []*Issuer
 }
 
 // IssuerFor finds the issuer of a token among the rule's issuers: by its
@@ -113,6 +119,26 @@ func (c *Credential) IssuerFor(iss string, hasIss bool, trustDomain string) *Iss
 		return c.byDomain[trustDomain]
 	}
 	return nil
+}
+
+// MatchIssuer is IssuerFor with templated issuers: exact matches first
+// (allocation-free, vars nil), then templates in load order. A token whose
+// iss has a template's shape but a value its variables refuse returns that
+// issuer with ok false, so the caller can deny before any key lookup.
+func (c *Credential) MatchIssuer(iss string, hasIss bool, trustDomain string) (is *Issuer, vars map[string]string, ok bool) {
+	if is := c.IssuerFor(iss, hasIss, trustDomain); is != nil {
+		return is, nil, true
+	}
+	if !hasIss {
+		return nil, nil, false
+	}
+	for _, t := range c.templates {
+		vars, shape, ok := t.Template.Match(iss)
+		if shape {
+			return t, vars, ok
+		}
+	}
+	return nil, nil, false
 }
 
 // HasAudience reports whether aud is one of the rule's audiences.

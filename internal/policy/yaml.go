@@ -136,6 +136,13 @@ func (d *decoder) field(n *yaml.Node, m protoreflect.Message, fd protoreflect.Fi
 				continue
 			}
 			d.errs.src.record(kpath, k, resolve(n.Content[i+1]))
+			// Message values (issuer_variables) decode like any message.
+			if fd.MapValue().Kind() == protoreflect.MessageKind {
+				v := mp.NewValue()
+				d.message(n.Content[i+1], v.Message(), kpath)
+				mp.Set(mk, v)
+				continue
+			}
 			if v, ok := d.scalar(n.Content[i+1], fd.MapValue(), kpath); ok {
 				mp.Set(mk, v)
 			}
