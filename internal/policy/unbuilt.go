@@ -13,9 +13,6 @@ func refuseUnbuiltIssuer(el *errorList, path string, pi *policyv1.Issuer) {
 	if pi.GetIntrospection() != nil {
 		el.add(path+".introspection", unbuilt)
 	}
-	if len(pi.GetIssuerVariables()) > 0 {
-		el.add(path+".issuer_variables", unbuilt)
-	}
 }
 
 func refuseUnbuiltRule(el *errorList, path string, pr *policyv1.Rule) {
