@@ -169,12 +169,8 @@ func (s *Server) validateTime(v *verified, now time.Time, tr *trace) string {
 // RS/ES/PS only, `aud` present, `typ` JWT or JOSE if set, and `sub` a valid
 // SPIFFE ID of the issuer's own trust domain.
 func svidRules(tok *token.Token, is *policy.Issuer) string {
-	switch tok.Header.Alg[0] {
-	case 'R', 'E', 'P':
-		if tok.Header.Alg == "EdDSA" {
-			return ReasonAlgorithm
-		}
-	default:
+	a, ok := keys.LookupAlgorithm(tok.Header.Alg)
+	if !ok || (a.Kind != keys.KindRSA && a.Kind != keys.KindRSAPSS && a.Kind != keys.KindECDSA) {
 		return ReasonAlgorithm
 	}
 	if !tok.HasAudience {

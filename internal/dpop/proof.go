@@ -43,8 +43,8 @@ var (
 )
 
 // DefaultAlgorithms are the asymmetric algorithms a proof may use when a
-// rule names none.
-var DefaultAlgorithms = []string{"ES256", "ES384", "ES512", "PS256", "PS384", "PS512", "RS256", "RS384", "RS512", "EdDSA"}
+// rule names none: the key table's default asymmetric ones.
+var DefaultAlgorithms = keys.AlgorithmNames(false, true)
 
 const (
 	// DefaultMaxAge is how old a proof may be: long enough for a client's

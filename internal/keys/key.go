@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rsa"
 	"errors"
 )
@@ -41,29 +40,22 @@ func (k *Key) Fits(alg string) bool {
 	if k.Alg != "" && k.Alg != alg {
 		return false
 	}
+	a, ok := LookupAlgorithm(alg)
+	if !ok {
+		return false
+	}
 	switch pub := k.Public.(type) {
 	case *rsa.PublicKey:
-		switch alg {
-		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
-			return true
-		}
+		return a.Kind == KindRSA || a.Kind == KindRSAPSS
 	case *ecdsa.PublicKey:
-		switch pub.Curve {
-		case elliptic.P256():
-			return alg == "ES256"
-		case elliptic.P384():
-			return alg == "ES384"
-		case elliptic.P521():
-			return alg == "ES512"
-		}
+		return a.Kind == KindECDSA && pub.Curve == a.Curve
 	case ed25519.PublicKey:
-		return alg == "EdDSA" || alg == "Ed25519"
+		return a.Kind == KindEdDSA
 	case []byte:
 		// RFC 7518 section 3.2: the key must be at least as long as the
 		// hash output, so a secret replaced by a shorter one stops
 		// verifying the algorithms it is too short for.
-		n := MinHMACSecretLen(alg)
-		return n > 0 && len(pub) >= n
+		return a.Kind == KindHMAC && len(pub) >= a.MinSecretLen()
 	}
 	return false
 }
@@ -72,13 +64,8 @@ func (k *Key) Fits(alg string) bool {
 // 3.2 allows for the HMAC algorithm alg: the size of its hash output. It is 0
 // for any other algorithm.
 func MinHMACSecretLen(alg string) int {
-	switch alg {
-	case "HS256":
-		return 32
-	case "HS384":
-		return 48
-	case "HS512":
-		return 64
+	if a, ok := LookupAlgorithm(alg); ok {
+		return a.MinSecretLen()
 	}
 	return 0
 }

@@ -3,7 +3,6 @@ package policy
 import (
 	"fmt"
 	"path/filepath"
-	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -20,11 +19,6 @@ const (
 	defaultRealm       = "extauthz"
 	defaultClockSkew   = 30 * time.Second
 	defaultMaxLifetime = 1800 * time.Second
-)
-
-var (
-	publicKeyAlgorithms = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
-	hmacAlgorithms      = []string{"HS256", "HS384", "HS512"}
 )
 
 // compiler turns parsed files into a Snapshot, collecting every error.
@@ -278,12 +272,13 @@ func (c *compiler) dpop(el *errorList, path string, pd *policyv1.DPoP) *DPoP {
 	}
 	for i, a := range pd.GetAlgorithms() {
 		apath := fmt.Sprintf("%s.algorithms[%d]", path, i)
+		alg, known := keys.LookupAlgorithm(a)
 		switch {
 		case strings.EqualFold(a, "none"):
 			el.add(apath, "\"none\" is never accepted")
-		case strings.HasPrefix(a, "HS"):
+		case known && alg.Symmetric():
 			el.add(apath, "%q is symmetric; a DPoP proof is signed with the client's private key and verified with the public key it carries (one of %s)", a, strings.Join(dpop.DefaultAlgorithms, ", "))
-		case !slices.Contains(dpop.DefaultAlgorithms, a):
+		case !known:
 			el.add(apath, "%q is not a supported proof algorithm (one of %s)", a, strings.Join(dpop.DefaultAlgorithms, ", "))
 		default:
 			d.Proof.Algorithms = append(d.Proof.Algorithms, a)

@@ -188,10 +188,10 @@ func spiffeSpec(el *errorList, path string, ps *policyv1.Spiffe, rel func(string
 // emptied, revoked one) has no length to fit: every HS algorithm stays, and
 // keys.Key.Fits refuses at run time whatever a later secret is too short for.
 func (c *compiler) algorithms(el *errorList, path string, given []string, hmac bool, src keys.Source) []string {
-	allowed := publicKeyAlgorithms
+	allowed := keys.AlgorithmNames(false, true)
 	secret := 0
 	if hmac {
-		allowed = hmacAlgorithms
+		allowed = keys.AlgorithmNames(true, true)
 		if sz, ok := src.(keys.SecretSizer); ok {
 			secret = sz.SecretLen()
 		}
@@ -211,17 +211,15 @@ func (c *compiler) algorithms(el *errorList, path string, given []string, hmac b
 	}
 	out := make([]string, 0, len(given))
 	for i, a := range given {
-		ok := false
-		for _, x := range allowed {
-			ok = ok || x == a
-		}
+		alg, ok := keys.LookupAlgorithm(a)
+		ok = ok && alg.Symmetric() == hmac
 		switch {
 		case strings.EqualFold(a, "none"):
 			el.add(fmt.Sprintf("%s[%d]", path, i), "\"none\" is never accepted")
 		case !ok && hmac:
 			el.add(fmt.Sprintf("%s[%d]", path, i), "%q does not fit an HMAC secret; use HS256, HS384 or HS512", a)
 		case !ok:
-			el.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a supported public-key algorithm (one of %s)", a, strings.Join(publicKeyAlgorithms, ", "))
+			el.add(fmt.Sprintf("%s[%d]", path, i), "%q is not a supported public-key algorithm (one of %s)", a, strings.Join(keys.AlgorithmNames(false, false), ", "))
 		case !long(a):
 			el.add(fmt.Sprintf("%s[%d]", path, i), "%s needs a secret of at least %d bytes; hmac_secret_file has %d", a, keys.MinHMACSecretLen(a), secret)
 		default:

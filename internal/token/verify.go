@@ -4,13 +4,11 @@ import (
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/hmac"
 	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"fmt"
-	"hash"
 	"time"
 
 	"github.com/extauthz/extauthz/internal/keys"
@@ -20,56 +18,25 @@ import (
 // through there still verifies nothing here.
 const minRSABits = 2048
 
-type family uint8
-
-const (
-	famPKCS1 family = iota + 1
-	famPSS
-	famECDSA
-	famEdDSA
-	famHMAC
-)
-
-// algorithm binds a JWS alg to one key type and one hash, so the header can
-// choose among verifiers but never reinterpret a key.
+// algorithm is a JWS alg of the keys package's table, bound to one key type
+// and one hash, so the header can choose among verifiers but never
+// reinterpret a key.
 type algorithm struct {
-	fam     family
-	hash    crypto.Hash
-	newHash func() hash.Hash
+	*keys.Algorithm
 	ecBytes int // size of r and of s in an ECDSA signature
 }
 
-// lookup is the algorithm allow-list.
+// lookup is the algorithm allow-list: the keys package's table.
 func lookup(alg string) (algorithm, bool) {
-	switch alg {
-	case "RS256":
-		return algorithm{fam: famPKCS1, hash: crypto.SHA256}, true
-	case "RS384":
-		return algorithm{fam: famPKCS1, hash: crypto.SHA384}, true
-	case "RS512":
-		return algorithm{fam: famPKCS1, hash: crypto.SHA512}, true
-	case "PS256":
-		return algorithm{fam: famPSS, hash: crypto.SHA256}, true
-	case "PS384":
-		return algorithm{fam: famPSS, hash: crypto.SHA384}, true
-	case "PS512":
-		return algorithm{fam: famPSS, hash: crypto.SHA512}, true
-	case "ES256":
-		return algorithm{fam: famECDSA, hash: crypto.SHA256, ecBytes: 32}, true
-	case "ES384":
-		return algorithm{fam: famECDSA, hash: crypto.SHA384, ecBytes: 48}, true
-	case "ES512":
-		return algorithm{fam: famECDSA, hash: crypto.SHA512, ecBytes: 66}, true
-	case "EdDSA", "Ed25519": // Ed25519 is the fully specified name of RFC 9864
-		return algorithm{fam: famEdDSA}, true
-	case "HS256":
-		return algorithm{fam: famHMAC, newHash: sha256.New}, true
-	case "HS384":
-		return algorithm{fam: famHMAC, newHash: sha512.New384}, true
-	case "HS512":
-		return algorithm{fam: famHMAC, newHash: sha512.New}, true
+	a, ok := keys.LookupAlgorithm(alg)
+	if !ok {
+		return algorithm{}, false
 	}
-	return algorithm{}, false
+	out := algorithm{Algorithm: a}
+	if a.Curve != nil {
+		out.ecBytes = (a.Curve.Params().BitSize + 7) / 8
+	}
+	return out, true
 }
 
 func allowedAlg(alg string) bool {
@@ -107,8 +74,8 @@ func (t *Token) VerifiedBy(candidates []*keys.Key) (*keys.Key, error) {
 		if k == nil || !k.Fits(alg) {
 			continue
 		}
-		if digest == nil && a.hash != 0 {
-			digest = sum64(a.hash, t.signingInput, &sum)
+		if digest == nil && a.Hash != 0 && a.Kind != keys.KindHMAC {
+			digest = sum64(a.Hash, t.signingInput, &sum)
 		}
 		fits, ok := a.verify(k.Public, t.signingInput, digest, t.signature)
 		if !fits {
@@ -148,54 +115,42 @@ func sum64(h crypto.Hash, msg []byte, out *[sha512.Size]byte) []byte {
 // verify reports whether pub is a usable key of a's type (fits) and, if so,
 // whether sig is its signature over msg (whose hash is digest).
 func (a algorithm) verify(pub any, msg, digest, sig []byte) (fits, ok bool) {
-	switch a.fam {
-	case famPKCS1, famPSS:
+	switch a.Kind {
+	case keys.KindRSA, keys.KindRSAPSS:
 		k, _ := pub.(*rsa.PublicKey)
 		if k == nil || k.N == nil || k.N.BitLen() < minRSABits {
 			return false, false
 		}
-		if a.fam == famPKCS1 {
-			return true, rsa.VerifyPKCS1v15(k, a.hash, digest, sig) == nil
+		if a.Kind == keys.KindRSA {
+			return true, rsa.VerifyPKCS1v15(k, a.Hash, digest, sig) == nil
 		}
-		return true, rsa.VerifyPSS(k, a.hash, digest, sig, pssOptions) == nil
-	case famECDSA:
+		return true, rsa.VerifyPSS(k, a.Hash, digest, sig, pssOptions) == nil
+	case keys.KindECDSA:
 		k, _ := pub.(*ecdsa.PublicKey)
 		//lint:ignore SA1019 X and Y are only read, to refuse a key without a point, on which VerifyASN1 panics.
-		if k == nil || k.Curve != curveFor(a.ecBytes) || k.X == nil || k.Y == nil {
+		if k == nil || k.Curve != a.Curve || k.X == nil || k.Y == nil {
 			return false, false
 		}
 		return true, verifyECDSA(k, digest, sig, a.ecBytes)
-	case famEdDSA:
+	case keys.KindEdDSA:
 		// ed25519.Verify panics on a key of the wrong length.
 		k, _ := pub.(ed25519.PublicKey)
 		if len(k) != ed25519.PublicKeySize {
 			return false, false
 		}
 		return true, len(sig) == ed25519.SignatureSize && ed25519.Verify(k, msg, sig)
-	case famHMAC:
+	case keys.KindHMAC:
 		// An empty secret would let anyone sign.
 		k, _ := pub.([]byte)
 		if len(k) == 0 {
 			return false, false
 		}
-		mac := hmac.New(a.newHash, k)
+		mac := hmac.New(a.Hash.New, k)
 		mac.Write(msg)
 		var sum [sha512.Size]byte
 		return true, hmac.Equal(mac.Sum(sum[:0]), sig)
 	}
 	return false, false
-}
-
-func curveFor(ecBytes int) elliptic.Curve {
-	switch ecBytes {
-	case 32:
-		return elliptic.P256()
-	case 48:
-		return elliptic.P384()
-	case 66:
-		return elliptic.P521()
-	}
-	return nil
 }
 
 // verifyECDSA checks a JWS ECDSA signature, which RFC 7518 fixes as r||s of
