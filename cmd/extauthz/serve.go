@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -200,26 +201,6 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		PrefetchWait: cfg.prefetchWait,
 		Registerer:   reg,
 	})
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	// SIGHUP re-reads the policy and the gRPC listener's TLS files.
-	trigger := make(chan struct{}, 1)
-	tlsTrigger := make(chan struct{}, 1)
-	go func() {
-		for range hup {
-			for _, c := range []chan struct{}{trigger, tlsTrigger} {
-				select {
-				case c <- struct{}{}:
-				default:
-				}
-			}
-		}
-	}()
-	rctx, stopReload := context.WithCancel(ctx)
-	defer stopReload()
-	go reloader.Run(rctx, cfg.policyPoll, trigger)
-
 	rs, closer, err := replay.Open(ctx, cfg.replayStore,
 		replay.MemoryConfig{MaxEntries: cfg.replayMax, MaxEntriesPerNamespace: cfg.replayMaxNS, MaxEntriesPerGroup: cfg.replayMaxDPoP},
 		replay.RedisConfig{Timeout: cfg.replayTimeout, Logger: log})
@@ -256,7 +237,34 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	defer gtls.Close()
-	go gtls.run(rctx, cfg.grpcTLS.reloadInterval, tlsTrigger)
+	// Every goroutine serve starts is joined before it returns, ahead of
+	// the Close calls of what they use.
+	var bg sync.WaitGroup
+	rctx, stopReload := context.WithCancel(ctx)
+	defer func() { stopReload(); bg.Wait() }()
+	// SIGHUP re-reads the policy and the gRPC listener's TLS files.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	trigger := make(chan struct{}, 1)
+	tlsTrigger := make(chan struct{}, 1)
+	bg.Go(func() {
+		for {
+			select {
+			case <-rctx.Done():
+				return
+			case <-hup:
+			}
+			for _, c := range []chan struct{}{trigger, tlsTrigger} {
+				select {
+				case c <- struct{}{}:
+				default:
+				}
+			}
+		}
+	})
+	bg.Go(func() { reloader.Run(rctx, cfg.policyPoll, trigger) })
+	bg.Go(func() { gtls.run(rctx, cfg.grpcTLS.reloadInterval, tlsTrigger) })
 	glis, err := listen(cfg.grpcAddr)
 	if err != nil {
 		return err
@@ -302,12 +310,12 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	gerr := make(chan error, 1)
-	go func() { gerr <- gs.Serve(glis) }()
-	go func() {
+	bg.Go(func() { gerr <- gs.Serve(glis) })
+	bg.Go(func() {
 		if err := httpSrv.Serve(hlis); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("extauthz: http server", "error", err)
 		}
-	}()
+	})
 	ready.Store(true)
 	log.Info("serving", "grpc_addr", addrString(glis), "grpc_tls", gtls.mode, "http_addr", hlis.Addr().String(),
 		"policy_hash", snap.Hash, "rules", len(snap.Rules), "issuers", len(snap.Issuers), "version", version())
@@ -315,6 +323,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	select {
 	case <-ctx.Done():
 	case err := <-gerr:
+		_ = httpSrv.Close()
 		return fmt.Errorf("extauthz: grpc server: %w", err)
 	}
 	// Drain: report NOT_SERVING first so Envoy's health checks and
