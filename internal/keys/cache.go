@@ -4,9 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -24,41 +22,20 @@ type keyState struct {
 	staleAt   time.Time // past this, the set is not served at all
 }
 
-// fetchCall is one fetch; every lookup that needs it waits on done.
-type fetchCall struct {
-	done chan struct{}
-}
-
-// Why a fetch is wanted; each has its own rule for whether it may start.
-type trigger int
-
-const (
-	trigRefresh    trigger = iota // the refresh timer, or a lookup that found the set due
-	trigUnknownKID                // a kid not in the set: one refetch per cooldown
-	trigMissing                   // no usable set: whenever the retry backoff allows
-	trigPrefetch                  // policy load: unless the set is fresh
-)
-
 // entry is the cached state of one remote issuer.
 type entry struct {
+	// refresher decides when the set is fetched; its mu also guards
+	// jwksURI.
+	refresher
 	p    *Plane
 	conf *remoteConf
 
-	// state and nextAuto are read without the lock on every lookup.
-	state    atomic.Pointer[keyState]
-	nextAuto atomic.Int64 // unix ns when a refresh is due; MaxInt64 while one runs
-	evicted  atomic.Bool
-	dropped  atomic.Bool // removed because the policy let it go, not for room
+	// state is read without the lock on every lookup.
+	state   atomic.Pointer[keyState]
+	evicted atomic.Bool
+	dropped atomic.Bool // removed because the policy let it go, not for room
 
-	mu        sync.Mutex
-	inflight  *fetchCall
-	lastStart time.Time
-	failures  int
-	retryAt   time.Time
-	timer     Timer
-	jwksURI   string // discovered; "" until discovery succeeds
-	lastErr   error
-	lastErrAt time.Time
+	jwksURI string // discovered; "" until discovery succeeds
 }
 
 // unavailableError is what a lookup gets when the issuer has no servable
@@ -93,6 +70,7 @@ func (p *Plane) entry(conf *remoteConf) *entry {
 		return e
 	}
 	e := &entry{p: p, conf: conf}
+	e.refresher = refresher{plane: p, due: e.refresh}
 	if prev, ok, _ := p.cache.PeekOrAdd(conf.key, e); ok {
 		return prev
 	}
@@ -116,15 +94,6 @@ func (p *Plane) drop(k entryKey) {
 		e.dropped.Store(true)
 	}
 	p.cache.Remove(k)
-}
-
-func (e *entry) stop() {
-	e.mu.Lock()
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
-	e.mu.Unlock()
 }
 
 // Keys implements Source. The common case — a fresh set with the kid — is
@@ -236,44 +205,10 @@ func (p *Plane) waitFetch(ctx context.Context, done <-chan struct{}) {
 	}
 }
 
-// start returns the fetch in flight, or starts one if why allows it now,
-// or returns nil. Deciding and starting under one lock is what makes every
-// concurrent caller share one fetch, and a flood of unknown kids cost one
-// fetch per cooldown.
+// start returns the fetch in flight, or starts one if why allows it now
+// (the refresher's rules), or returns nil.
 func (e *entry) start(now time.Time, why trigger) *fetchCall {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if c := e.inflight; c != nil {
-		return c
-	}
-	switch why {
-	case trigRefresh:
-		if now.UnixNano() < e.nextAuto.Load() {
-			return nil
-		}
-	case trigUnknownKID:
-		if now.Before(e.lastStart.Add(e.p.cfg.RefetchCooldown)) || now.Before(e.retryAt) {
-			return nil
-		}
-	case trigMissing:
-		if now.Before(e.retryAt) {
-			return nil
-		}
-	case trigPrefetch:
-		if st := e.state.Load(); (st != nil && now.Before(st.refreshAt)) || now.Before(e.retryAt) {
-			return nil
-		}
-	}
-	e.p.closeMu.RLock()
-	defer e.p.closeMu.RUnlock()
-	if e.p.closed.Load() {
-		return nil
-	}
-	e.p.fetchs.Add(1)
-	c := &fetchCall{done: make(chan struct{})}
-	e.inflight = c
-	e.lastStart = now
-	e.nextAuto.Store(math.MaxInt64)
-	go e.run(c, why)
-	return c
+	st := e.state.Load()
+	fresh := st != nil && now.Before(st.refreshAt)
+	return e.refresher.start(now, why, fresh, true, func(c *fetchCall) { e.run(c, why) })
 }

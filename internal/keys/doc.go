@@ -23,8 +23,10 @@
 // Remote key sets live in one LRU cache per Plane, keyed by the whole Spec,
 // so policy reloads share them. A lookup never holds a lock across the
 // network and never waits for it longer than Config.FetchWait; refreshes,
-// retries and slow fetches run in the background. docs/keys.md describes
-// the behaviour operators see.
+// retries and slow fetches run in the background, scheduled by one refresh
+// engine (refresher) that every remote source shares; key files share one
+// change detection (fileWatch); the JWS algorithms and the keys they fit
+// are one table (alg.go). docs/keys.md describes the behaviour operators see.
 //
 // keys knows nothing of rules, tokens or gRPC.
 package keys

@@ -46,9 +46,8 @@ type staticSource struct {
 	kind  string
 	path  string // "" for inline
 
-	cur       atomic.Pointer[staticState]
-	nextCheck atomic.Int64 // unix nanoseconds
-	checking  atomic.Bool
+	cur   atomic.Pointer[staticState]
+	watch fileWatch
 
 	errUnknown error
 	errRevoked error
@@ -98,7 +97,7 @@ func (p *Plane) fileSource(label, kind, path string) (Source, error) {
 		p.log.Warn("keys: key file holds no keys; every token of the issuer is refused until keys are written to it",
 			"issuer", label, "kind", kind, "path", path)
 	}
-	s.nextCheck.Store(p.clock.Now().Add(p.cfg.FilePollInterval).UnixNano())
+	s.watch.arm(p.clock.Now(), p.cfg.FilePollInterval)
 	p.claim(label, s, entryKey{})
 	if kind == kindHMACFile {
 		return hmacSource{s}, nil
@@ -170,7 +169,7 @@ func (h hmacSource) SecretLen() int {
 func (s *staticSource) Keys(_ context.Context, kid string) ([]*Key, error) {
 	if s.path != "" {
 		now := s.p.clock.Now()
-		if now.UnixNano() >= s.nextCheck.Load() {
+		if s.watch.due(now) {
 			s.recheck(now)
 		}
 		if st := s.cur.Load(); st.errExpired != nil && now.After(st.expires) {
@@ -193,15 +192,11 @@ func (s *staticSource) Keys(_ context.Context, kid string) ([]*Key, error) {
 // file must not take an issuer down. Any other file replaces the keys, and
 // one without a usable key revokes them all, loudly.
 func (s *staticSource) recheck(now time.Time) {
-	if !s.checking.CompareAndSwap(false, true) {
-		return
-	}
-	defer s.checking.Store(false)
-	s.nextCheck.Store(now.Add(s.p.cfg.FilePollInterval).UnixNano())
+	s.watch.look(now, s.p.cfg.FilePollInterval, s.path, func() os.FileInfo { return s.cur.Load().info }, func() { s.reread(now) })
+}
+
+func (s *staticSource) reread(now time.Time) {
 	old := s.cur.Load()
-	if fi, err := os.Stat(s.path); err == nil && old.info != nil && sameFile(fi, old.info) {
-		return
-	}
 	st, err := s.read(now)
 	if err != nil {
 		s.mu.Lock()
@@ -276,10 +271,6 @@ func (p *Plane) readKeyFile(path string) ([]byte, os.FileInfo, error) {
 		return nil, nil, fmt.Errorf("larger than %d bytes", limit)
 	}
 	return data, fi, nil
-}
-
-func sameFile(a, b os.FileInfo) bool {
-	return os.SameFile(a, b) && a.Size() == b.Size() && a.ModTime().Equal(b.ModTime())
 }
 
 func (s *staticSource) read(now time.Time) (*staticState, error) {

@@ -3,56 +3,21 @@ package keys
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"time"
 )
 
-// Retry backoff after a failed fetch: 1s, 2s, 4s, … up to 5m.
-const (
-	baseBackoff = time.Second
-	maxBackoff  = 5 * time.Minute
-)
-
-// run fetches outside the lock and publishes under it.
+// run fetches outside the lock and publishes the set; the refresher
+// schedules what comes next.
 func (e *entry) run(c *fetchCall, why trigger) {
-	defer e.p.fetchs.Done()
-	ctx, cancel := context.WithCancelCause(e.p.ctx)
-	t := e.p.clock.AfterFunc(e.p.cfg.FetchTimeout, func() { cancel(errFetchTimeout) })
-	start := e.p.clock.Now()
-	st, err := e.fetch(ctx, why)
-	t.Stop()
-	cancel(nil)
-	now := e.p.clock.Now()
-	e.p.m.fetched(e.conf.label, outcomeOf(err))
-	e.p.m.fetchLatency(e.conf.label, now.Sub(start))
-
-	e.mu.Lock()
 	prev := e.state.Load()
-	failures, recovered := 0, err == nil && e.failures > 0
+	st, err := fetch(&e.refresher, e.p.ctx, e.conf.label, func(ctx context.Context) (*keyState, error) { return e.fetch(ctx, why) })
+	e.p.m.fetched(e.conf.label, outcomeOf(err))
 	var next time.Time
 	if err == nil {
 		e.state.Store(st)
-		e.failures, e.retryAt, e.lastErr = 0, time.Time{}, nil
 		next = st.refreshAt
-	} else {
-		e.failures++
-		failures = e.failures
-		e.retryAt = now.Add(e.backoff(e.failures))
-		e.lastErr, e.lastErrAt = err, now
-		next = e.retryAt
 	}
-	e.nextAuto.Store(next.UnixNano())
-	e.inflight = nil
-	if e.timer != nil {
-		e.timer.Stop()
-		e.timer = nil
-	}
-	if !e.evicted.Load() && !e.p.closed.Load() {
-		e.timer = e.p.clock.AfterFunc(next.Sub(now), e.refresh)
-	}
-	e.mu.Unlock()
-	close(c.done)
-
+	failures, recovered := e.finish(c, err, next, !e.evicted.Load())
 	e.logOutcome(prev, st, err, failures, recovered)
 }
 
@@ -67,25 +32,6 @@ func (e *entry) refresh() {
 		return
 	}
 	e.start(e.p.clock.Now(), trigRefresh)
-}
-
-// backoff is how long to wait after the n-th consecutive failure: doubling
-// from one second, capped so a recovered issuer is noticed within minutes,
-// and shortened by up to a tenth so replicas do not retry in step.
-func (e *entry) backoff(n int) time.Duration {
-	d := baseBackoff
-	for i := 1; i < n && d < maxBackoff; i++ {
-		d *= 2
-	}
-	return jitter(min(d, maxBackoff))
-}
-
-// jitter shortens d by up to a tenth.
-func jitter(d time.Duration) time.Duration {
-	if d/10 <= 0 {
-		return d
-	}
-	return d - rand.N(d/10)
 }
 
 // fetch gets the issuer's key set: discovery first when configured and not

@@ -106,52 +106,23 @@ func parseRoots(data []byte) ([]*x509.Certificate, error) {
 	return b.X509Authorities(), nil
 }
 
-// startFetch starts a bundle endpoint fetch if why allows it now, and
-// returns the one in flight, or nil.
-func (r *spiffeRunner) startFetch(now time.Time, why trigger) chan struct{} {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.inflight != nil {
-		return r.inflight
-	}
-	if r.stopped.Load() || now.Before(r.retryAt) {
-		return nil
-	}
-	if why == trigUnknownKID && now.Before(r.lastStart.Add(r.p.cfg.RefetchCooldown)) {
-		return nil
-	}
-	if !r.track() {
-		return nil
-	}
-	c := make(chan struct{})
-	r.inflight, r.lastStart = c, now
-	if r.timer != nil {
-		r.timer.Stop()
-		r.timer = nil
-	}
-	go r.fetchEndpoint(c)
-	return c
+// startFetch starts a bundle endpoint fetch if why allows it now (the
+// refresher's rules), and returns the one in flight, or nil.
+func (r *spiffeRunner) startFetch(now time.Time, why trigger) *fetchCall {
+	return r.refresher.start(now, why, false, !r.stopped.Load(), r.fetchEndpoint)
 }
 
-func (r *spiffeRunner) wait(ctx context.Context, c chan struct{}) { r.p.waitFetch(ctx, c) }
+func (r *spiffeRunner) wait(ctx context.Context, c *fetchCall) { r.p.waitFetch(ctx, c.done) }
 
-func (r *spiffeRunner) fetchEndpoint(c chan struct{}) {
-	defer r.p.fetchs.Done()
-	ctx, cancel := context.WithCancelCause(r.ctx)
-	t := r.p.clock.AfterFunc(r.p.cfg.FetchTimeout, func() { cancel(errFetchTimeout) })
-	start := r.p.clock.Now()
-	st, err := r.fetchBundle(ctx)
-	t.Stop()
-	cancel(nil)
-	now := r.p.clock.Now()
-	r.p.m.fetchLatency(r.conf.key.label, now.Sub(start))
-
+func (r *spiffeRunner) fetchEndpoint(c *fetchCall) {
+	st, err := fetch(&r.refresher, r.ctx, r.conf.key.label, r.fetchBundle)
 	var next time.Time
 	if err == nil {
 		r.publish(st)
 		next = st.refreshAt
 	} else {
-		r.fail(err, now)
+		r.p.m.fetched(r.conf.key.label, outcomeOf(err))
+		r.answer.Do(func() { close(r.answered) })
 		log := r.p.log.With("issuer", r.conf.key.label, "url", r.conf.key.location, "error", err)
 		if r.cur.Load() != nil {
 			log.Warn("keys: bundle endpoint fetch failed; serving the last bundle")
@@ -159,27 +130,7 @@ func (r *spiffeRunner) fetchEndpoint(c chan struct{}) {
 			log.Error("keys: bundle endpoint fetch failed; the issuer's tokens get 503 until a fetch succeeds")
 		}
 	}
-	r.mu.Lock()
-	if err == nil {
-		r.retryAt = time.Time{}
-	} else {
-		// fail has counted this one in r.failures.
-		d := baseBackoff
-		for i := 1; i < r.failures && d < maxBackoff; i++ {
-			d *= 2
-		}
-		r.retryAt = now.Add(jitter(min(d, maxBackoff)))
-		next = r.retryAt
-	}
-	r.inflight = nil
-	if !r.stopped.Load() {
-		r.next = next
-		r.timer = r.p.clock.AfterFunc(next.Sub(now), func() {
-			r.startFetch(r.p.clock.Now(), trigRefresh)
-		})
-	}
-	r.mu.Unlock()
-	close(c)
+	r.finish(c, err, next, !r.stopped.Load())
 }
 
 // fetchBundle gets the bundle and schedules the next fetch by its

@@ -17,15 +17,17 @@ import (
 // through writing it) keeps the last bundle; a parsed one without keys
 // revokes them all.
 func (r *spiffeRunner) recheckFile(now time.Time) {
-	if !r.checking.CompareAndSwap(false, true) {
-		return
+	seen := func() os.FileInfo {
+		if old := r.cur.Load(); old != nil {
+			return old.info
+		}
+		return nil
 	}
-	defer r.checking.Store(false)
-	r.nextCheck.Store(now.Add(r.p.cfg.FilePollInterval).UnixNano())
+	r.watch.look(now, r.p.cfg.FilePollInterval, r.conf.key.location, seen, func() { r.rereadFile(now) })
+}
+
+func (r *spiffeRunner) rereadFile(now time.Time) {
 	old := r.cur.Load()
-	if fi, err := os.Stat(r.conf.key.location); err == nil && old != nil && old.info != nil && sameFile(fi, old.info) {
-		return
-	}
 	st, err := r.p.readBundleFile(r.conf.key.location, r.conf.td, now)
 	if err != nil {
 		fe := &fetchError{outcome: outcomeInvalid, url: r.conf.key.location, err: err}

@@ -30,6 +30,7 @@ func (p *Plane) spiffeRunner(conf *spiffeConf) *spiffeRunner {
 		return r
 	}
 	r := &spiffeRunner{p: p, conf: conf, answered: make(chan struct{})}
+	r.refresher = refresher{plane: p, due: func() { r.startFetch(p.clock.Now(), trigRefresh) }}
 	r.ctx, r.cancel = context.WithCancel(p.ctx)
 	if conf.initial != nil {
 		r.cur.Store(conf.initial)
@@ -45,7 +46,7 @@ func (p *Plane) spiffeRunner(conf *spiffeConf) *spiffeRunner {
 		w.runners = map[spiffeKey]*spiffeRunner{}
 	}
 	w.runners[conf.key] = r
-	r.nextCheck.Store(p.clock.Now().Add(p.cfg.FilePollInterval).UnixNano())
+	r.watch.arm(p.clock.Now(), p.cfg.FilePollInterval)
 	r.run()
 	return r
 }
@@ -100,28 +101,21 @@ func (p *Plane) stopSPIFFE() {
 
 // spiffeRunner watches one trust domain's bundle from one place.
 type spiffeRunner struct {
+	// refresher schedules a bundle endpoint's fetches; for every kind it
+	// holds the failures in a row and the last error, under its mu.
+	refresher
 	p      *Plane
 	conf   *spiffeConf
 	ctx    context.Context
 	cancel context.CancelFunc
 
-	cur       atomic.Pointer[spiffeState]
-	answered  chan struct{} // closed by the first bundle or failure
-	answer    sync.Once
-	stopped   atomic.Bool
-	nextCheck atomic.Int64 // bundle file: unix ns of the next change check
-	checking  atomic.Bool
+	cur      atomic.Pointer[spiffeState]
+	answered chan struct{} // closed by the first bundle or failure
+	answer   sync.Once
+	stopped  atomic.Bool
+	watch    fileWatch // bundle file
 
-	mu        sync.Mutex
-	inflight  chan struct{} // bundle endpoint fetch in flight
-	lastStart time.Time
-	failures  int       // failed attempts since the last bundle; a file counts none
-	retryAt   time.Time // next attempt after a failure
-	timer     Timer     // bundle endpoint: next fetch
-	next      time.Time // bundle endpoint: when timer fires
-	sweep     Timer
-	lastErr   error
-	lastErrAt time.Time
+	sweep Timer // under mu
 }
 
 // run starts what keeps the bundle current; nothing when offline
@@ -199,7 +193,7 @@ func (r *spiffeRunner) keys(ctx context.Context, kid string) ([]*Key, error) {
 	now := r.p.clock.Now()
 	switch r.conf.key.kind {
 	case kindSPIFFEFile:
-		if now.UnixNano() >= r.nextCheck.Load() {
+		if r.watch.due(now) {
 			r.recheckFile(now)
 		}
 	default:
