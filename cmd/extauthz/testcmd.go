@@ -29,11 +29,11 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/lestrrat-go/jwx/v3/jwa"
 	"github.com/lestrrat-go/jwx/v3/jwk"
-	"github.com/lestrrat-go/jwx/v3/jws/jwsbb"
 	"go.yaml.in/yaml/v3"
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/jws"
 	"github.com/extauthz/extauthz/internal/keys"
 )
 
@@ -535,7 +535,7 @@ func (b *build) request(tc testCase) (*authv3.CheckRequest, error) {
 
 // signer is a test key: a private key (JWK or PEM) or an HMAC secret.
 type signer struct {
-	key any // as jwsbb.Sign takes it
+	key any // as jws.Signature takes it
 	pub crypto.PublicKey
 	kid string
 	alg string // the key's own alg, or the usual one for its type
@@ -743,7 +743,7 @@ func (b *build) sign(name string, s *signer, alg string, header, overrides map[s
 	}
 	enc := base64.RawURLEncoding
 	input := enc.EncodeToString(hdr) + "." + enc.EncodeToString(payload)
-	sig, err := jwsbb.Sign(s.key, alg, []byte(input), nil)
+	sig, err := jws.Signature(alg, s.key, []byte(input))
 	if err != nil {
 		return "", fmt.Errorf("sign with key %q as %s: %w", name, alg, err)
 	}

@@ -241,7 +241,7 @@ func TestDPoPProofAlgorithmAndKey(t *testing.T) {
 		if alg != nil {
 			hdr["alg"] = alg
 		}
-		attacks = append(attacks, attack{name: fmt.Sprintf("alg %v", alg), req: call(jws("ES256", k.priv, js(hdr), js(fresh()))), want: dpopInvalid(check.ReasonDPoPAlgorithm)})
+		attacks = append(attacks, attack{name: fmt.Sprintf("alg %v", alg), req: call(rawJWS("ES256", k.priv, js(hdr), js(fresh()))), want: dpopInvalid(check.ReasonDPoPAlgorithm)})
 	}
 	secretJWK := map[string]any{"kty": "oct", "k": b64.EncodeToString(randomBytes(32))}
 	privateEC := jose.PrivateJWK(k.priv)

@@ -32,7 +32,7 @@ func TestClaimTypes(t *testing.T) {
 		} {
 			attacks = append(attacks, attack{
 				name: name + "=" + v,
-				req:  assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), name, v))),
+				req:  assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), name, v))),
 				want: wrong,
 			})
 		}
@@ -41,18 +41,18 @@ func TestClaimTypes(t *testing.T) {
 		for _, v := range []string{`1`, `null`, `true`, `["ec-client"]`, `{"ec-client":1}`} {
 			attacks = append(attacks, attack{
 				name: name + "=" + v,
-				req:  assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), name, v))),
+				req:  assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), name, v))),
 				want: wrong,
 			})
 		}
 	}
 	for _, v := range []string{`[]`, `1`, `null`, `true`, `{"aud":"` + tokenEndpoint + `"}`, `["` + tokenEndpoint + `",1]`, `["` + tokenEndpoint + `",null]`} {
-		attacks = append(attacks, attack{name: "aud=" + v, req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "aud", v))), want: wrong})
+		attacks = append(attacks, attack{name: "aud=" + v, req: assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "aud", v))), want: wrong})
 	}
 	attacks = append(attacks,
-		attack{name: "bearer exp string", req: apiReq("Bearer " + jws("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "exp", `"4102444800"`))), want: invalidToken(check.ReasonClaimType)},
-		attack{name: "bearer exp negative fraction", req: apiReq("Bearer " + jws("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "exp", `-4102444800.5`))), want: invalidToken(check.ReasonClaimType)},
-		attack{name: "bearer aud object", req: apiReq("Bearer " + jws("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "aud", `{"api.example.com":true}`))), want: invalidToken(check.ReasonClaimType)},
+		attack{name: "bearer exp string", req: apiReq("Bearer " + rawJWS("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "exp", `"4102444800"`))), want: invalidToken(check.ReasonClaimType)},
+		attack{name: "bearer exp negative fraction", req: apiReq("Bearer " + rawJWS("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "exp", `-4102444800.5`))), want: invalidToken(check.ReasonClaimType)},
+		attack{name: "bearer aud object", req: apiReq("Bearer " + rawJWS("EdDSA", k.login, `{"alg":"EdDSA","kid":"login-1"}`, rawClaim(h.loginClaims(), "aud", `{"api.example.com":true}`))), want: invalidToken(check.ReasonClaimType)},
 	)
 	h.run(t, attacks)
 }
@@ -73,15 +73,15 @@ func TestFractionalDates(t *testing.T) {
 		{"iat", `1899999999.5`}, {"iat", `1.8999999995e9`}, {"iat", `1900000029.9`},
 	} {
 		t.Run("allow "+c.name+"="+c.v, func(t *testing.T) {
-			assertAllow(t, h.check(t, assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), c.name, c.v)))), set, removeAllBut(set))
+			assertAllow(t, h.check(t, assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), c.name, c.v)))), set, removeAllBut(set))
 		})
 	}
 	h.run(t, []attack{
-		{name: "exp 30.5 s past", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "exp", `1899999969.5`))), want: invalidClient(check.ReasonExpired)},
-		{name: "nbf 30.5 s ahead", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "nbf", `1900000030.5`))), want: invalidClient(check.ReasonNotYetValid)},
+		{name: "exp 30.5 s past", req: assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "exp", `1899999969.5`))), want: invalidClient(check.ReasonExpired)},
+		{name: "nbf 30.5 s ahead", req: assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "nbf", `1900000030.5`))), want: invalidClient(check.ReasonNotYetValid)},
 		// Beyond float64: the strict parser refuses the payload itself.
-		{name: "exp 1e400", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "exp", `1e400`))), want: invalidClient(check.ReasonMalformedToken)},
-		{name: "iat 30.5 s ahead", req: assertionReq(jws("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "iat", `1900000030.5`))), want: invalidClient(check.ReasonIssuedInFuture)},
+		{name: "exp 1e400", req: assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "exp", `1e400`))), want: invalidClient(check.ReasonMalformedToken)},
+		{name: "iat 30.5 s ahead", req: assertionReq(rawJWS("ES256", k.ec, hdr, rawClaim(h.ecClaims(), "iat", `1900000030.5`))), want: invalidClient(check.ReasonIssuedInFuture)},
 	})
 }
 

@@ -33,7 +33,7 @@ func TestEncodingAttacks(t *testing.T) {
 	h := newHarness(t)
 	k := testKeys()
 	const hdr = `{"alg":"ES256","kid":"ec-1"}`
-	tok := func(header, payload string) string { return jws("ES256", k.ec, header, payload) }
+	tok := func(header, payload string) string { return rawJWS("ES256", k.ec, header, payload) }
 	pl := func() string { return js(h.ecClaims()) }
 	malformed := invalidClient(check.ReasonMalformedToken)
 	h.mustAllow(t, assertionReq(tok(hdr, pl())))

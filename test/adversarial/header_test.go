@@ -191,11 +191,11 @@ func TestCrit(t *testing.T) {
 	} {
 		hdr["kid"] = "ec-1"
 		name := js(hdr)
-		attacks = append(attacks, attack{name: name, req: assertionReq(jws("ES256", k.ec, js(mergeHeader("ES256", hdr)), js(h.ecClaims()))), want: invalidClient(check.ReasonCritical)})
+		attacks = append(attacks, attack{name: name, req: assertionReq(rawJWS("ES256", k.ec, js(mergeHeader("ES256", hdr)), js(h.ecClaims()))), want: invalidClient(check.ReasonCritical)})
 	}
 	attacks = append(attacks, attack{
 		name: "bearer",
-		req:  apiReq("Bearer " + jws("EdDSA", k.login, js(map[string]any{"alg": "EdDSA", "kid": "login-1", "crit": []any{"urn:example:ext"}, "urn:example:ext": 1}), js(h.loginClaims()))),
+		req:  apiReq("Bearer " + rawJWS("EdDSA", k.login, js(map[string]any{"alg": "EdDSA", "kid": "login-1", "crit": []any{"urn:example:ext"}, "urn:example:ext": 1}), js(h.loginClaims()))),
 		want: invalidToken(check.ReasonCritical),
 	})
 	h.run(t, attacks)

@@ -34,7 +34,7 @@ func manySegments() string { return strings.Repeat("eyJ9.", 99_999) + "eyJ9" }
 // issuer's real key: only the depth bound refuses it.
 func deepJSON(h *harness) string {
 	payload := prepend(js(h.ecClaims()), `"deep":`+strings.Repeat("[", 10_000)+strings.Repeat("]", 10_000))
-	return jws("ES256", testKeys().ec, `{"alg":"ES256","kid":"ec-1"}`, payload)
+	return rawJWS("ES256", testKeys().ec, `{"alg":"ES256","kid":"ec-1"}`, payload)
 }
 
 // heapPerCheck is the bytes allocated by one in-process Check of r.
@@ -96,8 +96,8 @@ func TestSizeAndDepth(t *testing.T) {
 		{"raised/100,000 segments, bearer", raised, apiReq("Bearer " + many), invalidToken(check.ReasonMalformedToken), 64 << 10},
 		{"raised/100,000 segments, assertion", raised, assertionReq(many), invalidClient(check.ReasonMalformedToken), 2 * mib},
 		{"raised/10,000 deep, bearer", raised, apiReq("Bearer " + deep), invalidToken(check.ReasonMalformedToken), 256 << 10},
-		{"raised/10,000 deep, object", raised, apiReq("Bearer " + jws("EdDSA", testKeys().login, `{"alg":"EdDSA","kid":"login-1"}`, prepend(js(raised.loginClaims()), `"deep":`+strings.Repeat(`{"a":`, 10_000)+"1"+strings.Repeat("}", 10_000)))), invalidToken(check.ReasonMalformedToken), 512 << 10},
-		{"raised/10,000 deep header", raised, apiReq("Bearer " + jws("EdDSA", testKeys().login, `{"alg":"EdDSA","kid":"login-1","x":`+strings.Repeat("[", 10_000)+strings.Repeat("]", 10_000)+"}", js(raised.loginClaims()))), invalidToken(check.ReasonMalformedToken), 256 << 10},
+		{"raised/10,000 deep, object", raised, apiReq("Bearer " + rawJWS("EdDSA", testKeys().login, `{"alg":"EdDSA","kid":"login-1"}`, prepend(js(raised.loginClaims()), `"deep":`+strings.Repeat(`{"a":`, 10_000)+"1"+strings.Repeat("}", 10_000)))), invalidToken(check.ReasonMalformedToken), 512 << 10},
+		{"raised/10,000 deep header", raised, apiReq("Bearer " + rawJWS("EdDSA", testKeys().login, `{"alg":"EdDSA","kid":"login-1","x":`+strings.Repeat("[", 10_000)+strings.Repeat("]", 10_000)+"}", js(raised.loginClaims()))), invalidToken(check.ReasonMalformedToken), 256 << 10},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,21 +1,13 @@
 package adversarial_test
 
 import (
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/hmac"
-	"crypto/rand"
-	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
-	"fmt"
-	"hash"
 	"maps"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/jws"
 )
 
 var b64 = base64.RawURLEncoding
@@ -32,73 +24,20 @@ func js(v any) string {
 	return string(b)
 }
 
-// jws signs the exact header and payload texts with alg and key, so that
+// rawJWS signs the exact header and payload texts with alg and key, so that
 // malformed JSON (duplicate members, bad UTF-8, deep nesting) can carry a
 // genuine signature: the deny must come from the parser, not the signature.
-func jws(alg string, key any, header, payload string) string {
-	input := b64.EncodeToString([]byte(header)) + "." + b64.EncodeToString([]byte(payload))
-	return input + "." + b64.EncodeToString(signBytes(alg, key, []byte(input)))
+func rawJWS(alg string, key any, header, payload string) string {
+	s, err := jws.CompactRaw(alg, key, []byte(header), []byte(payload))
+	if err != nil {
+		panic(err)
+	}
+	return s
 }
 
 // compact assembles a token from texts and signature bytes, signing nothing.
 func compact(header, payload string, sig []byte) string {
 	return b64.EncodeToString([]byte(header)) + "." + b64.EncodeToString([]byte(payload)) + "." + b64.EncodeToString(sig)
-}
-
-// signBytes signs input as the JWS algorithm alg does with key:
-// *rsa.PrivateKey (RS*, PS*), *ecdsa.PrivateKey (ES*, r||s), an
-// ed25519.PrivateKey (EdDSA) or []byte (HS*, any bytes at all).
-func signBytes(alg string, key any, input []byte) []byte {
-	var (
-		h      crypto.Hash
-		newMAC func() hash.Hash
-	)
-	switch alg[len(alg)-3:] {
-	case "256":
-		h, newMAC = crypto.SHA256, sha256.New
-	case "384":
-		h, newMAC = crypto.SHA384, sha512.New384
-	case "512":
-		h, newMAC = crypto.SHA512, sha512.New
-	}
-	digest := func() []byte {
-		d := h.New()
-		d.Write(input)
-		return d.Sum(nil)
-	}
-	var (
-		sig []byte
-		err error
-	)
-	switch k := key.(type) {
-	case ed25519.PrivateKey:
-		sig = ed25519.Sign(k, input)
-	case []byte:
-		m := hmac.New(newMAC, k)
-		m.Write(input)
-		sig = m.Sum(nil)
-	case *rsa.PrivateKey:
-		if alg[0] == 'P' {
-			sig, err = rsa.SignPSS(rand.Reader, k, h, digest(), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-		} else {
-			sig, err = rsa.SignPKCS1v15(rand.Reader, k, h, digest())
-		}
-	case *ecdsa.PrivateKey:
-		r, s, e := ecdsa.Sign(rand.Reader, k, digest())
-		if e != nil {
-			panic(e)
-		}
-		n := (k.Curve.Params().BitSize + 7) / 8
-		sig = make([]byte, 2*n)
-		r.FillBytes(sig[:n])
-		s.FillBytes(sig[n:])
-	default:
-		err = fmt.Errorf("no signer for %T", key)
-	}
-	if err != nil {
-		panic(err)
-	}
-	return sig
 }
 
 // sign signs claims with alg and key, header members (kid, typ, …) merged
@@ -112,7 +51,7 @@ func sign(alg string, key any, header map[string]any, c claims) string {
 			h[k] = v
 		}
 	}
-	return jws(alg, key, js(h), js(c))
+	return rawJWS(alg, key, js(h), js(c))
 }
 
 // with returns a copy of c with each name set, or deleted when its value is

@@ -7,8 +7,9 @@ import (
 	"crypto/rsa"
 	"crypto/sha256"
 	"fmt"
-	"strings"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/jws"
 )
 
 // Thumbprint returns the RFC 7638 JWK SHA-256 thumbprint of pub (a key
@@ -17,28 +18,11 @@ import (
 // crv, kty, x, y for EC (fixed-size coordinates); crv, kty, x for Ed25519;
 // e, kty, n for RSA.
 func Thumbprint(pub crypto.PublicKey) string {
-	jwk := PublicJWK("", "", pub)
-	var members []string
-	switch jwk["kty"] {
-	case "EC":
-		members = []string{"crv", "kty", "x", "y"}
-	case "OKP":
-		members = []string{"crv", "kty", "x"}
-	case "RSA":
-		members = []string{"e", "kty", "n"}
+	jkt, err := jws.Thumbprint(pub)
+	if err != nil {
+		panic(err)
 	}
-	// The values are curve names, key types and base64url: nothing to escape.
-	var b strings.Builder
-	b.WriteByte('{')
-	for i, m := range members {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		fmt.Fprintf(&b, `"%s":"%s"`, m, jwk[m])
-	}
-	b.WriteByte('}')
-	sum := sha256.Sum256([]byte(b.String()))
-	return b64.EncodeToString(sum[:])
+	return jkt
 }
 
 // ATH returns the ath claim of a DPoP proof for accessToken (RFC 9449

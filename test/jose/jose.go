@@ -16,17 +16,12 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
-	"crypto/sha512"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"hash"
 	"maps"
-	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +29,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/jws"
 )
 
 var b64 = base64.RawURLEncoding
@@ -42,34 +39,16 @@ var b64 = base64.RawURLEncoding
 // on P-256/384/521, or ed25519.PublicKey) with use "sig". kid and alg are
 // left out when empty.
 func PublicJWK(kid, alg string, pub crypto.PublicKey) map[string]any {
-	jwk := map[string]any{"use": "sig"}
+	jwk, err := jws.PublicJWK(pub)
+	if err != nil {
+		panic(err)
+	}
+	jwk["use"] = "sig"
 	if kid != "" {
 		jwk["kid"] = kid
 	}
 	if alg != "" {
 		jwk["alg"] = alg
-	}
-	switch pub := pub.(type) {
-	case *rsa.PublicKey:
-		jwk["kty"] = "RSA"
-		jwk["n"] = b64.EncodeToString(pub.N.Bytes())
-		jwk["e"] = b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-	case *ecdsa.PublicKey:
-		point, err := pub.Bytes() // 0x04 || X || Y
-		if err != nil {
-			panic(fmt.Sprintf("jose: EC public key: %v", err))
-		}
-		n := (len(point) - 1) / 2
-		jwk["kty"] = "EC"
-		jwk["crv"] = pub.Curve.Params().Name
-		jwk["x"] = b64.EncodeToString(point[1 : 1+n])
-		jwk["y"] = b64.EncodeToString(point[1+n:])
-	case ed25519.PublicKey:
-		jwk["kty"] = "OKP"
-		jwk["crv"] = "Ed25519"
-		jwk["x"] = b64.EncodeToString(pub)
-	default:
-		panic(fmt.Sprintf("jose: unsupported public key %T", pub))
 	}
 	return jwk
 }
@@ -130,89 +109,11 @@ func Sign(alg string, key any, header, claims map[string]any) (string, error) {
 // sign makes a compact JWS of claims with exactly the protected header h,
 // signed as alg says.
 func sign(alg string, key any, h, claims map[string]any) (string, error) {
-	hb, err := json.Marshal(h)
-	if err != nil {
-		return "", err
-	}
 	cb, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}
-	input := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
-	sig, err := signature(alg, key, []byte(input))
-	if err != nil {
-		return "", err
-	}
-	return input + "." + b64.EncodeToString(sig), nil
-}
-
-func signature(alg string, key any, input []byte) ([]byte, error) {
-	if alg == "none" {
-		return nil, nil
-	}
-	var (
-		h      crypto.Hash
-		newMAC func() hash.Hash
-	)
-	switch alg[min(2, len(alg)):] {
-	case "256":
-		h, newMAC = crypto.SHA256, sha256.New
-	case "384":
-		h, newMAC = crypto.SHA384, sha512.New384
-	case "512":
-		h, newMAC = crypto.SHA512, sha512.New
-	}
-	if h == 0 && alg != "EdDSA" {
-		return nil, fmt.Errorf("jose: unsupported alg %q", alg)
-	}
-	digest := func() []byte {
-		d := h.New()
-		d.Write(input)
-		return d.Sum(nil)
-	}
-	switch {
-	case alg == "EdDSA":
-		k, ok := key.(ed25519.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("jose: %s needs an ed25519.PrivateKey, got %T", alg, key)
-		}
-		return ed25519.Sign(k, input), nil
-	case strings.HasPrefix(alg, "HS"):
-		k, ok := key.([]byte)
-		if !ok {
-			return nil, fmt.Errorf("jose: %s needs a []byte secret, got %T", alg, key)
-		}
-		m := hmac.New(newMAC, k)
-		m.Write(input)
-		return m.Sum(nil), nil
-	case strings.HasPrefix(alg, "RS"):
-		k, ok := key.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("jose: %s needs an *rsa.PrivateKey, got %T", alg, key)
-		}
-		return rsa.SignPKCS1v15(rand.Reader, k, h, digest())
-	case strings.HasPrefix(alg, "PS"):
-		k, ok := key.(*rsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("jose: %s needs an *rsa.PrivateKey, got %T", alg, key)
-		}
-		return rsa.SignPSS(rand.Reader, k, h, digest(), &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	case strings.HasPrefix(alg, "ES"):
-		k, ok := key.(*ecdsa.PrivateKey)
-		if !ok {
-			return nil, fmt.Errorf("jose: %s needs an *ecdsa.PrivateKey, got %T", alg, key)
-		}
-		r, s, err := ecdsa.Sign(rand.Reader, k, digest())
-		if err != nil {
-			return nil, err
-		}
-		n := (k.Curve.Params().BitSize + 7) / 8
-		sig := make([]byte, 2*n)
-		r.FillBytes(sig[:n])
-		s.FillBytes(sig[n:])
-		return sig, nil
-	}
-	return nil, fmt.Errorf("jose: unsupported alg %q", alg)
+	return jws.Compact(alg, key, h, cb)
 }
 
 // MustSign is Sign for tests: it fails t on error.

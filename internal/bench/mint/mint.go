@@ -13,20 +13,18 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"crypto/sha256"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math/big"
+	"maps"
 	"runtime"
 	"sync"
+
+	"github.com/extauthz/extauthz/internal/jws"
 )
 
 // Algs are the algorithms every bearer scenario is run with, in report order.
 var Algs = []string{"ES256", "RS256", "PS256", "EdDSA"}
-
-var b64 = base64.RawURLEncoding
 
 // Key is a private key with its kid and algorithm.
 type Key struct {
@@ -69,24 +67,8 @@ func NewKeys(kidPrefix string, algs ...string) (*Keys, error) {
 
 // JWK is the public JWK of k, with kid, alg and use.
 func (k *Key) JWK() map[string]any {
-	j := map[string]any{"kid": k.Kid, "alg": k.Alg, "use": "sig"}
-	switch pub := k.Signer.Public().(type) {
-	case *rsa.PublicKey:
-		j["kty"] = "RSA"
-		j["n"] = b64.EncodeToString(pub.N.Bytes())
-		j["e"] = b64.EncodeToString(big.NewInt(int64(pub.E)).Bytes())
-	case *ecdsa.PublicKey:
-		point, err := pub.Bytes()
-		if err != nil {
-			panic(err)
-		}
-		j["kty"], j["crv"] = "EC", "P-256"
-		j["x"] = b64.EncodeToString(point[1:33])
-		j["y"] = b64.EncodeToString(point[33:])
-	case ed25519.PublicKey:
-		j["kty"], j["crv"] = "OKP", "Ed25519"
-		j["x"] = b64.EncodeToString(pub)
-	}
+	j := k.PublicJWK()
+	j["kid"], j["alg"], j["use"] = k.Kid, k.Alg, "sig"
 	return j
 }
 
@@ -109,36 +91,21 @@ func (ks *Keys) JWKS() []byte {
 // and nothing else (no kid, alg or use), as a DPoP proof's jwk header
 // carries it.
 func (k *Key) PublicJWK() map[string]any {
-	j := k.JWK()
-	delete(j, "kid")
-	delete(j, "alg")
-	delete(j, "use")
+	j, err := jws.PublicJWK(k.Signer.Public())
+	if err != nil {
+		panic(err)
+	}
 	return j
 }
 
 // Thumbprint is the RFC 7638 SHA-256 thumbprint of the public key, base64url
 // without padding: what an access token's cnf.jkt names (RFC 9449 §6.1).
 func (k *Key) Thumbprint() string {
-	j := k.PublicJWK()
-	var members []string
-	switch j["kty"] {
-	case "EC":
-		members = []string{"crv", "kty", "x", "y"}
-	case "OKP":
-		members = []string{"crv", "kty", "x"}
-	case "RSA":
-		members = []string{"e", "kty", "n"}
+	jkt, err := jws.Thumbprint(k.Signer.Public())
+	if err != nil {
+		panic(err)
 	}
-	// Curve names, key types and base64url: nothing to escape.
-	b := []byte{'{'}
-	for i, m := range members {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = fmt.Appendf(b, "%q:%q", m, j[m])
-	}
-	sum := sha256.Sum256(append(b, '}'))
-	return b64.EncodeToString(sum[:])
+	return jkt
 }
 
 // Sign returns the compact JWS of claims, with header {alg, kid, typ}.
@@ -159,46 +126,16 @@ func (k *Key) SignProof(claims map[string]any) (string, error) {
 // SignJWS returns the compact JWS of claims under header, whose alg is set
 // to the key's.
 func (k *Key) SignJWS(header, claims map[string]any) (string, error) {
-	h := make(map[string]any, len(header)+1)
-	for name, v := range header {
-		h[name] = v
+	h := maps.Clone(header)
+	if h == nil {
+		h = map[string]any{}
 	}
 	h["alg"] = k.Alg
-	hb, err := json.Marshal(h)
-	if err != nil {
-		return "", err
-	}
 	cb, err := json.Marshal(claims)
 	if err != nil {
 		return "", err
 	}
-	input := b64.EncodeToString(hb) + "." + b64.EncodeToString(cb)
-	sig, err := k.signature([]byte(input))
-	if err != nil {
-		return "", err
-	}
-	return input + "." + b64.EncodeToString(sig), nil
-}
-
-func (k *Key) signature(input []byte) ([]byte, error) {
-	if k.Alg == "EdDSA" {
-		return ed25519.Sign(k.Signer.(ed25519.PrivateKey), input), nil
-	}
-	d := sha256.Sum256(input)
-	switch k.Alg {
-	case "RS256":
-		return rsa.SignPKCS1v15(nil, k.Signer.(*rsa.PrivateKey), crypto.SHA256, d[:])
-	case "PS256":
-		return rsa.SignPSS(rand.Reader, k.Signer.(*rsa.PrivateKey), crypto.SHA256, d[:], &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash})
-	}
-	r, s, err := ecdsa.Sign(rand.Reader, k.Signer.(*ecdsa.PrivateKey), d[:])
-	if err != nil {
-		return nil, err
-	}
-	sig := make([]byte, 64)
-	r.FillBytes(sig[:32])
-	s.FillBytes(sig[32:])
-	return sig, nil
+	return jws.Compact(k.Alg, k.Signer, h, cb)
 }
 
 // SignMany signs n tokens in parallel on every core; claims(i) gives the
