@@ -329,7 +329,7 @@ func TestClientAssertion(t *testing.T) {
 		{
 			name: "jku header is not fetched",
 			req: func(t *testing.T) httpReq {
-				hdr := map[string]any{"kid": "attacker-1", "jku": h.jwks.url + "/attacker", "x5u": h.jwks.url + "/attacker-x5u"}
+				hdr := map[string]any{"kid": "attacker-1", "jku": h.jwks.URL + "/attacker", "x5u": h.jwks.URL + "/attacker-x5u"}
 				return tokenReq(assertionBody(jose.MustSign(t, "PS256", k.other, hdr, partnerClaims())))
 			},
 			want: invalidClient("kid_unknown").by("partner", "", ""),
@@ -492,7 +492,7 @@ func TestClientAssertion(t *testing.T) {
 		})
 	}
 	for _, p := range []string{"/attacker", "/attacker-x5u"} {
-		if n := h.jwks.count(p); n != 0 {
+		if n := h.jwks.Count(p); n != 0 {
 			t.Errorf("a URL named by a token header (%s) was fetched %d times", p, n)
 		}
 	}
@@ -508,7 +508,7 @@ func TestLifetimeDenyNamesTheField(t *testing.T) {
 	}
 	t.Cleanup(func() { plane.Close() })
 	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte(strings.ReplaceAll(basePolicy, "{{JWKS}}", h.jwks.url)), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(basePolicy, "{{JWKS}}", h.jwks.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := policy.Load([]string{file}, policy.Options{Keys: plane})

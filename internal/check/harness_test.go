@@ -14,14 +14,11 @@ import (
 	"crypto/rsa"
 	"encoding/hex"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -31,6 +28,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/internal/envoytest"
+	"github.com/extauthz/extauthz/internal/jwkstest"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -82,45 +80,18 @@ var testKeys = sync.OnceValue(func() *testKeySet {
 	return &testKeySet{partner: gen(), other: gen(), spire: ec, login: ed}
 })
 
-// jwksServer serves each issuer's public keys on its own path, and a 500 on
-// /down. hits counts requests per path.
-type jwksServer struct {
-	url  string
-	hits sync.Map // path -> *atomic.Int64
-}
-
-func newJWKSServer(t *testing.T) *jwksServer {
+// newJWKSServer serves each issuer's public keys on its own path, and a
+// 500 on /down.
+func newJWKSServer(t *testing.T) *jwkstest.Server {
 	t.Helper()
 	k := testKeys()
-	docs := map[string][]byte{
+	return jwkstest.New(t, map[string][]byte{
 		"/partner": jose.JWKS(jose.PublicJWK("partner-1", "PS256", &k.partner.PublicKey)),
 		"/other":   jose.JWKS(jose.PublicJWK("other-1", "RS256", &k.other.PublicKey)),
 		"/spire":   jose.JWKS(jose.PublicJWK("spire-1", "ES256", &k.spire.PublicKey)),
 		"/login":   jose.JWKS(jose.PublicJWK("login-1", "EdDSA", k.login.Public())),
-	}
-	s := &jwksServer{}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		n, _ := s.hits.LoadOrStore(r.URL.Path, new(atomic.Int64))
-		n.(*atomic.Int64).Add(1)
-		doc, ok := docs[r.URL.Path]
-		if !ok {
-			http.Error(w, "down", http.StatusInternalServerError)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(doc)
-	}))
-	t.Cleanup(srv.Close)
-	s.url = srv.URL
-	return s
-}
-
-func (s *jwksServer) count(path string) int64 {
-	n, ok := s.hits.Load(path)
-	if !ok {
-		return 0
-	}
-	return n.(*atomic.Int64).Load()
+		"/down":    nil,
+	})
 }
 
 // basePolicy is the policy most tests run: the spec's example, with every
@@ -209,7 +180,7 @@ func spellings(names ...string) []string {
 
 // harness is one running Check server.
 type harness struct {
-	jwks   *jwksServer
+	jwks   *jwkstest.Server
 	client authv3.AuthorizationClient
 }
 
@@ -226,7 +197,7 @@ func newHarness(t *testing.T, policyYAML string, opts ...func(*check.Config)) *h
 	}
 	t.Cleanup(func() { plane.Close() })
 	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte(strings.ReplaceAll(policyYAML, "{{JWKS}}", h.jwks.url)), 0o600); err != nil {
+	if err := os.WriteFile(file, []byte(strings.ReplaceAll(policyYAML, "{{JWKS}}", h.jwks.URL)), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	snap, err := policy.Load([]string{file}, policy.Options{Keys: plane})

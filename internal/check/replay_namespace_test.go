@@ -69,7 +69,7 @@ func TestReplayNamespace(t *testing.T) {
 	}
 	t.Cleanup(func() { plane.Close() })
 	file := filepath.Join(t.TempDir(), "policy.yaml")
-	renamed := strings.NewReplacer("{{A}}", "partner-renamed", "{{JWKS}}", h.jwks.url).Replace(nsPolicy)
+	renamed := strings.NewReplacer("{{A}}", "partner-renamed", "{{JWKS}}", h.jwks.URL).Replace(nsPolicy)
 	if err := os.WriteFile(file, []byte(renamed), 0o600); err != nil {
 		t.Fatal(err)
 	}

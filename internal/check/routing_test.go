@@ -158,10 +158,10 @@ func TestKeysUnavailable(t *testing.T) {
 		},
 		body: `{"error":"temporarily_unavailable"}`, rule: "down-endpoint", reason: "keys_unavailable", issuer: "down",
 	})
-	if n := h.jwks.count("/down"); n == 0 {
+	if n := h.jwks.Count("/down"); n == 0 {
 		t.Errorf("the down issuer's JWKS was never requested")
 	}
-	if n := h.jwks.count("/partner"); n == 0 {
+	if n := h.jwks.Count("/partner"); n == 0 {
 		t.Errorf("the partner's JWKS was never requested")
 	}
 }

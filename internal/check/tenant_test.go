@@ -63,9 +63,9 @@ func TestTemplatedIssuer(t *testing.T) {
 		assertResponse(t, h.check(t, r), tenantAllowed)
 	})
 	t.Run("tenant outside allow list", func(t *testing.T) {
-		before := h.jwks.count("/login")
+		before := h.jwks.Count("/login")
 		assertResponse(t, h.check(t, get(t, tenantClaims("northwind"))), invalidToken("issuer_tenant").by("tenant", "", ""))
-		if n := h.jwks.count("/login"); n != before {
+		if n := h.jwks.Count("/login"); n != before {
 			t.Errorf("JWKS fetched %d times for a refused tenant", n-before)
 		}
 	})
@@ -114,7 +114,7 @@ func TestTemplatedIssuerReload(t *testing.T) {
 	}
 	t.Cleanup(func() { plane.Close() })
 	file := filepath.Join(t.TempDir(), "policy.yaml")
-	body := strings.ReplaceAll(tenantPolicy, "{{JWKS}}", h.jwks.url)
+	body := strings.ReplaceAll(tenantPolicy, "{{JWKS}}", h.jwks.URL)
 	body = strings.Replace(body, "allow: [contoso, fabrikam]", "allow: [contoso]", 1)
 	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 		t.Fatal(err)

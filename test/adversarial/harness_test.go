@@ -20,8 +20,6 @@ import (
 	"fmt"
 	"math/big"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,6 +39,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/internal/envoytest"
+	"github.com/extauthz/extauthz/internal/jwkstest"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -249,56 +248,6 @@ var testKeys = sync.OnceValue(func() *testKeySet {
 	return k
 })
 
-// hitServer is a loopback HTTP server that counts requests per path.
-type hitServer struct {
-	url  string
-	mu   sync.Mutex
-	hits map[string]int
-	log  []string
-}
-
-func newHitServer(t testing.TB, docs map[string][]byte) *hitServer {
-	t.Helper()
-	s := &hitServer{hits: map[string]int{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		s.mu.Lock()
-		s.hits[r.URL.Path]++
-		s.log = append(s.log, r.Method+" "+r.URL.String())
-		s.mu.Unlock()
-		doc, ok := docs[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/json")
-		w.Write(doc)
-	}))
-	t.Cleanup(srv.Close)
-	s.url = srv.URL
-	return s
-}
-
-// count is the number of requests for path, or for every path when path is
-// "".
-func (s *hitServer) count(path string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if path != "" {
-		return s.hits[path]
-	}
-	n := 0
-	for _, c := range s.hits {
-		n += c
-	}
-	return n
-}
-
-func (s *hitServer) requests() []string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return slices.Clone(s.log)
-}
-
 // fakeClock is the key plane's and the Check server's clock. Its timers
 // never fire: no background refresh runs, so every fetch a test sees was
 // caused by a Check (or the prefetch at start).
@@ -332,9 +281,9 @@ type harness struct {
 	dir string
 	// jwks serves the issuers' keys at /rsa, /ec, /spire and /login, and
 	// the attacker's at /evil, which must never be fetched.
-	jwks *hitServer
+	jwks *jwkstest.Server
 	// evil is the attacker's own server, named by jku and x5u headers.
-	evil   *hitServer
+	evil   *jwkstest.Server
 	srv    *check.Server
 	conn   *grpc.ClientConn
 	client authv3.AuthorizationClient
@@ -372,21 +321,21 @@ func newHarnessWith(t testing.TB, cfg harnessConfig) *harness {
 	k := testKeys()
 	evilJWKS := jose.JWKS(jose.PublicJWK("rsa-1", "RS256", &k.evilRSA.PublicKey), jose.PublicJWK("ec-1", "ES256", &k.evilEC.PublicKey))
 	h := &harness{clock: &fakeClock{now: t0}, dir: t.TempDir()}
-	h.jwks = newHitServer(t, map[string][]byte{
+	h.jwks = jwkstest.New(t, map[string][]byte{
 		"/rsa":   jose.JWKS(jose.PublicJWK("rsa-1", "RS256", &k.rsa.PublicKey)),
 		"/ec":    jose.JWKS(jose.PublicJWK("ec-1", "ES256", &k.ec.PublicKey)),
 		"/spire": jose.JWKS(jose.PublicJWK("spire-1", "ES256", &k.spire.PublicKey)),
 		"/login": jose.JWKS(jose.PublicJWK("login-1", "EdDSA", k.login.Public())),
 		"/evil":  evilJWKS,
 	})
-	h.evil = newHitServer(t, map[string][]byte{"/jwks.json": evilJWKS, "/cert.pem": evilCertPEM()})
+	h.evil = jwkstest.New(t, map[string][]byte{"/jwks.json": evilJWKS, "/cert.pem": evilCertPEM()})
 	t.Cleanup(func() {
-		if n := h.evil.count("") + h.jwks.count("/evil"); n > 0 {
-			t.Errorf("the attacker's key URLs were fetched %d times: %q %q", n, h.evil.requests(), h.jwks.requests())
+		if n := h.evil.Count("") + h.jwks.Count("/evil"); n > 0 {
+			t.Errorf("the attacker's key URLs were fetched %d times: %q %q", n, h.evil.Requests(), h.jwks.Requests())
 		}
 	})
 
-	h.write(t, "policy.yaml", []byte(strings.ReplaceAll(cfg.policy, "{{JWKS}}", h.jwks.url)))
+	h.write(t, "policy.yaml", []byte(strings.ReplaceAll(cfg.policy, "{{JWKS}}", h.jwks.URL)))
 	for name, b := range cfg.files {
 		h.write(t, name, b)
 	}
@@ -407,7 +356,7 @@ func newHarnessWith(t testing.TB, cfg harnessConfig) *harness {
 		if strings.Contains(cfg.policy, "{{JWKS}}"+p+"\n") {
 			want = 1
 		}
-		if n := h.jwks.count(p); n != want {
+		if n := h.jwks.Count(p); n != want {
 			t.Fatalf("prefetch fetched %s %d times, want %d", p, n, want)
 		}
 	}
@@ -475,7 +424,7 @@ func withLimits(tokenBytes, bodyBytes int) func(*check.Config) {
 }
 
 // fetches is the number of requests the issuers' JWKS paths have seen.
-func (h *harness) fetches() int { return h.jwks.count("") - h.jwks.count("/evil") }
+func (h *harness) fetches() int { return h.jwks.Count("") - h.jwks.Count("/evil") }
 
 // check sends r over gRPC; a gRPC error fails the test, as no deny is one.
 func (h *harness) check(t testing.TB, r req) *authv3.CheckResponse {

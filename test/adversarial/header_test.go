@@ -40,19 +40,19 @@ func TestEmbeddedKeys(t *testing.T) {
 		{name: "jwk, its own kid", req: assertionReq(evilEC(map[string]any{"kid": "evil-1", "jwk": jose.PublicJWK("evil-1", "ES256", &k.evilEC.PublicKey)})), want: invalidClient(check.ReasonKID)},
 		{name: "jwk is the issuer's own public key", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jwk": jose.PublicJWK("ec-1", "ES256", &k.ec.PublicKey)})), want: invalidClient(check.ReasonSignature)},
 		{name: "jwk with the attacker's RSA key", req: assertionReq(sign("RS256", k.evilRSA, map[string]any{"kid": "rsa-1", "jwk": jose.PublicJWK("rsa-1", "RS256", &k.evilRSA.PublicKey)}, h.rsaClaims())), want: invalidClient(check.ReasonSignature)},
-		{name: "jku, real kid", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jku": h.evil.url + "/jwks.json"})), want: invalidClient(check.ReasonSignature)},
-		{name: "jku, attacker's kid", req: assertionReq(evilEC(map[string]any{"kid": "evil-1", "jku": h.evil.url + "/jwks.json"})), want: invalidClient(check.ReasonKID)},
-		{name: "jku, no kid", req: assertionReq(evilEC(map[string]any{"jku": h.evil.url + "/jwks.json"})), want: invalidClient(check.ReasonSignature)},
-		{name: "jku on the issuer's own JWKS host", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jku": h.jwks.url + "/evil"})), want: invalidClient(check.ReasonSignature)},
-		{name: "jku of the wrong type", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jku": []any{h.evil.url + "/jwks.json"}})), want: invalidClient(check.ReasonSignature)},
-		{name: "x5u, real kid", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "x5u": h.evil.url + "/cert.pem"})), want: invalidClient(check.ReasonSignature)},
-		{name: "x5u, no kid", req: assertionReq(evilEC(map[string]any{"x5u": h.evil.url + "/cert.pem"})), want: invalidClient(check.ReasonSignature)},
+		{name: "jku, real kid", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jku": h.evil.URL + "/jwks.json"})), want: invalidClient(check.ReasonSignature)},
+		{name: "jku, attacker's kid", req: assertionReq(evilEC(map[string]any{"kid": "evil-1", "jku": h.evil.URL + "/jwks.json"})), want: invalidClient(check.ReasonKID)},
+		{name: "jku, no kid", req: assertionReq(evilEC(map[string]any{"jku": h.evil.URL + "/jwks.json"})), want: invalidClient(check.ReasonSignature)},
+		{name: "jku on the issuer's own JWKS host", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jku": h.jwks.URL + "/evil"})), want: invalidClient(check.ReasonSignature)},
+		{name: "jku of the wrong type", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jku": []any{h.evil.URL + "/jwks.json"}})), want: invalidClient(check.ReasonSignature)},
+		{name: "x5u, real kid", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "x5u": h.evil.URL + "/cert.pem"})), want: invalidClient(check.ReasonSignature)},
+		{name: "x5u, no kid", req: assertionReq(evilEC(map[string]any{"x5u": h.evil.URL + "/cert.pem"})), want: invalidClient(check.ReasonSignature)},
 		{name: "x5c self-signed, no kid", req: assertionReq(evilEC(map[string]any{"x5c": []any{base64.StdEncoding.EncodeToString(certDER)}})), want: invalidClient(check.ReasonSignature)},
 		{name: "x5c self-signed, real kid, x5t#S256", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "x5c": []any{base64.StdEncoding.EncodeToString(certDER)}, "x5t#S256": b64.EncodeToString(thumb[:])})), want: invalidClient(check.ReasonSignature)},
 		{name: "x5c at the PEM issuer", req: assertionReq(sign("RS256", k.evilRSA, map[string]any{"x5c": []any{base64.StdEncoding.EncodeToString(certDER)}}, with(h.rsaClaims(), "iss", "pem-client", "sub", "pem-client"))), want: invalidClient(check.ReasonSignature)},
-		{name: "all of them", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jwk": evilJWK, "jku": h.evil.url + "/jwks.json", "x5u": h.evil.url + "/cert.pem", "x5c": []any{base64.StdEncoding.EncodeToString(certDER)}})), want: invalidClient(check.ReasonSignature)},
+		{name: "all of them", req: assertionReq(evilEC(map[string]any{"kid": "ec-1", "jwk": evilJWK, "jku": h.evil.URL + "/jwks.json", "x5u": h.evil.URL + "/cert.pem", "x5c": []any{base64.StdEncoding.EncodeToString(certDER)}})), want: invalidClient(check.ReasonSignature)},
 		{name: "bearer jwk", req: apiReq("Bearer " + sign("EdDSA", evilEd, map[string]any{"kid": "login-1", "jwk": jose.PublicJWK("login-1", "EdDSA", evilEd.Public())}, h.loginClaims())), want: invalidToken(check.ReasonSignature)},
-		{name: "bearer jku", req: apiReq("Bearer " + sign("EdDSA", evilEd, map[string]any{"kid": "login-1", "jku": h.evil.url + "/jwks.json"}, h.loginClaims())), want: invalidToken(check.ReasonSignature)},
+		{name: "bearer jku", req: apiReq("Bearer " + sign("EdDSA", evilEd, map[string]any{"kid": "login-1", "jku": h.evil.URL + "/jwks.json"}, h.loginClaims())), want: invalidToken(check.ReasonSignature)},
 	}
 	h.run(t, attacks)
 }
@@ -68,7 +68,7 @@ func TestKIDInjection(t *testing.T) {
 	k := testKeys()
 	kids := []string{
 		"../../../../etc/passwd", "..\\..\\windows\\win.ini", "/dev/zero", "/proc/self/environ", "file:///etc/passwd",
-		"http://169.254.169.254/latest/meta-data/", h.evil.url + "/jwks.json",
+		"http://169.254.169.254/latest/meta-data/", h.evil.URL + "/jwks.json",
 		"' OR '1'='1", "ec-1' OR '1'='1' --", "1; DROP TABLE keys;--", `ec-1"; --`,
 		"ec-1\x00", "\x00", "ec-1\x00evil", "ec-1%00", "ec-1\r\nx-client-id: admin", "ec-1\n",
 		"ec-1 ", " ec-1", "EC-1", "ec-1\u200b", "\uff45\uff43-1", "ec\u20101",
@@ -147,9 +147,9 @@ func TestUnknownKIDFetchBound(t *testing.T) {
 	}
 	step := func(name string, n int, iss, path string, want int) {
 		t.Helper()
-		before := h.jwks.count(path)
+		before := h.jwks.Count(path)
 		flood(n, iss)
-		if got := h.jwks.count(path) - before; got != want {
+		if got := h.jwks.Count(path) - before; got != want {
 			t.Errorf("%s: %d tokens with unknown kids caused %d fetches of %s, want %d", name, n, got, path, want)
 		}
 	}
