@@ -22,7 +22,7 @@ type goBench struct {
 // GoBenchDur each; the memory ones, which build a full store, run once.
 var (
 	speedBenchPkgs = []string{"./internal/token", "./internal/policy", "./internal/check", "./internal/replay", "./internal/keys", "./internal/txtoken"}
-	speedBenches   = "^(BenchmarkParseVerify|BenchmarkParse|BenchmarkRawVerify|BenchmarkPolicySelect|BenchmarkPolicyEval|BenchmarkCheck|BenchmarkCheckDPoP|BenchmarkDecodeCheckRequest|BenchmarkMemoryClaim|BenchmarkKeysCached|BenchmarkMint)$"
+	speedBenches   = "^(BenchmarkParseVerify|BenchmarkParse|BenchmarkRawVerify|BenchmarkPolicySelect|BenchmarkPolicyEval|BenchmarkCheck|BenchmarkCheckDPoP|BenchmarkDecodeCheckRequest|BenchmarkMemoryClaim|BenchmarkKeysCached|BenchmarkMint|BenchmarkCheckInternalToken)$"
 	memBenchPkgs   = []string{"./internal/policy", "./internal/check", "./internal/replay"}
 	memBenches     = "^(BenchmarkMemoryFootprint|BenchmarkIssuersMemory|BenchmarkTokenCacheMemory)$"
 )
