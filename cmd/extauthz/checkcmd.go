@@ -167,6 +167,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usage("--explain needs --policy: the steps are traced in-process")
 	case *nowFlag != "" && *addr != "":
 		return usage("--now needs --policy: a running server decides on its own clock")
+	case (tok.keys != "" || tok.issuer != "") && *addr != "":
+		return usage("--token-keys and --token-issuer need --policy: a running server signs with its own keys")
 	}
 	var now func() time.Time
 	if *nowFlag != "" {

@@ -55,3 +55,10 @@ func TestCheckExplainInternalToken(t *testing.T) {
 		t.Errorf("header:\n%s", out)
 	}
 }
+
+func TestCheckTokenKeysNeedPolicy(t *testing.T) {
+	code, _, stderr := runCheck(t, "--addr", "127.0.0.1:1", "--token-keys", "k.pem", "--url", "https://orders.example.com/")
+	if code != 2 || !strings.Contains(stderr, "--token-keys and --token-issuer need --policy") {
+		t.Fatalf("exit %d, stderr %q", code, stderr)
+	}
+}
