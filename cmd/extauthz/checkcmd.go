@@ -89,6 +89,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	spec.register(fs)
 	var dial dialTLS
 	dial.flags(fs)
+	var tok tokenConfig
+	tok.offlineFlags(fs)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, checkUsage)
 		fs.PrintDefaults()
@@ -165,6 +167,8 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return usage("--explain needs --policy: the steps are traced in-process")
 	case *nowFlag != "" && *addr != "":
 		return usage("--now needs --policy: a running server decides on its own clock")
+	case (tok.keys != "" || tok.issuer != "") && *addr != "":
+		return usage("--token-keys and --token-issuer need --policy: a running server signs with its own keys")
 	}
 	var now func() time.Time
 	if *nowFlag != "" {
@@ -187,7 +191,12 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	var resp *authv3.CheckResponse
 	var steps []check.Step
 	if len(policies) > 0 {
-		srv, err := newEvalServer(ctx, evalConfig{Policies: policies, Fetch: true, Now: now})
+		minter, err := tok.offlineMinter(now)
+		if err != nil {
+			fmt.Fprintln(stderr, "extauthz check:", err)
+			return 3
+		}
+		srv, err := newEvalServer(ctx, evalConfig{Policies: policies, Fetch: true, Now: now, Check: check.Config{Tokens: minter}})
 		if err != nil {
 			fmt.Fprintln(stderr, "extauthz check:", err)
 			return 3

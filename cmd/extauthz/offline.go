@@ -102,6 +102,9 @@ func newEvalServer(ctx context.Context, cfg evalConfig) (*evalServer, error) {
 	if cc.Replay == nil {
 		cc.Replay = replay.NewMemory(replay.MemoryConfig{Clock: now})
 	}
+	if cc.Tokens == nil {
+		cc.Tokens = previewMinter
+	}
 	if cc.Nonces == nil {
 		if cc.Nonces, err = dpop.NewNonces(nil, 0, now); err != nil {
 			plane.Close()

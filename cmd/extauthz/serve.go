@@ -63,6 +63,7 @@ type serveConfig struct {
 	nonceLifetime  time.Duration
 	grpcTLS        grpcTLS
 	keys           keys.Config
+	tokens         tokenConfig
 }
 
 // checkDurations refuses a zero or negative duration flag. The key plane
@@ -85,6 +86,8 @@ func (c *serveConfig) checkDurations() error {
 		{"jwks-max-stale", c.keys.MaxStale},
 		{"fetch-wait", c.keys.FetchWait},
 		{"fetch-timeout", c.keys.FetchTimeout},
+		{"token-publish-delay", c.tokens.publishDelay},
+		{"token-refresh", c.tokens.refresh},
 	} {
 		if f.d <= 0 {
 			return fmt.Errorf("--%s must be positive, got %s", f.name, f.d)
@@ -127,6 +130,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&k.FetchWait, "fetch-wait", keys.DefaultFetchWait, "longest a Check waits on a key fetch")
 	fs.DurationVar(&k.FetchTimeout, "fetch-timeout", keys.DefaultFetchTimeout, "timeout of one key fetch")
 	fs.Int64Var(&k.MaxBodyBytes, "fetch-max-bytes", keys.DefaultMaxBodyBytes, "largest key document fetched or key file read")
+	c.tokens.flags(fs)
 }
 
 func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
@@ -145,6 +149,10 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	if err := cfg.grpcTLS.check(); err != nil {
+		fmt.Fprintln(stderr, "extauthz serve:", err)
+		return 2
+	}
+	if err := cfg.tokens.check(); err != nil {
 		fmt.Fprintln(stderr, "extauthz serve:", err)
 		return 2
 	}
@@ -184,7 +192,11 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	defer plane.Close()
 
-	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane, Warn: policy.WarnLogger(log)})
+	minter, err := cfg.tokens.open(log, nil)
+	if err != nil {
+		return err
+	}
+	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane, Warn: policy.WarnLogger(log), NoTokenKeys: cfg.tokens.noKeys()})
 	if err != nil {
 		return err
 	}
@@ -195,7 +207,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	reloader := policy.NewReloader(policy.ReloaderConfig{
 		Paths:        cfg.policies,
 		Store:        store,
-		Options:      policy.Options{Keys: plane, Warn: policy.WarnLogger(log)},
+		Options:      policy.Options{Keys: plane, Warn: policy.WarnLogger(log), NoTokenKeys: cfg.tokens.noKeys()},
 		Logger:       log,
 		Prefetch:     plane.Prefetch,
 		PrefetchWait: cfg.prefetchWait,
@@ -230,6 +242,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		Logger:            log,
 		Metrics:           check.NewMetrics(reg),
 		DecisionLogSample: cfg.logSample,
+		Tokens:            minter,
 	})
 
 	gtls, err := openGRPCTLS(ctx, cfg.grpcTLS, log, reg)
@@ -305,6 +318,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.debugPprof {
 		admin.Handle("/debug/pprof/", debugPprofHandler())
 	}
+	serveTokens(rctx, minter, cfg.tokens.refresh, admin)
 	httpSrv := &http.Server{
 		Handler:           admin,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -119,7 +119,7 @@ func TestDPoPCredentials(t *testing.T) {
 }
 
 func TestScenarioKeys(t *testing.T) {
-	names := []string{scFloor, scCached, scDPoP, scAssertMem, scAssertRedis, scFixed}
+	names := []string{scFloor, scCached, scDPoP, scAssertMem, scAssertRedis, scFixed, scTxToken}
 	for _, alg := range mint.Algs {
 		names = append(names, scDistinct(alg))
 	}

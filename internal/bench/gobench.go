@@ -21,8 +21,8 @@ type goBench struct {
 // The in-process benchmarks the report shows. Speed benchmarks run for
 // GoBenchDur each; the memory ones, which build a full store, run once.
 var (
-	speedBenchPkgs = []string{"./internal/token", "./internal/policy", "./internal/check", "./internal/replay", "./internal/keys"}
-	speedBenches   = "^(BenchmarkParseVerify|BenchmarkParse|BenchmarkRawVerify|BenchmarkPolicySelect|BenchmarkPolicyEval|BenchmarkCheck|BenchmarkCheckDPoP|BenchmarkDecodeCheckRequest|BenchmarkMemoryClaim|BenchmarkKeysCached)$"
+	speedBenchPkgs = []string{"./internal/token", "./internal/policy", "./internal/check", "./internal/replay", "./internal/keys", "./internal/txtoken"}
+	speedBenches   = "^(BenchmarkParseVerify|BenchmarkParse|BenchmarkRawVerify|BenchmarkPolicySelect|BenchmarkPolicyEval|BenchmarkCheck|BenchmarkCheckDPoP|BenchmarkDecodeCheckRequest|BenchmarkMemoryClaim|BenchmarkKeysCached|BenchmarkMint|BenchmarkCheckInternalToken)$"
 	memBenchPkgs   = []string{"./internal/policy", "./internal/check", "./internal/replay"}
 	memBenches     = "^(BenchmarkMemoryFootprint|BenchmarkIssuersMemory|BenchmarkTokenCacheMemory)$"
 )

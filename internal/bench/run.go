@@ -257,6 +257,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.DebugPprof {
 		extra = append(extra, "--debug-pprof")
 	}
+	var txReqs [][]byte
+	if cfg.wants(keyTxToken) && ExtauthzHasFlag(bin, "token-keys") {
+		tx, err := txTokenFlags(dir)
+		if err != nil {
+			return err
+		}
+		extra = append(extra, tx...)
+		txReqs = [][]byte{TxRequest(cachedTok, 0)}
+	}
 	cacheSize := cfg.Distinct / 2
 	if ExtauthzHasFlag(bin, "token-cache-size") {
 		extra = append(extra, "--token-cache-size", fmt.Sprint(cacheSize))
@@ -461,6 +470,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		add(sc, srvOPA, opaDistinct, distinctSrc(alg))
 		add(sc, srvHeimdall, heim, distinctSrc(alg))
 	}
+	if len(txReqs) > 0 {
+		if err := sanity(ext, txReqs); err != nil {
+			return err
+		}
+		add(scTxToken, srvExt, ext, NewCycle(txReqs))
+	}
 	add(scAssertMem, srvExt, ext, memSrc)
 	add(scAssertRedis, srvExt, extRedis, redisSrc)
 
@@ -581,6 +596,7 @@ const (
 	scAssertRedis = "client assertion, Redis replay"
 	scFixed       = "fixed rate, cached bearer"
 	scDPoP        = "DPoP: distinct ES256 + proof"
+	scTxToken     = "cached bearer + internal token (ES256 signed per Check)"
 
 	srvFloor    = "no-op"
 	srvExt      = "extauthz"

@@ -18,6 +18,7 @@ const (
 	keyAssertRedis = "assertion-redis"
 	keyDPoP        = "dpop"
 	keyFixed       = "fixed"
+	keyTxToken     = "internal-token"
 )
 
 func keyDistinct(alg string) string { return "distinct-" + alg }
@@ -28,7 +29,7 @@ func ScenarioKeys() []string {
 	for _, alg := range mint.Algs {
 		keys = append(keys, keyDistinct(alg))
 	}
-	return append(keys, keyDPoP, keyAssertMem, keyAssertRedis, keyFixed)
+	return append(keys, keyDPoP, keyAssertMem, keyAssertRedis, keyFixed, keyTxToken)
 }
 
 // scenarioKey is the key of a scenario as the report names it.
@@ -46,6 +47,8 @@ func scenarioKey(scenario string) string {
 		return keyDPoP
 	case scFixed:
 		return keyFixed
+	case scTxToken:
+		return keyTxToken
 	}
 	if alg, ok := strings.CutPrefix(scenario, scDistinct("")); ok {
 		return keyDistinct(alg)

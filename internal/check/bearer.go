@@ -26,7 +26,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		return d
 	}
 	tok, is := v.tok, v.issuer
-	d := &decision{issuer: is, spiffeID: v.spiffeID, scheme: scheme}
+	d := &decision{issuer: is, spiffeID: v.spiffeID, scheme: scheme, token: raw}
 	if reason, why := accessTokenTyping(tok, is, br.RFC9068); reason != "" {
 		if tr != nil {
 			tr.add("typing", false, "%s", why)

@@ -83,11 +83,15 @@ var benchSetup = sync.OnceValues(func() (*benchEnv, error) {
 	if err := os.WriteFile(dpopFile, []byte(bench.DPoPPolicy), 0o600); err != nil {
 		return nil, err
 	}
+	txFile := filepath.Join(dir, "policy-txtoken.yaml")
+	if err := os.WriteFile(txFile, []byte(bench.TxPolicy), 0o600); err != nil {
+		return nil, err
+	}
 	plane, err := keys.NewPlane(keys.Config{})
 	if err != nil {
 		return nil, err
 	}
-	snap, err := policy.Load([]string{file, dpopFile}, policy.Options{Keys: plane})
+	snap, err := policy.Load([]string{file, dpopFile, txFile}, policy.Options{Keys: plane})
 	if err != nil {
 		return nil, err
 	}

@@ -49,6 +49,10 @@ const (
 	ReasonScopeMalformed = "scope_malformed"
 	ReasonRequire        = "requirement_failed"
 	ReasonInternal       = "internal_error"
+	// The internal token (internaltoken.go): no key may sign yet, or a
+	// claim expression failed.
+	ReasonTokenUnavailable = "internal_token_unavailable"
+	ReasonTokenClaims      = "internal_token_claims_failed"
 
 	// Sender-constrained tokens and explicit typing.
 	ReasonDPoPRequired      = "dpop_required"

@@ -39,6 +39,9 @@ type decision struct {
 	// nonce, when set, is sent in DPoP-Nonce: with use_dpop_nonce, and on
 	// every allow of a rule that requires nonces.
 	nonce string
+	// token is the bearer token that authenticated the request, the key of
+	// its internal-token reuse (internaltoken.go).
+	token string
 }
 
 type header struct{ name, value string }
@@ -124,7 +127,7 @@ func (d *decision) okResponse(snap *policy.Snapshot, p *okParts) {
 		}
 	}
 	switch {
-	case d.rule != nil && len(d.headers) == len(d.rule.Headers):
+	case d.rule != nil && len(d.headers) == d.rule.SetHeaders():
 		// Every header of the rule is set: the rule's precomputed list.
 		ok.HeadersToRemove = d.rule.Remove
 	case len(snap.Managed) > 0:

@@ -17,6 +17,7 @@ import (
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/internal/token"
+	"github.com/extauthz/extauthz/internal/txtoken"
 )
 
 // DefaultMaxBodyBytes bounds the form body read for a client assertion.
@@ -47,6 +48,9 @@ type Config struct {
 	// Nonces issues and checks DPoP nonces for rules that require them;
 	// nil means a random secret of this process, which suits one replica.
 	Nonces *dpop.Nonces
+	// Tokens mints the internal tokens of rules with internal_token; a
+	// Minter without Keys previews them unsigned (extauthz check, test).
+	Tokens *txtoken.Minter
 }
 
 // Server is the ext_authz v3 Authorization service.
@@ -54,6 +58,7 @@ type Server struct {
 	authv3.UnimplementedAuthorizationServer
 	cfg    Config
 	tokens *tokenCache
+	minted *mintCache
 	nonces *dpop.Nonces
 	// fullLogged is the second of the last "replay store full" log line.
 	fullLogged atomic.Int64
@@ -78,7 +83,7 @@ func New(cfg Config) *Server {
 		// A random secret cannot be refused.
 		nonces, _ = dpop.NewNonces(nil, 0, cfg.Now)
 	}
-	return &Server{cfg: cfg, tokens: newTokenCache(cfg.TokenCacheSize), nonces: nonces}
+	return &Server{cfg: cfg, tokens: newTokenCache(cfg.TokenCacheSize), minted: newMintCache(cfg.TokenCacheSize), nonces: nonces}
 }
 
 // nonceFor is the DPoP-Nonce an allow of a rule with cfg carries: the
@@ -222,6 +227,9 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 				tr.add("header "+h.Name, true, "%s: no value; the header is removed", h.Source)
 			}
 		}
+	}
+	if rule.InternalToken != nil {
+		s.internalToken(ctx, rule, d, tr)
 	}
 	return d
 }

@@ -106,6 +106,9 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 		r.Remove = make([]string, 0, len(c.snap.Managed))
 	next:
 		for _, m := range c.snap.Managed {
+			if r.InternalToken != nil && r.InternalToken.Header == m {
+				continue // overwritten on every allow, or the request is denied
+			}
 			for _, h := range r.Headers {
 				if h.Name == m {
 					continue next
@@ -201,6 +204,10 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		r.usesRequest = r.usesRequest || uses
 		r.Headers = append(r.Headers, &HeaderExpr{Name: lname, Expr: *e})
 		c.manage(el, hpath, lname)
+	}
+	r.InternalToken = c.internalToken(el, path+".internal_token", pr.GetInternalToken())
+	if it := r.InternalToken; it != nil && seen[it.Header] {
+		el.add(path+".internal_token.header", "header %q is also set by headers; name another", it.Header)
 	}
 	switch pr.GetMode() {
 	case "", "enforce":

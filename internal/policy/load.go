@@ -29,6 +29,9 @@ type Options struct {
 	// that is never set, a rule that matching never selects; see lint).
 	// WarnLogger logs them.
 	Warn func(FieldError)
+	// NoTokenKeys, when set, refuses every rule with internal_token with
+	// this explanation: the server has no signing keys to mint with.
+	NoTokenKeys string
 }
 
 // file is one parsed policy file.
@@ -99,6 +102,9 @@ func (src *source) compile(opts Options) (*Snapshot, error) {
 		now = opts.Now
 	}
 	snap := compile(files, opts.Keys, &errs)
+	if opts.NoTokenKeys != "" {
+		refuseInternalTokens(files, opts.NoTokenKeys, &errs)
+	}
 	if len(errs) > 0 {
 		return nil, &LoadError{Errors: errs}
 	}

@@ -80,6 +80,8 @@ type Rule struct {
 	Bearer          *Bearer
 	Require         []*Expr
 	Headers         []*HeaderExpr
+	// InternalToken, when set, is minted on every allow (internaltoken.go).
+	InternalToken *InternalToken
 	// Audit rules evaluate everything but always allow.
 	Audit bool
 	// Remove is Managed less the rule's own headers: what an allow removes
@@ -89,6 +91,15 @@ type Rule struct {
 	// usesRequest is true when an expression reads the `request` variable,
 	// so Checks build that map only when it is needed.
 	usesRequest bool
+}
+
+// SetHeaders is how many headers an allow of the rule sets when every one
+// has a value: its headers and its internal token.
+func (r *Rule) SetHeaders() int {
+	if r.InternalToken != nil {
+		return len(r.Headers) + 1
+	}
+	return len(r.Headers)
 }
 
 // UsesRequest reports whether any of the rule's expressions reads `request`.

@@ -16,9 +16,6 @@ func refuseUnbuiltIssuer(el *errorList, path string, pi *policyv1.Issuer) {
 }
 
 func refuseUnbuiltRule(el *errorList, path string, pr *policyv1.Rule) {
-	if pr.GetInternalToken() != nil {
-		el.add(path+".internal_token", unbuilt)
-	}
 	if pr.GetProtectedResource() != nil {
 		el.add(path+".protected_resource", unbuilt)
 	}

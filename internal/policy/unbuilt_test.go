@@ -16,11 +16,6 @@ issuers:
     jwks_uri: https://as.example.com/jwks
     introspection: {endpoint: https://as.example.com/introspect}
 `,
-		"rules[0].internal_token": `
-rules:
-  - name: r
-    internal_token: {audience: upstream}
-`,
 		"rules[0].protected_resource": `
 rules:
   - name: r
