@@ -167,8 +167,8 @@ func (r *Keyring) publish(keys []*Key, sum [sha256.Size]byte, now int64) {
 	})
 	st := &ringState{keys: uniq}
 	set := struct {
-		Keys []map[string]string `json:"keys"`
-	}{Keys: make([]map[string]string, 0, len(uniq))}
+		Keys []map[string]any `json:"keys"`
+	}{Keys: make([]map[string]any, 0, len(uniq))}
 	for _, k := range uniq {
 		set.Keys = append(set.Keys, k.jwk)
 		if !slices.Contains(st.algs, k.Alg) {

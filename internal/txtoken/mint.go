@@ -1,15 +1,14 @@
 package txtoken
 
 import (
-	"crypto/ecdsa"
-	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/jws"
 )
 
 // TokenType is the JWT typ of an internal token: the Transaction Tokens
@@ -152,24 +151,11 @@ func sign(k *Key, claims map[string]any) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("txtoken: claims: %w", err)
 	}
-	input := b64.EncodeToString(hdr) + "." + b64.EncodeToString(body)
-	var sig []byte
-	switch s := k.signer.(type) {
-	case *ecdsa.PrivateKey:
-		h := sha256.Sum256([]byte(input))
-		r, ss, err := ecdsa.Sign(rand.Reader, s, h[:])
-		if err != nil {
-			return "", fmt.Errorf("txtoken: sign: %w", err)
-		}
-		sig = make([]byte, 64)
-		r.FillBytes(sig[:32])
-		ss.FillBytes(sig[32:])
-	case ed25519.PrivateKey:
-		sig = ed25519.Sign(s, []byte(input))
-	default:
-		return "", fmt.Errorf("txtoken: sign: unsupported key %T", k.signer)
+	tok, err := jws.CompactRaw(k.Alg, k.signer, hdr, body)
+	if err != nil {
+		return "", fmt.Errorf("txtoken: sign: %w", err)
 	}
-	return input + "." + b64.EncodeToString(sig), nil
+	return tok, nil
 }
 
 // newID is a random 128-bit jti.

@@ -6,13 +6,13 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/elliptic"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
+
+	"github.com/extauthz/extauthz/internal/jws"
 )
 
 // Signing algorithms, one per key type.
@@ -32,7 +32,7 @@ type Key struct {
 	File   string
 	signer crypto.Signer
 	// jwk is the public JWK, with kid, alg and use.
-	jwk map[string]string
+	jwk map[string]any
 	// published is when the key was first seen.
 	published int64 // unix nanoseconds
 }
@@ -85,28 +85,25 @@ func parseBlock(b *pem.Block) (*Key, error) {
 		if k.Curve != elliptic.P256() {
 			return nil, fmt.Errorf("EC key on %s; only P-256 (ES256) signs", k.Curve.Params().Name)
 		}
-		point, err := k.PublicKey.Bytes() // 0x04 || X || Y
-		if err != nil {
-			return nil, err
-		}
-		jwk := map[string]string{"kty": "EC", "crv": "P-256", "x": b64.EncodeToString(point[1:33]), "y": b64.EncodeToString(point[33:])}
-		return newKey(k, AlgES256, jwk), nil
+		return newKey(k, AlgES256)
 	case ed25519.PrivateKey:
-		jwk := map[string]string{"kty": "OKP", "crv": "Ed25519", "x": b64.EncodeToString(k.Public().(ed25519.PublicKey))}
-		return newKey(k, AlgEdDSA, jwk), nil
+		return newKey(k, AlgEdDSA)
 	}
 	return nil, fmt.Errorf("%T keys do not sign internal tokens; use P-256 or Ed25519", priv)
 }
 
-// newKey fills in the thumbprint: the SHA-256 of the required members in
-// lexical order with no white space (RFC 7638 section 3), which is what
-// json.Marshal writes for a map.
-func newKey(s crypto.Signer, alg string, jwk map[string]string) *Key {
-	req, _ := json.Marshal(jwk)
-	sum := sha256.Sum256(req)
-	kid := b64.EncodeToString(sum[:])
+// newKey fills in the public JWK and its RFC 7638 thumbprint, the kid.
+func newKey(s crypto.Signer, alg string) (*Key, error) {
+	jwk, err := jws.PublicJWK(s.Public())
+	if err != nil {
+		return nil, err
+	}
+	kid, err := jws.Thumbprint(s.Public())
+	if err != nil {
+		return nil, err
+	}
 	jwk["kid"], jwk["alg"], jwk["use"] = kid, alg, "sig"
-	return &Key{KID: kid, Alg: alg, signer: s, jwk: jwk}
+	return &Key{KID: kid, Alg: alg, signer: s, jwk: jwk}, nil
 }
 
 // Public is the key's public half.
