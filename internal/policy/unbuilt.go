@@ -19,19 +19,10 @@ func refuseUnbuiltRule(el *errorList, path string, pr *policyv1.Rule) {
 	if pr.GetInternalToken() != nil {
 		el.add(path+".internal_token", unbuilt)
 	}
-	if pr.GetProtectedResource() != nil {
-		el.add(path+".protected_resource", unbuilt)
-	}
 	if len(pr.GetMetadata()) > 0 {
 		el.add(path+".metadata", unbuilt)
 	}
 	if pr.GetAuthorizationGrant() != nil {
 		el.add(path+".authorization_grant", unbuilt)
-	}
-	if b := pr.GetBearer(); len(b.GetAcrValues()) > 0 {
-		el.add(path+".bearer.acr_values", unbuilt)
-	}
-	if b := pr.GetBearer(); b.GetMaxAge() != nil {
-		el.add(path+".bearer.max_age", unbuilt)
 	}
 }

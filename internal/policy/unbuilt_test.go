@@ -21,11 +21,6 @@ rules:
   - name: r
     internal_token: {audience: upstream}
 `,
-		"rules[0].protected_resource": `
-rules:
-  - name: r
-    protected_resource: {resource: https://api.example.com/mcp}
-`,
 		"rules[0].authorization_grant": `
 rules:
   - name: r
