@@ -443,5 +443,8 @@ func adminMux(reg *prometheus.Registry, plane *keys.Plane, store *policy.Store, 
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("GET /debug/keys", plane.DebugHandler())
+	prm := resourceMetadataHandler(store)
+	mux.Handle("GET "+policy.MetadataPrefix, prm)
+	mux.Handle("GET "+policy.MetadataPrefix+"/", prm)
 	return mux
 }
