@@ -140,3 +140,41 @@ func offlineKeys(t *testing.T) *keys.Plane {
 	t.Cleanup(func() { plane.Close() })
 	return plane
 }
+
+// TestResourceMetadataHandlerReload: a reload that drops the resource takes
+// its document away at once, and one that changes it serves the new one.
+func TestResourceMetadataHandlerReload(t *testing.T) {
+	f := newCheckFixture(t)
+	load := func(yaml string) *policy.Snapshot {
+		t.Helper()
+		p := f.write(t, "reload.yaml", strings.ReplaceAll(yaml, "{{KEYS}}", f.keys))
+		snap, err := policy.Load([]string{p}, policy.Options{Keys: offlineKeys(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap
+	}
+	store := policy.NewStore(load(stepUpPolicy))
+	srv := httptest.NewServer(resourceMetadataHandler(store))
+	t.Cleanup(srv.Close)
+	get := func() (int, string) {
+		resp, err := http.Get(srv.URL + "/.well-known/oauth-protected-resource/mcp")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, _ := get(); code != 200 {
+		t.Fatalf("before the reload: %d", code)
+	}
+	store.Swap(load(strings.Replace(stepUpPolicy, "authorization_servers: [https://login.example.com]\n  - name: other", "authorization_servers: [https://new.example.com]\n  - name: other", 1)))
+	if code, body := get(); code != 200 || !strings.Contains(body, `"authorization_servers":["https://new.example.com"]`) {
+		t.Errorf("after a change: %d %s", code, body)
+	}
+	store.Swap(load(strings.Replace(stepUpPolicy, "    protected_resource:\n      resource: https://mcp.example.com/mcp\n      authorization_servers: [https://login.example.com]\n", "", 1)))
+	if code, body := get(); code != 404 {
+		t.Errorf("after the resource was dropped: %d %s, want 404", code, body)
+	}
+}
