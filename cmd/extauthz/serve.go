@@ -101,7 +101,7 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.policyPoll, "policy-poll-interval", 2*time.Second, "how often policy files are checked for changes (SIGHUP checks at once)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9001", "gRPC listen address: host:port or unix:///path")
 	c.grpcTLS.flags(fs)
-	fs.StringVar(&c.httpAddr, "http-addr", ":9090", "HTTP address of /healthz, /readyz, /metrics and /debug/keys")
+	fs.StringVar(&c.httpAddr, "http-addr", ":9090", "HTTP address of /healthz, /readyz, /metrics, /debug/keys and /.well-known/oauth-protected-resource")
 	fs.BoolVar(&c.debugPprof, "debug-pprof", false, "serve Go's runtime profiles under /debug/pprof/ on --http-addr (off by default)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
@@ -466,5 +466,8 @@ func adminMux(reg *prometheus.Registry, plane *keys.Plane, store *policy.Store, 
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.Handle("GET /debug/keys", plane.DebugHandler())
+	prm := resourceMetadataHandler(store)
+	mux.Handle("GET "+policy.MetadataPrefix, prm)
+	mux.Handle("GET "+policy.MetadataPrefix+"/", prm)
 	return mux
 }

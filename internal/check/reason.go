@@ -79,6 +79,15 @@ const (
 	ReasonIDTokenClaims     = "id_token_claims"
 	ReasonProfileClaim      = "rfc9068_claim_missing"
 
+	// RFC 9470 step-up (stepup.go): acr absent or not one of acr_values;
+	// auth_time absent or not a number; auth_time older than max_age.
+	ReasonACR             = "acr_insufficient"
+	ReasonAuthTimeMissing = "auth_time_missing"
+	ReasonAuthTimeStale   = "auth_time_stale"
+
+	// The gRPC path answered an RFC 9728 metadata request (resource.go).
+	ReasonResourceMetadata = "resource_metadata"
+
 	// A request with invalid UTF-8 in a string field (codec.go).
 	ReasonUndecodable = "request_undecodable"
 )
@@ -98,11 +107,12 @@ const (
 	denyDPoPNonce                      // 401, DPoP error="use_dpop_nonce" and DPoP-Nonce
 	denyTokenDPoPProof                 // 400, {"error":"invalid_dpop_proof"} (token endpoint)
 	denyTokenDPoPNonce                 // 400, {"error":"use_dpop_nonce"} and DPoP-Nonce
+	denyStepUp                         // 401, error="insufficient_user_authentication" (RFC 9470)
 )
 
 func (k denyKind) status() int {
 	switch k {
-	case denyBearerMissing, denyBearerInvalid, denyInvalidClient, denyDPoPProof, denyDPoPNonce:
+	case denyBearerMissing, denyBearerInvalid, denyInvalidClient, denyDPoPProof, denyDPoPNonce, denyStepUp:
 		return http.StatusUnauthorized
 	case denyBearerScope, denyAccess:
 		return http.StatusForbidden

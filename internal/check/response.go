@@ -158,6 +158,7 @@ func overwrite(k, v string) *corev3.HeaderValueOption {
 // with DPoP and its algs (RFC 9449 §7.1). A rule that takes either answers in
 // the scheme the token came in, and offers both when none came.
 func (d *decision) challenge(realm, params string) string {
+	params = d.withResourceMetadata(params)
 	var dp *policy.DPoP
 	if d.rule != nil && d.rule.Bearer != nil {
 		dp = d.rule.Bearer.DPoP
@@ -199,6 +200,8 @@ func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpRespo
 			scopes = d.rule.Bearer.ScopeList
 		}
 		add("www-authenticate", d.challenge(realm, `error="insufficient_scope", scope="`+scopes+`"`))
+	case denyStepUp:
+		add("www-authenticate", d.challenge(realm, d.stepUpParams()))
 	case denyDPoPProof:
 		d.scheme = schemeDPoP
 		add("www-authenticate", d.challenge(realm, `error="invalid_dpop_proof"`))

@@ -115,6 +115,9 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 	snap := s.cfg.Policy.Load()
 	r := readRequest(req)
 	ext := req.GetAttributes().GetContextExtensions()
+	if resp := s.resourceMetadata(snap, r, ext, start, tr); resp != nil {
+		return resp
+	}
 	var d *decision
 	if _, bad := ext[undecodableKey]; bad {
 		d = undecodable(tr)

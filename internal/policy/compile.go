@@ -32,6 +32,8 @@ type compiler struct {
 	// broken are the issuers that are defined but failed to compile: a rule
 	// naming one is not also told there is no such issuer.
 	broken map[string]bool
+	// resources are the protected_resource blocks by document place.
+	resources map[string]*ProtectedResource
 }
 
 func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
@@ -98,6 +100,7 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 			}
 		}
 	}
+	c.renderResources()
 	for name := range c.managed {
 		c.snap.Managed = append(c.snap.Managed, name)
 	}
@@ -169,6 +172,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		if b.GetPeerSvid() {
 			c.needSVIDIssuer(el, path+".bearer.peer_svid", b.GetIssuers(), &r.Bearer.Credential)
 		}
+		r.Bearer.StepUp = stepUp(el, path+".bearer", b)
 	}
 	for i, src := range pr.GetRequire() {
 		e, uses, msg := compileExpr(c.env, src, true)
@@ -216,6 +220,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	default:
 		el.add(path+".mode", "must be \"enforce\" or \"audit\", got %q", pr.GetMode())
 	}
+	c.protectedResource(el, path, pr, r)
 	c.snap.ruleByName[name] = r
 	c.snap.Rules = append(c.snap.Rules, r)
 }

@@ -34,6 +34,8 @@ type Snapshot struct {
 	Managed []string
 
 	ruleByName map[string]*Rule
+	// resources are the RFC 9728 documents by path (resource.go).
+	resources map[string][]*ProtectedResource
 	// remote are the key sources worth prefetching before the snapshot serves.
 	remote []keys.Source
 }
@@ -84,6 +86,8 @@ type Rule struct {
 	InternalToken *InternalToken
 	// Audit rules evaluate everything but always allow.
 	Audit bool
+	// Resource is the rule's RFC 9728 metadata, nil when it has none.
+	Resource *ProtectedResource
 	// Remove is Managed less the rule's own headers: what an allow removes
 	// when every header of the rule has a value. Computed once, shared
 	// read-only by every Check.
@@ -202,6 +206,8 @@ type Bearer struct {
 	AllowCredentialParams bool
 	// RFC9068 holds tokens of non-SVID issuers to RFC 9068's profile.
 	RFC9068 bool
+	// StepUp is nil when the rule sets neither acr_values nor max_age.
+	StepUp *StepUp
 }
 
 // DPoP is a compiled dpop block whose mode is optional or required.

@@ -16,19 +16,10 @@ func refuseUnbuiltIssuer(el *errorList, path string, pi *policyv1.Issuer) {
 }
 
 func refuseUnbuiltRule(el *errorList, path string, pr *policyv1.Rule) {
-	if pr.GetProtectedResource() != nil {
-		el.add(path+".protected_resource", unbuilt)
-	}
 	if len(pr.GetMetadata()) > 0 {
 		el.add(path+".metadata", unbuilt)
 	}
 	if pr.GetAuthorizationGrant() != nil {
 		el.add(path+".authorization_grant", unbuilt)
-	}
-	if b := pr.GetBearer(); len(b.GetAcrValues()) > 0 {
-		el.add(path+".bearer.acr_values", unbuilt)
-	}
-	if b := pr.GetBearer(); b.GetMaxAge() != nil {
-		el.add(path+".bearer.max_age", unbuilt)
 	}
 }

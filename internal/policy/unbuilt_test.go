@@ -16,11 +16,6 @@ issuers:
     jwks_uri: https://as.example.com/jwks
     introspection: {endpoint: https://as.example.com/introspect}
 `,
-		"rules[0].protected_resource": `
-rules:
-  - name: r
-    protected_resource: {resource: https://api.example.com/mcp}
-`,
 		"rules[0].authorization_grant": `
 rules:
   - name: r
