@@ -29,6 +29,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/introspect"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -182,8 +183,12 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	defer plane.Close()
+	introspection, err := introspect.NewPlane(introspect.Config{Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
 
-	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane, Warn: policy.WarnLogger(log)})
+	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane, Introspection: introspection, Warn: policy.WarnLogger(log)})
 	if err != nil {
 		return err
 	}
@@ -194,7 +199,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	reloader := policy.NewReloader(policy.ReloaderConfig{
 		Paths:        cfg.policies,
 		Store:        store,
-		Options:      policy.Options{Keys: plane, Warn: policy.WarnLogger(log)},
+		Options:      policy.Options{Keys: plane, Introspection: introspection, Warn: policy.WarnLogger(log)},
 		Logger:       log,
 		Prefetch:     plane.Prefetch,
 		PrefetchWait: cfg.prefetchWait,

@@ -75,6 +75,11 @@ const (
 	ReasonIDTokenClaims     = "id_token_claims"
 	ReasonProfileClaim      = "rfc9068_claim_missing"
 
+	// Opaque tokens (introspect.go): the issuer says inactive (401), or no
+	// answer could be had and none is cached (503).
+	ReasonInactive          = "token_inactive"
+	ReasonIntrospectionDown = "introspection_unavailable"
+
 	// A request with invalid UTF-8 in a string field (codec.go).
 	ReasonUndecodable = "request_undecodable"
 )
