@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -62,6 +63,18 @@ type call struct {
 	done chan struct{}
 	tok  *token.Token
 	err  error
+	// waiters counts the callers handed this call's answer, for tests.
+	waiters atomic.Int32
+}
+
+// waiting is how many callers wait on the call in flight for key.
+func (f *flight) waiting(key [sha256.Size]byte) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if c, ok := f.calls[key]; ok {
+		return int(c.waiters.Load())
+	}
+	return 0
 }
 
 // do runs fn for key unless a run is in flight, whose answer it then waits
@@ -72,6 +85,7 @@ func (f *flight) do(done <-chan struct{}, key [sha256.Size]byte, fn func() (*tok
 		f.calls = map[[sha256.Size]byte]*call{}
 	}
 	if c, ok := f.calls[key]; ok {
+		c.waiters.Add(1)
 		f.mu.Unlock()
 		select {
 		case <-c.done:

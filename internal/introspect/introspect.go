@@ -81,13 +81,13 @@ func (c *Client) Introspect(ctx context.Context, raw string, now time.Time) (*to
 }
 
 // lookup asks the endpoint and caches the answer. It runs once per token
-// digest at a time, under its own deadline, detached from the Check that
-// started it: the Checks waiting on it must not fail because that one
-// ended.
-func (c *Client) lookup(ctx context.Context, raw string, sum [sha256.Size]byte, now time.Time) (*token.Token, error) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.spec.Timeout)
+// digest at a time. The request has its own deadline, detached from the
+// Check that started it: the Checks waiting on it must not fail because
+// that one ended. Waiting for a concurrency slot is bounded by both.
+func (c *Client) lookup(check context.Context, raw string, sum [sha256.Size]byte, now time.Time) (*token.Token, error) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(check), c.spec.Timeout)
 	defer cancel()
-	tok, err := c.ask(ctx, raw, now)
+	tok, err := c.ask(check, ctx, raw, now)
 	outcome := outcomeActive
 	switch {
 	case errors.Is(err, ErrInactive):
@@ -121,8 +121,11 @@ func (c *Client) lookup(ctx context.Context, raw string, sum [sha256.Size]byte, 
 	return tok, err
 }
 
-// ask takes a concurrency slot and makes one introspection request.
-func (c *Client) ask(ctx context.Context, raw string, now time.Time) (*token.Token, error) {
+// ask takes a concurrency slot and makes one introspection request. A
+// Check waits for a slot until the timeout, or until Envoy gives up on the
+// Check (its ext_authz timeout is often the shorter): a slot got after that
+// would be spent on an answer nobody waits for.
+func (c *Client) ask(check, ctx context.Context, raw string, now time.Time) (*token.Token, error) {
 	if c.offline {
 		return nil, faultf(outcomeOffline, "offline: introspection endpoints are not called")
 	}
@@ -131,6 +134,8 @@ func (c *Client) ask(ctx context.Context, raw string, now time.Time) (*token.Tok
 		defer func() { <-c.slots }()
 	case <-ctx.Done():
 		return nil, faultf(outcomeOverCap, "%d requests in flight (max_concurrency) for %s", cap(c.slots), c.spec.Timeout)
+	case <-check.Done():
+		return nil, faultf(outcomeOverCap, "%d requests in flight (max_concurrency) until the Check ended", cap(c.slots))
 	}
 	endpoint, err := c.resolve(ctx)
 	if err != nil {
