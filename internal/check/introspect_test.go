@@ -1,0 +1,344 @@
+package check_test
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/test/jose"
+)
+
+// introspectPolicy has an API taking opaque tokens of the authorization
+// server "as" (introspected) beside the login issuer's JWTs.
+const introspectPolicy = `version: v1
+issuers:
+  - name: as
+    issuer: https://as.example.com
+    introspection:
+      endpoint: {{INTROSPECT}}
+      client:
+        client_id: extauthz
+        method: client_secret_basic
+        client_secret_file: {{SECRET}}
+      cache_ttl: 30s
+  - name: login
+    issuer: https://login.example.com
+    jwks_uri: {{JWKS}}/login
+rules:
+  - name: reports-api
+    match:
+      path_prefixes: [/reports/]
+    bearer:
+      issuers: [as, login]
+      audiences: [api.example.com]
+      scopes: [reports]
+    headers:
+      x-client-id: client_id
+      x-user: claims.sub
+      x-issuer: issuer
+default_action: deny
+`
+
+// introspectionServer is an RFC 7662 endpoint on loopback: each token
+// maps to the response members it answers with (active added), or to
+// inactive when absent; down makes it answer 500.
+type introspectionServer struct {
+	url  string
+	hits atomic.Int64
+	down atomic.Bool
+	mu   sync.Mutex
+	toks map[string]map[string]any
+}
+
+func newIntrospectionServer(t *testing.T) *introspectionServer {
+	t.Helper()
+	s := &introspectionServer{toks: map[string]map[string]any{}}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.hits.Add(1)
+		if s.down.Load() {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		if u, p, ok := r.BasicAuth(); !ok || u != "extauthz" || p != "s3cret" {
+			http.Error(w, "who are you", http.StatusUnauthorized)
+			return
+		}
+		r.ParseForm()
+		s.mu.Lock()
+		members, ok := s.toks[r.PostForm.Get("token")]
+		s.mu.Unlock()
+		out := map[string]any{"active": false}
+		if ok {
+			out = map[string]any{"active": true}
+			for k, v := range members {
+				out[k] = v
+			}
+		}
+		w.Header().Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(out)
+	}))
+	t.Cleanup(srv.Close)
+	s.url = srv.URL
+	return s
+}
+
+// issue makes tok active with members; nil revokes it.
+func (s *introspectionServer) issue(tok string, members map[string]any) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if members == nil {
+		delete(s.toks, tok)
+		return
+	}
+	s.toks[tok] = members
+}
+
+// opaqueMembers is what the endpoint says of a good token.
+func opaqueMembers() map[string]any {
+	return map[string]any{
+		"iss": "https://as.example.com", "sub": "user-9", "aud": "api.example.com", "client_id": "reporting-app",
+		"scope": "reports openid", "exp": unix(time.Hour), "iat": unix(-time.Minute), "token_type": "Bearer",
+	}
+}
+
+// movingClock is the server's clock, moved by tests.
+type movingClock struct{ off atomic.Int64 }
+
+func (c *movingClock) now() time.Time      { return now.Add(time.Duration(c.off.Load())) }
+func (c *movingClock) add(d time.Duration) { c.off.Add(int64(d)) }
+func (c *movingClock) option() func(*check.Config) {
+	return func(cfg *check.Config) { cfg.Now = c.now }
+}
+
+// newIntrospectHarness serves introspectPolicy against a fresh endpoint.
+func newIntrospectHarness(t *testing.T) (*harness, *introspectionServer, *movingClock) {
+	t.Helper()
+	as := newIntrospectionServer(t)
+	secret := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := strings.NewReplacer("{{INTROSPECT}}", as.url, "{{SECRET}}", secret).Replace(introspectPolicy)
+	clock := &movingClock{}
+	return newHarness(t, p, clock.option()), as, clock
+}
+
+var opaqueManaged = spellings("x-client-id", "x-issuer", "x-user")
+
+func opaqueAllowed(user string) want {
+	return want{
+		code: codes.OK, headers: map[string]string{"x-client-id": "reporting-app", "x-user": user, "x-issuer": "as"},
+		rule: "reports-api", reason: "allowed",
+	}.by("as", "reporting-app", "")
+}
+
+func opaqueReq(tok string) httpReq {
+	return reportsReq("GET", "authorization", "Bearer "+tok, "x-user", "forged", "x_client_id", "forged")
+}
+
+func opaqueDenied(code codes.Code, status int, challenge, reason, clientID string) want {
+	return bearerChallenge(code, status, challenge, reason).by("as", clientID, "")
+}
+
+// TestIntrospectAllow: an opaque token the endpoint calls active is
+// allowed with the rule's headers from the response (client_id, a claim,
+// the issuer), forged copies removed; N Checks of it make one request.
+func TestIntrospectAllow(t *testing.T) {
+	h, as, _ := newIntrospectHarness(t)
+	as.issue("opaque-good", opaqueMembers())
+	w := opaqueAllowed("user-9")
+	w.remove = removedBut(opaqueManaged, w.headers)
+	for range 10 {
+		assertResponse(t, h.check(t, opaqueReq("opaque-good")), w)
+	}
+	if n := as.hits.Load(); n != 1 {
+		t.Fatalf("10 Checks of one token made %d introspection requests, want 1", n)
+	}
+	// A JWT of the rule's other issuer is verified locally, never sent to
+	// the introspection endpoint.
+	jwt := signLogin(t, loginClaims())
+	resp := h.check(t, reportsReq("GET", "authorization", "Bearer "+jwt))
+	if resp.GetOkResponse() == nil {
+		t.Fatalf("login JWT: %v", resp.GetDeniedResponse())
+	}
+	if n := as.hits.Load(); n != 1 {
+		t.Fatalf("a JWT of another issuer was introspected (%d requests)", n)
+	}
+}
+
+// removedBut is every managed name the allow does not set.
+func removedBut(all []string, set map[string]string) []string {
+	var out []string
+	for _, m := range all {
+		if _, ok := set[m]; !ok {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestIntrospectRevoked: a revoked token keeps passing while its cache
+// entry lasts (cache_ttl 30s) and is refused, 401 token_inactive, once it
+// expires; the refusal is cached for negative_cache_ttl.
+func TestIntrospectRevoked(t *testing.T) {
+	h, as, clock := newIntrospectHarness(t)
+	as.issue("opaque-rev", opaqueMembers())
+	w := opaqueAllowed("user-9")
+	w.remove = removedBut(opaqueManaged, w.headers)
+	assertResponse(t, h.check(t, opaqueReq("opaque-rev")), w)
+	as.issue("opaque-rev", nil)
+	clock.add(29 * time.Second)
+	assertResponse(t, h.check(t, opaqueReq("opaque-rev")), w)
+	clock.add(time.Second)
+	inactive := opaqueDenied(codes.Unauthenticated, 401, `Bearer realm="extauthz", error="invalid_token"`, "token_inactive", "")
+	assertResponse(t, h.check(t, opaqueReq("opaque-rev")), inactive)
+	assertResponse(t, h.check(t, opaqueReq("opaque-rev")), inactive)
+	if n := as.hits.Load(); n != 2 {
+		t.Fatalf("%d introspection requests, want 2 (one per cache entry)", n)
+	}
+}
+
+// TestIntrospectNegativeCache: an inactive answer is reused for
+// negative_cache_ttl (10s), then asked again.
+func TestIntrospectNegativeCache(t *testing.T) {
+	h, as, clock := newIntrospectHarness(t)
+	inactive := opaqueDenied(codes.Unauthenticated, 401, `Bearer realm="extauthz", error="invalid_token"`, "token_inactive", "")
+	for range 5 {
+		assertResponse(t, h.check(t, opaqueReq("opaque-unknown")), inactive)
+	}
+	if n := as.hits.Load(); n != 1 {
+		t.Fatalf("5 Checks of an inactive token made %d requests, want 1", n)
+	}
+	as.issue("opaque-unknown", opaqueMembers())
+	clock.add(9 * time.Second)
+	assertResponse(t, h.check(t, opaqueReq("opaque-unknown")), inactive)
+	clock.add(time.Second)
+	w := opaqueAllowed("user-9")
+	w.remove = removedBut(opaqueManaged, w.headers)
+	assertResponse(t, h.check(t, opaqueReq("opaque-unknown")), w)
+	if n := as.hits.Load(); n != 2 {
+		t.Fatalf("%d requests, want 2", n)
+	}
+}
+
+// TestIntrospectOutage: with the endpoint down, a token not in the cache is
+// 503 temporarily_unavailable with Retry-After (fail closed), and a cached
+// one is still allowed until its entry expires.
+func TestIntrospectOutage(t *testing.T) {
+	h, as, clock := newIntrospectHarness(t)
+	as.issue("opaque-cached", opaqueMembers())
+	as.issue("opaque-new", opaqueMembers())
+	w := opaqueAllowed("user-9")
+	w.remove = removedBut(opaqueManaged, w.headers)
+	assertResponse(t, h.check(t, opaqueReq("opaque-cached")), w)
+	as.down.Store(true)
+	unavailable := want{
+		code: codes.PermissionDenied, status: 503,
+		headers: map[string]string{"retry-after": "5", "content-type": "application/json", "cache-control": "no-store"},
+		body:    `{"error":"temporarily_unavailable"}`, rule: "reports-api", reason: "introspection_unavailable", issuer: "as",
+	}
+	assertResponse(t, h.check(t, opaqueReq("opaque-new")), unavailable)
+	assertResponse(t, h.check(t, opaqueReq("opaque-cached")), w)
+	clock.add(30 * time.Second)
+	assertResponse(t, h.check(t, opaqueReq("opaque-cached")), unavailable)
+	as.down.Store(false)
+	assertResponse(t, h.check(t, opaqueReq("opaque-new")), w)
+}
+
+// TestIntrospectRuleChecks: the response feeds the rule's checks exactly
+// as JWT claims do: scopes, audience (required: the rule lists
+// audiences), exp, iss and cnf binding.
+func TestIntrospectRuleChecks(t *testing.T) {
+	h, as, _ := newIntrospectHarness(t)
+	invalid := func(reason, clientID string) want {
+		return opaqueDenied(codes.Unauthenticated, 401, `Bearer realm="extauthz", error="invalid_token"`, reason, clientID)
+	}
+	for i, tc := range []struct {
+		name string
+		mod  map[string]any // nil value: member removed
+		want want
+	}{
+		{"scope missing", map[string]any{"scope": "openid profile"}, opaqueDenied(codes.PermissionDenied, 403, `Bearer realm="extauthz", error="insufficient_scope", scope="reports"`, "insufficient_scope", "reporting-app")},
+		{"no scope", map[string]any{"scope": nil}, opaqueDenied(codes.PermissionDenied, 403, `Bearer realm="extauthz", error="insufficient_scope", scope="reports"`, "insufficient_scope", "reporting-app")},
+		{"another audience", map[string]any{"aud": "other-api.example.com"}, invalid("audience_invalid", "")},
+		{"no audience", map[string]any{"aud": nil}, invalid("audience_invalid", "")},
+		{"expired", map[string]any{"exp": unix(-time.Hour)}, invalid("token_expired", "")},
+		{"another issuer", map[string]any{"iss": "https://login.example.com"}, invalid("issuer_unknown", "")},
+		{"bound to a DPoP key, no proof", map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}, invalid("bound_token_without_proof", "reporting-app")},
+		{"bound to a certificate, none forwarded", map[string]any{"cnf": map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}, invalid("peer_certificate_missing", "reporting-app")},
+		{"malformed scope", map[string]any{"scope": "reports  openid"}, invalid("scope_malformed", "reporting-app")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := opaqueMembers()
+			for k, v := range tc.mod {
+				if v == nil {
+					delete(m, k)
+				} else {
+					m[k] = v
+				}
+			}
+			tok := fmt.Sprintf("opaque-case-%d", i)
+			as.issue(tok, m)
+			assertResponse(t, h.check(t, opaqueReq(tok)), tc.want)
+		})
+	}
+	t.Run("malformed response", func(t *testing.T) {
+		// scope as an array is the endpoint's fault: fail closed.
+		m := opaqueMembers()
+		m["scope"] = []string{"reports"}
+		as.issue("opaque-array-scope", m)
+		resp := h.check(t, opaqueReq("opaque-array-scope"))
+		if s := resp.GetDeniedResponse().GetStatus().GetCode(); s != 503 {
+			t.Fatalf("status %v, want 503", s)
+		}
+	})
+}
+
+// TestIntrospectTokenRouting: only what is not a JWS, or a JWS of the
+// introspection issuer itself (which has no keys here), goes to the
+// endpoint. An unsigned or forged JWT in a rule with an introspection
+// issuer is refused locally as it would be anywhere, never laundered
+// through the endpoint.
+func TestIntrospectTokenRouting(t *testing.T) {
+	h, as, clock := newIntrospectHarness(t)
+	invalid := func(reason, issuer string) want {
+		return bearerChallenge(codes.Unauthenticated, 401, `Bearer realm="extauthz", error="invalid_token"`, reason).by(issuer, "", "")
+	}
+	none := jose.MustSign(t, "none", nil, map[string]any{"typ": "JWT"}, loginClaims())
+	assertResponse(t, h.check(t, opaqueReq(none)), invalid("algorithm_not_allowed", ""))
+	_, forger, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := jose.MustSign(t, "EdDSA", forger, map[string]any{"kid": "login-1", "typ": "at+jwt"}, loginClaims())
+	assertResponse(t, h.check(t, opaqueReq(forged)), invalid("signature_invalid", "login"))
+	if n := as.hits.Load(); n != 0 {
+		t.Fatalf("refused JWTs reached the introspection endpoint (%d requests)", n)
+	}
+
+	// A JWT whose iss is the introspection issuer's is the endpoint's to
+	// judge: the issuer has no keys to verify it with.
+	asJWT := signLogin(t, loginClaims().set("iss", "https://as.example.com"))
+	assertResponse(t, h.check(t, opaqueReq(asJWT)), invalid("token_inactive", "as"))
+	as.issue(asJWT, opaqueMembers())
+	clock.add(10 * time.Second) // past the negative cache entry
+	w := opaqueAllowed("user-9")
+	w.remove = removedBut(opaqueManaged, w.headers)
+	assertResponse(t, h.check(t, opaqueReq(asJWT)), w)
+	if n := as.hits.Load(); n != 2 {
+		t.Fatalf("%d introspection requests, want 2", n)
+	}
+}
