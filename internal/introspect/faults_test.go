@@ -220,7 +220,7 @@ func TestDiscovery(t *testing.T) {
 	}
 
 	before := ep.hits.Load()
-	wrong := newClient(t, testSpec(t, "", func(s *Spec) { s.Discovery, s.Issuer = true, md.URL + "/tenant/" }))
+	wrong := newClient(t, testSpec(t, "", func(s *Spec) { s.Discovery, s.Issuer = true, md.URL+"/tenant/" }))
 	_, err := lookup(t, wrong, "opaque-3", now)
 	if !isUnavailable(err) || !strings.Contains(err.Error(), "differs") {
 		t.Fatalf("metadata of another issuer: %v", err)

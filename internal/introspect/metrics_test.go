@@ -98,12 +98,14 @@ func TestClientSpecErrors(t *testing.T) {
 		mod  func(*Spec)
 		want string
 	}{
-		"http endpoint":          {func(s *Spec) { s.Endpoint = "http://as.example.com/introspect" }, "http://"},
-		"no method":              {func(s *Spec) { s.Method = "" }, "method is required"},
-		"unknown method":         {func(s *Spec) { s.Method = "client_secret_post" }, "not one of"},
-		"missing secret file":    {func(s *Spec) { s.ClientSecretFile = "/nonexistent/secret" }, "client_secret_file"},
-		"empty secret":           {func(s *Spec) { s.ClientSecretFile = writeFile(t, "empty", "\n") }, "empty"},
-		"key that is no key":     {func(s *Spec) { s.Method, s.ClientSecretFile, s.PrivateKeyFile = PrivateKeyJWT, "", writeFile(t, "k", "junk") }, "no PEM"},
+		"http endpoint":       {func(s *Spec) { s.Endpoint = "http://as.example.com/introspect" }, "http://"},
+		"no method":           {func(s *Spec) { s.Method = "" }, "method is required"},
+		"unknown method":      {func(s *Spec) { s.Method = "client_secret_post" }, "not one of"},
+		"missing secret file": {func(s *Spec) { s.ClientSecretFile = "/nonexistent/secret" }, "client_secret_file"},
+		"empty secret":        {func(s *Spec) { s.ClientSecretFile = writeFile(t, "empty", "\n") }, "empty"},
+		"key that is no key": {func(s *Spec) {
+			s.Method, s.ClientSecretFile, s.PrivateKeyFile = PrivateKeyJWT, "", writeFile(t, "k", "junk")
+		}, "no PEM"},
 		"tls without a key file": {func(s *Spec) { s.Method, s.ClientSecretFile, s.CertFile = TLSClientAuth, "", writeFile(t, "c", "x") }, "cert_file and client.key_file"},
 		"jwt without keys":       {func(s *Spec) { s.JWTResponse = true }, "key source"},
 		"no client id":           {func(s *Spec) { s.ClientID = "" }, "client_id"},
