@@ -18,6 +18,7 @@ const (
 	keyAssertRedis = "assertion-redis"
 	keyDPoP        = "dpop"
 	keyFixed       = "fixed"
+	keyIntrospect  = "introspection"
 )
 
 func keyDistinct(alg string) string { return "distinct-" + alg }
@@ -28,7 +29,7 @@ func ScenarioKeys() []string {
 	for _, alg := range mint.Algs {
 		keys = append(keys, keyDistinct(alg))
 	}
-	return append(keys, keyDPoP, keyAssertMem, keyAssertRedis, keyFixed)
+	return append(keys, keyDPoP, keyIntrospect, keyAssertMem, keyAssertRedis, keyFixed)
 }
 
 // scenarioKey is the key of a scenario as the report names it.
@@ -46,6 +47,8 @@ func scenarioKey(scenario string) string {
 		return keyDPoP
 	case scFixed:
 		return keyFixed
+	case scIntrospect:
+		return keyIntrospect
 	}
 	if alg, ok := strings.CutPrefix(scenario, scDistinct("")); ok {
 		return keyDistinct(alg)
