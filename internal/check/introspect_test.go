@@ -1,6 +1,7 @@
 package check_test
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
@@ -49,6 +50,16 @@ rules:
       x-client-id: client_id
       x-user: claims.sub
       x-issuer: issuer
+  - name: dpop-opaque
+    match:
+      path_prefixes: [/dpop/]
+    bearer:
+      issuers: [as]
+      audiences: [api.example.com]
+      dpop: {mode: required}
+    headers:
+      x-client-id: client_id
+      x-dpop-jkt: dpop_jkt
 default_action: deny
 `
 
@@ -136,7 +147,7 @@ func newIntrospectHarness(t *testing.T) (*harness, *introspectionServer, *moving
 	return newHarness(t, p, clock.option()), as, clock
 }
 
-var opaqueManaged = spellings("x-client-id", "x-issuer", "x-user")
+var opaqueManaged = spellings("x-client-id", "x-dpop-jkt", "x-issuer", "x-user")
 
 func opaqueAllowed(user string) want {
 	return want{
@@ -167,6 +178,28 @@ func TestIntrospectAllow(t *testing.T) {
 	if n := as.hits.Load(); n != 1 {
 		t.Fatalf("10 Checks of one token made %d introspection requests, want 1", n)
 	}
+	// Concurrent Checks of a new token: one request between them.
+	as.issue("opaque-burst", opaqueMembers())
+	var wg sync.WaitGroup
+	denied := make(chan string, 20)
+	for range 20 {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			resp, err := h.client.Check(ctx, opaqueReq("opaque-burst").proto())
+			if err != nil || resp.GetOkResponse() == nil {
+				denied <- fmt.Sprintf("%v %v", err, resp.GetDeniedResponse())
+			}
+		})
+	}
+	wg.Wait()
+	close(denied)
+	for d := range denied {
+		t.Errorf("a concurrent Check was denied: %s", d)
+	}
+	if n := as.hits.Load(); n != 2 {
+		t.Fatalf("20 concurrent Checks of a new token made %d introspection requests, want 1", n-1)
+	}
 	// A JWT of the rule's other issuer is verified locally, never sent to
 	// the introspection endpoint.
 	jwt := signLogin(t, loginClaims())
@@ -174,8 +207,8 @@ func TestIntrospectAllow(t *testing.T) {
 	if resp.GetOkResponse() == nil {
 		t.Fatalf("login JWT: %v", resp.GetDeniedResponse())
 	}
-	if n := as.hits.Load(); n != 1 {
-		t.Fatalf("a JWT of another issuer was introspected (%d requests)", n)
+	if n := as.hits.Load(); n != 2 {
+		t.Fatalf("a JWT of another issuer was introspected (%d requests, want the 2 above)", n)
 	}
 }
 
@@ -340,5 +373,37 @@ func TestIntrospectTokenRouting(t *testing.T) {
 	assertResponse(t, h.check(t, opaqueReq(asJWT)), w)
 	if n := as.hits.Load(); n != 2 {
 		t.Fatalf("%d introspection requests, want 2", n)
+	}
+}
+
+// TestIntrospectDPoP: an answer with cnf.jkt binds the opaque token to a
+// DPoP key, exactly as a JWT's cnf does: in the DPoP scheme with a proof by
+// that key (whose ath hashes the opaque token) it is allowed; a proof by
+// another key, or one for another token, is refused.
+func TestIntrospectDPoP(t *testing.T) {
+	h, as, _ := newIntrospectHarness(t)
+	pub := &clientKey().PublicKey
+	jkt := jose.Thumbprint(pub)
+	m := opaqueMembers()
+	m["cnf"] = map[string]any{"jkt": jkt}
+	as.issue("opaque-bound", m)
+	const uri = "https://api.example.com/dpop/q1"
+	set := map[string]string{"x-client-id": "reporting-app", "x-dpop-jkt": jkt}
+	ok := want{code: codes.OK, headers: set, remove: removedBut(opaqueManaged, set), rule: "dpop-opaque", reason: "allowed"}.by("as", "reporting-app", "")
+	assertResponse(t, h.check(t, dpopReq("/dpop/q1", "opaque-bound", proof(t, proofClaims("GET", uri, "opaque-bound")))), ok)
+
+	dpopDeny := func(reason, challenge string) want {
+		return want{code: codes.Unauthenticated, status: 401, headers: map[string]string{"www-authenticate": challenge}, rule: "dpop-opaque", reason: reason}.by("as", "reporting-app", "")
+	}
+	algs := `algs="ES256 ES384 ES512 PS256 PS384 PS512 RS256 RS384 RS512 EdDSA"`
+	other := jose.P256(t)
+	assertResponse(t, h.check(t, dpopReq("/dpop/q1", "opaque-bound", jose.MustDPoPProof(t, "ES256", other, nil, nil, proofClaims("GET", uri, "opaque-bound")))),
+		dpopDeny("dpop_key_mismatch", `DPoP realm="extauthz", error="invalid_token", `+algs))
+	assertResponse(t, h.check(t, dpopReq("/dpop/q1", "opaque-bound", proof(t, proofClaims("GET", uri, "another-token")))),
+		dpopDeny("dpop_ath_mismatch", `DPoP realm="extauthz", error="invalid_dpop_proof", `+algs))
+	// In the Bearer scheme at a rule that takes DPoP only.
+	resp := h.check(t, httpReq{method: "GET", host: "api.example.com", path: "/dpop/q1", headers: [][2]string{{"authorization", "Bearer opaque-bound"}}})
+	if r := resp.GetDeniedResponse(); r == nil || r.GetStatus().GetCode() != 401 {
+		t.Fatalf("a bound opaque token in the Bearer scheme: %v", resp)
 	}
 }
