@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -81,21 +82,12 @@ func newSigner(pemBytes []byte, alg, kid string) (*signer, error) {
 	switch {
 	case alg == "":
 		s.alg = fits[0]
-	case !contains(fits, alg):
+	case !slices.Contains(fits, alg):
 		return nil, fmt.Errorf("algorithm %q does not fit the key (one of %v)", alg, fits)
 	default:
 		s.alg = alg
 	}
 	return s, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, e := range list {
-		if e == s {
-			return true
-		}
-	}
-	return false
 }
 
 // assertion signs iss = sub = clientID, aud = the endpoint it is sent to

@@ -2,7 +2,6 @@ package introspect
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -21,51 +20,6 @@ const (
 	jwtResponseType = "application/token-introspection+jwt"
 	assertionType   = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 )
-
-// authenticator adds extauthz's client authentication to a request.
-type authenticator interface {
-	apply(req *http.Request, form url.Values, endpoint string, now time.Time) error
-}
-
-// basicAuth is client_secret_basic. RFC 6749 §2.3.1 form-encodes the id
-// and the secret before they are joined and base64-encoded, so a secret
-// with ':' or '%' in it survives.
-type basicAuth string
-
-func newBasicAuth(id, secret string) basicAuth {
-	return basicAuth("Basic " + base64.StdEncoding.EncodeToString([]byte(url.QueryEscape(id)+":"+url.QueryEscape(secret))))
-}
-
-func (b basicAuth) apply(req *http.Request, _ url.Values, _ string, _ time.Time) error {
-	req.Header.Set("Authorization", string(b))
-	return nil
-}
-
-// formClientID is tls_client_auth: the certificate authenticates, and
-// client_id names the client it is registered to (RFC 8705 §2).
-type formClientID string
-
-func (f formClientID) apply(_ *http.Request, form url.Values, _ string, _ time.Time) error {
-	form.Set("client_id", string(f))
-	return nil
-}
-
-// assertionAuth is private_key_jwt: a fresh RFC 7523 assertion per request.
-type assertionAuth struct {
-	clientID string
-	signer   *signer
-}
-
-func (a *assertionAuth) apply(_ *http.Request, form url.Values, endpoint string, now time.Time) error {
-	jwt, err := a.signer.assertion(a.clientID, endpoint, now)
-	if err != nil {
-		return err
-	}
-	form.Set("client_id", a.clientID)
-	form.Set("client_assertion_type", assertionType)
-	form.Set("client_assertion", jwt)
-	return nil
-}
 
 // resolve returns the endpoint, discovering it on first use.
 func (c *Client) resolve(ctx context.Context) (string, error) {

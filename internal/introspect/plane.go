@@ -204,59 +204,9 @@ func (p *Plane) Client(spec Spec) (*Client, error) {
 		tlsConf.RootCAs = pool
 		h.Write(pem)
 	}
-	var auth authenticator
-	switch spec.Method {
-	case ClientSecretBasic:
-		if spec.PrivateKeyFile != "" || spec.CertFile != "" || spec.KeyFile != "" || spec.Algorithm != "" || spec.KeyID != "" {
-			return fail("client_secret_basic takes client_secret_file only")
-		}
-		secret, err := readSecret(spec.ClientSecretFile)
-		if err != nil {
-			return fail("client.client_secret_file: %w", err)
-		}
-		h.Write([]byte(secret))
-		auth = newBasicAuth(spec.ClientID, secret)
-	case PrivateKeyJWT:
-		if spec.ClientSecretFile != "" || spec.CertFile != "" || spec.KeyFile != "" {
-			return fail("private_key_jwt takes private_key_file, algorithm and key_id only")
-		}
-		pem, err := os.ReadFile(spec.PrivateKeyFile)
-		if err != nil {
-			return fail("client.private_key_file: %w", err)
-		}
-		s, err := newSigner(pem, spec.Algorithm, spec.KeyID)
-		if err != nil {
-			return fail("client.private_key_file: %w", err)
-		}
-		h.Write(pem)
-		auth = &assertionAuth{clientID: spec.ClientID, signer: s}
-	case TLSClientAuth:
-		if spec.ClientSecretFile != "" || spec.PrivateKeyFile != "" || spec.Algorithm != "" || spec.KeyID != "" {
-			return fail("tls_client_auth takes cert_file and key_file only")
-		}
-		if spec.CertFile == "" || spec.KeyFile == "" {
-			return fail("tls_client_auth needs client.cert_file and client.key_file")
-		}
-		certPEM, err := os.ReadFile(spec.CertFile)
-		if err != nil {
-			return fail("client.cert_file: %w", err)
-		}
-		keyPEM, err := os.ReadFile(spec.KeyFile)
-		if err != nil {
-			return fail("client.key_file: %w", err)
-		}
-		cert, err := tls.X509KeyPair(certPEM, keyPEM)
-		if err != nil {
-			return fail("client certificate: %w", err)
-		}
-		tlsConf.Certificates = []tls.Certificate{cert}
-		h.Write(certPEM)
-		h.Write(keyPEM)
-		auth = formClientID(spec.ClientID)
-	case "":
-		return fail("client.method is required: %s, %s or %s", ClientSecretBasic, PrivateKeyJWT, TLSClientAuth)
-	default:
-		return fail("client.method %q is not one of %s, %s, %s", spec.Method, ClientSecretBasic, PrivateKeyJWT, TLSClientAuth)
+	auth, err := newAuth(spec, tlsConf, h)
+	if err != nil {
+		return fail("%w", err)
 	}
 
 	key := reuseKey{
