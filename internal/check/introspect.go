@@ -11,6 +11,9 @@ import (
 	"github.com/extauthz/extauthz/internal/token"
 )
 
+// refreshTokenURN is RFC 8693's token type of refresh tokens.
+const refreshTokenURN = "urn:ietf:params:oauth:token-type:refresh_token"
+
 // verifyBearer is verify for a bearer rule, which may have one introspection
 // issuer (policy refuses two). An opaque token carries no iss to find its
 // issuer by, so the token's shape decides: one that is not a compact JWS
@@ -70,6 +73,14 @@ func (s *Server) introspect(ctx context.Context, is *policy.Issuer, raw string, 
 			tr.add("issuer", false, "the response's iss %q is not %q", tok.Issuer, is.Iss)
 		}
 		return v, ReasonIssuer, false
+	}
+	// Many endpoints answer for refresh tokens too, token_type_hint or
+	// not; one is a grant to the client, never a credential for an API.
+	if tt, _ := tok.Claims["token_type"].(string); strings.EqualFold(tt, "refresh_token") || strings.EqualFold(tt, refreshTokenURN) {
+		if tr != nil {
+			tr.add("token type", false, "the endpoint says this is a refresh token")
+		}
+		return v, ReasonTokenType, false
 	}
 	// exp is optional too; without it the answer holds for cache_ttl.
 	if err := tok.ValidateTime(now, is.ClockSkew, false); err != nil {

@@ -313,6 +313,8 @@ func TestIntrospectRuleChecks(t *testing.T) {
 		{"bound to a DPoP key, no proof", map[string]any{"cnf": map[string]any{"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}}, invalid("bound_token_without_proof", "reporting-app")},
 		{"bound to a certificate, none forwarded", map[string]any{"cnf": map[string]any{"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}}, invalid("peer_certificate_missing", "reporting-app")},
 		{"malformed scope", map[string]any{"scope": "reports  openid"}, invalid("scope_malformed", "reporting-app")},
+		{"a refresh token", map[string]any{"token_type": "refresh_token"}, invalid("token_type_invalid", "")},
+		{"a refresh token by its URN", map[string]any{"token_type": "urn:ietf:params:oauth:token-type:refresh_token"}, invalid("token_type_invalid", "")},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m := opaqueMembers()
