@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/introspect"
 )
 
 // issuerYAML is an introspection issuer block with introspection settings
@@ -104,5 +106,33 @@ func TestIntrospectionErrors(t *testing.T) {
 				t.Fatalf("load errors:\n%s\nwant one containing %q", strings.Join(errs, "\n"), tc.want)
 			}
 		})
+	}
+}
+
+// TestIntrospectionReloadKeepsClient: loading the same policy again with
+// the same introspection plane keeps the issuer's client, and so its cache;
+// a changed setting makes a new one.
+func TestIntrospectionReloadKeepsClient(t *testing.T) {
+	ip, err := introspect.NewPlane(introspect.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule := "rules:\n  - name: r\n    bearer: {issuers: [as], audiences: [api]}\n"
+	block := issuerYAML(t, "as", "")
+	load := func(extra string) *Issuer {
+		t.Helper()
+		dir := writePolicy(t, map[string]string{"p.yaml": "version: v1\nissuers:\n" + block + extra + rule})
+		snap, err := Load([]string{filepath.Join(dir, "p.yaml")}, Options{Keys: offlinePlane(t), Introspection: ip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return snap.Issuers["as"]
+	}
+	a, b := load(""), load("")
+	if a.Introspect != b.Introspect {
+		t.Fatal("a reload of the same policy made a new introspection client")
+	}
+	if c := load("      cache_ttl: 5s\n"); c.Introspect == a.Introspect {
+		t.Fatal("a changed cache_ttl kept the old client")
 	}
 }
