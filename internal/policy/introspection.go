@@ -133,7 +133,13 @@ func (c *compiler) introspection(el *errorList, path string, pi *policyv1.Issuer
 	}
 	client, err := plane.Client(s)
 	if err != nil {
-		el.add(path, "%s", strings.TrimPrefix(err.Error(), fmt.Sprintf("introspect: issuer %s: ", is.Name)))
+		msg := strings.TrimPrefix(err.Error(), fmt.Sprintf("introspect: issuer %s: ", is.Name))
+		// A file's error is placed at its field, as the others are.
+		if field, rest, ok := strings.Cut(msg, ": "); ok && strings.HasPrefix(field, "client.") && !strings.ContainsAny(field, " ") {
+			el.add(path+"."+field, "%s", rest)
+		} else {
+			el.add(path, "%s", msg)
+		}
 		return false
 	}
 	is.Introspect = client

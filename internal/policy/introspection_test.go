@@ -1,6 +1,11 @@
 package policy
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"os"
 	"path/filepath"
 	"strings"
@@ -78,7 +83,9 @@ func TestIntrospectionErrors(t *testing.T) {
 		{"no client id", issuerYAML(t, "as", "\n      client: {method: client_secret_basic, client_secret_file: /x}") + rule,
 			"issuers[0].introspection.client.client_id: required"},
 		{"secret file missing", issuerYAML(t, "as", "\n      client: {client_id: x, method: client_secret_basic, client_secret_file: /nonexistent/secret}") + rule,
-			"issuers[0].introspection: client.client_secret_file: open /nonexistent/secret"},
+			"issuers[0].introspection.client.client_secret_file: open /nonexistent/secret"},
+		{"private key of another algorithm", issuerYAML(t, "as", "\n      client: {client_id: x, method: private_key_jwt, private_key_file: "+writeECKey(t)+", algorithm: RS256}") + rule,
+			`issuers[0].introspection.client.private_key_file: algorithm "RS256" does not fit the key`},
 		{"private key file missing", issuerYAML(t, "as", "\n      client: {client_id: x, method: private_key_jwt}") + rule,
 			"issuers[0].introspection.client.private_key_file: required with private_key_jwt"},
 		{"tls without files", issuerYAML(t, "as", "\n      client: {client_id: x, method: tls_client_auth}") + rule,
@@ -135,4 +142,22 @@ func TestIntrospectionReloadKeepsClient(t *testing.T) {
 	if c := load("      cache_ttl: 5s\n"); c.Introspect == a.Introspect {
 		t.Fatal("a changed cache_ttl kept the old client")
 	}
+}
+
+// writeECKey writes a fresh P-256 private key as PKCS #8 PEM.
+func writeECKey(t *testing.T) string {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "client.pem")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
