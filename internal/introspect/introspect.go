@@ -75,6 +75,14 @@ func (c *Client) Introspect(ctx context.Context, raw string, now time.Time) (*to
 	}
 	c.m.cacheLookup(c.label, false)
 	tok, err, _ := c.flight.do(ctx.Done(), sum, func() (*token.Token, error) {
+		// A flight that landed between our miss and now has cached its
+		// answer; asking again would be a second request for one token.
+		if e, ok := c.cache.get(sum, now); ok {
+			if e.tok == nil {
+				return nil, ErrInactive
+			}
+			return e.tok, nil
+		}
 		return c.lookup(ctx, raw, sum, now)
 	})
 	return tok, err
