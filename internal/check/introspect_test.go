@@ -4,8 +4,12 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -32,10 +36,9 @@ issuers:
       endpoint: {{INTROSPECT}}
       client:
         client_id: extauthz
-        method: client_secret_basic
-        client_secret_file: {{SECRET}}
+{{CLIENT}}
       cache_ttl: 30s
-  - name: login
+{{TUNING}}  - name: login
     issuer: https://login.example.com
     jwks_uri: {{JWKS}}/login
 rules:
@@ -72,22 +75,59 @@ type introspectionServer struct {
 	down atomic.Bool
 	mu   sync.Mutex
 	toks map[string]map[string]any
+	// certPEM is the server's certificate when it serves TLS.
+	certPEM string
 }
 
-func newIntrospectionServer(t *testing.T) *introspectionServer {
+// endpointOpts shape the endpoint and the policy's use of it.
+type endpointOpts struct {
+	// client is the policy's client block less client_id (indented 8);
+	// "" is client_secret_basic with the secret "s3cret".
+	client string
+	// tuning are more introspection fields (indented 6), each line ending
+	// in a newline.
+	tuning string
+	// authOK judges the request's client authentication; nil: Basic
+	// extauthz:s3cret.
+	authOK func(r *http.Request) bool
+	// tls serves TLS with this config (client certificates).
+	tls *tls.Config
+	// hold, when set, is waited on (or the request's end) before
+	// answering a token with the prefix "slow-".
+	hold <-chan struct{}
+	// arrived gets a value when a "slow-" request arrives.
+	arrived chan<- struct{}
+}
+
+func newIntrospectionServerWith(t *testing.T, o endpointOpts) *introspectionServer {
 	t.Helper()
 	s := &introspectionServer{toks: map[string]map[string]any{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	authOK := o.authOK
+	if authOK == nil {
+		authOK = func(r *http.Request) bool {
+			u, p, ok := r.BasicAuth()
+			return ok && u == "extauthz" && p == "s3cret"
+		}
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.hits.Add(1)
 		if s.down.Load() {
 			http.Error(w, "down", http.StatusInternalServerError)
 			return
 		}
-		if u, p, ok := r.BasicAuth(); !ok || u != "extauthz" || p != "s3cret" {
+		r.ParseForm()
+		if !authOK(r) {
 			http.Error(w, "who are you", http.StatusUnauthorized)
 			return
 		}
-		r.ParseForm()
+		if strings.HasPrefix(r.PostForm.Get("token"), "slow-") && o.hold != nil {
+			o.arrived <- struct{}{}
+			select {
+			case <-o.hold:
+			case <-r.Context().Done():
+				return
+			}
+		}
 		s.mu.Lock()
 		members, ok := s.toks[r.PostForm.Get("token")]
 		s.mu.Unlock()
@@ -101,6 +141,14 @@ func newIntrospectionServer(t *testing.T) *introspectionServer {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(out)
 	}))
+	if o.tls != nil {
+		srv.TLS = o.tls
+		srv.Config.ErrorLog = log.New(io.Discard, "", 0)
+		srv.StartTLS()
+		s.certPEM = string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}))
+	} else {
+		srv.Start()
+	}
 	t.Cleanup(srv.Close)
 	s.url = srv.URL
 	return s
@@ -136,15 +184,34 @@ func (c *movingClock) option() func(*check.Config) {
 
 // newIntrospectHarness serves introspectPolicy against a fresh endpoint.
 func newIntrospectHarness(t *testing.T) (*harness, *introspectionServer, *movingClock) {
+	return newIntrospectHarnessWith(t, endpointOpts{})
+}
+
+func newIntrospectHarnessWith(t *testing.T, o endpointOpts) (*harness, *introspectionServer, *movingClock) {
 	t.Helper()
-	as := newIntrospectionServer(t)
-	secret := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secret, []byte("s3cret\n"), 0o600); err != nil {
-		t.Fatal(err)
+	as := newIntrospectionServerWith(t, o)
+	client := o.client
+	if client == "" {
+		client = "        method: client_secret_basic\n        client_secret_file: " + writeTemp(t, "secret", "s3cret\n")
 	}
-	p := strings.NewReplacer("{{INTROSPECT}}", as.url, "{{SECRET}}", secret).Replace(introspectPolicy)
+	tuning := o.tuning
+	if as.certPEM != "" {
+		// The issuer's ca_file trusts the endpoint's certificate.
+		tuning += "    ca_file: " + writeTemp(t, "ca.pem", as.certPEM) + "\n"
+	}
+	p := strings.NewReplacer("{{INTROSPECT}}", as.url, "{{CLIENT}}", client, "{{TUNING}}", tuning).Replace(introspectPolicy)
 	clock := &movingClock{}
 	return newHarness(t, p, clock.option()), as, clock
+}
+
+// writeTemp writes content to a file of a fresh directory.
+func writeTemp(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 var opaqueManaged = spellings("x-client-id", "x-dpop-jkt", "x-issuer", "x-user")
