@@ -10,6 +10,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/introspect"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -79,7 +80,13 @@ func newEvalServer(ctx context.Context, cfg evalConfig) (*evalServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	snap, err := policy.Load(cfg.Policies, policy.Options{Keys: plane, Now: now})
+	// Introspection endpoints are called only with --fetch, as key URLs are.
+	ip, err := introspect.NewPlane(introspect.Config{Offline: !cfg.Fetch})
+	if err != nil {
+		plane.Close()
+		return nil, err
+	}
+	snap, err := policy.Load(cfg.Policies, policy.Options{Keys: plane, Introspection: ip, Now: now})
 	if err == nil {
 		err = overrideKeys(plane, snap, cfg.IssuerKeys)
 	}

@@ -30,6 +30,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/introspect"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
@@ -191,12 +192,16 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	defer plane.Close()
+	introspection, err := introspect.NewPlane(introspect.Config{Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
 
 	minter, err := cfg.tokens.open(log, nil)
 	if err != nil {
 		return err
 	}
-	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane, Warn: policy.WarnLogger(log), NoTokenKeys: cfg.tokens.noKeys()})
+	snap, err := policy.Load(cfg.policies, policy.Options{Keys: plane, Introspection: introspection, Warn: policy.WarnLogger(log), NoTokenKeys: cfg.tokens.noKeys()})
 	if err != nil {
 		return err
 	}
@@ -207,7 +212,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	reloader := policy.NewReloader(policy.ReloaderConfig{
 		Paths:        cfg.policies,
 		Store:        store,
-		Options:      policy.Options{Keys: plane, Warn: policy.WarnLogger(log), NoTokenKeys: cfg.tokens.noKeys()},
+		Options:      policy.Options{Keys: plane, Introspection: introspection, Warn: policy.WarnLogger(log), NoTokenKeys: cfg.tokens.noKeys()},
 		Logger:       log,
 		Prefetch:     plane.Prefetch,
 		PrefetchWait: cfg.prefetchWait,

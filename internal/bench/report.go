@@ -532,6 +532,9 @@ func (r *report) write() error {
 	if cfg.wants(keyDPoP) {
 		w("- DPoP: %d ES256 access tokens bound by `cnf.jkt` to one of %d ES256 client keys, each with its own ES256 proof (own `jti`, `htm` and `htu` of the request, `iat` at signing, `ath` of its token), all signed before the servers start and each sent once, to a rule with `dpop: {mode: required, max_age: 1h}` loaded from `internal/bench/dpop-policy.yaml` beside `bench/extauthz/policy.yaml`.\n", cfg.DPoPProofs, DPoPClients)
 	}
+	if cfg.wants(keyIntrospect) {
+		w("- Cached introspection: %d opaque tokens of an RFC 7662 introspection issuer, cycled, to a rule with the API rule's checks on its own host (`internal/bench/introspect.go`); a loopback endpoint answers each once (client_secret_basic) before the rounds, and extauthz's introspection cache (`cache_ttl: 1h`) answers every Check after.\n", introspectTokens)
+	}
 	w("- The in-process benchmarks are `go test -bench` on the packages, run after the servers have stopped: speed ones 3 times for %s each (the tables show medians), memory ones once.\n\n", cfg.GoBenchDur)
 
 	w("## Run time\n\n| phase | time |\n| --- | ---: |\n")

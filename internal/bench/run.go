@@ -254,6 +254,24 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	extra := []string{"--policy", dpopFile}
+	// Only the extauthz under test gets the introspection rule: a baseline
+	// build may predate introspection issuers.
+	var introspection *introspectionEndpoint
+	if cfg.wants(keyIntrospect) {
+		if introspection, err = serveIntrospection(); err != nil {
+			return err
+		}
+		defer introspection.stop()
+		secret, err := writeFile(dir, "introspection-secret", introspectSecret)
+		if err != nil {
+			return err
+		}
+		f, err := writeFile(dir, "policy-introspection.yaml", introspectPolicy(introspection.url, secret))
+		if err != nil {
+			return err
+		}
+		extra = append(extra, "--policy", f)
+	}
 	if cfg.DebugPprof {
 		extra = append(extra, "--debug-pprof")
 	}
@@ -434,6 +452,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			return err
 		}
 	}
+	var introspectReqs [][]byte
+	if introspection != nil {
+		introspectReqs = introspectRequests()
+		if err := sanityIntrospect(ctx, ext, introspectReqs, introspection); err != nil {
+			return err
+		}
+	}
 	logf("every server allows the good requests and denies forged or replayed ones")
 
 	// 5. The pairs, in the order each round visits them.
@@ -459,6 +484,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	add(scDistinct("ES256"), srvOPA, opaDistinct, distinctSrc("ES256"))
 	add(scDistinct("ES256"), srvHeimdall, heim, distinctSrc("ES256"))
 	add(scDPoP, srvExt, ext, dpopSrc)
+	add(scIntrospect, srvExt, ext, NewCycle(introspectReqs))
 	// OPA-Envoy twice on the cached token: its io_jwt cache may or may not
 	// pay off.
 	add(scCached, srvOPA, opaDistinct, cached)
@@ -597,6 +623,7 @@ const (
 	scFixed       = "fixed rate, cached bearer"
 	scDPoP        = "DPoP: distinct ES256 + proof"
 	scTxToken     = "cached bearer + internal token (ES256 signed per Check)"
+	scIntrospect  = "cached introspection (opaque token)"
 
 	srvFloor    = "no-op"
 	srvExt      = "extauthz"

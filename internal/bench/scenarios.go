@@ -19,6 +19,7 @@ const (
 	keyDPoP        = "dpop"
 	keyFixed       = "fixed"
 	keyTxToken     = "internal-token"
+	keyIntrospect  = "introspection"
 )
 
 func keyDistinct(alg string) string { return "distinct-" + alg }
@@ -29,7 +30,7 @@ func ScenarioKeys() []string {
 	for _, alg := range mint.Algs {
 		keys = append(keys, keyDistinct(alg))
 	}
-	return append(keys, keyDPoP, keyAssertMem, keyAssertRedis, keyFixed, keyTxToken)
+	return append(keys, keyDPoP, keyIntrospect, keyAssertMem, keyAssertRedis, keyFixed, keyTxToken)
 }
 
 // scenarioKey is the key of a scenario as the report names it.
@@ -49,6 +50,8 @@ func scenarioKey(scenario string) string {
 		return keyFixed
 	case scTxToken:
 		return keyTxToken
+	case scIntrospect:
+		return keyIntrospect
 	}
 	if alg, ok := strings.CutPrefix(scenario, scDistinct("")); ok {
 		return keyDistinct(alg)

@@ -19,7 +19,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		d.scheme = schemeDPoP
 		return d
 	}
-	v, reason, ours := s.verify(ctx, &br.Credential, raw, s.cfg.Now(), true, tr)
+	v, reason, ours := s.verifyBearer(ctx, br, raw, s.cfg.Now(), tr)
 	if reason != "" {
 		d := s.verifyDeny(v, reason, ours, denyBearerInvalid)
 		d.scheme = scheme
@@ -27,7 +27,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	}
 	tok, is := v.tok, v.issuer
 	d := &decision{issuer: is, spiffeID: v.spiffeID, scheme: scheme, token: raw}
-	if reason, why := accessTokenTyping(tok, is, br.RFC9068); reason != "" {
+	if reason, why := accessTokenTyping(tok, is, br.RFC9068); reason != "" && !v.introspected {
 		if tr != nil {
 			tr.add("typing", false, "%s", why)
 		}

@@ -88,6 +88,11 @@ const (
 	// The gRPC path answered an RFC 9728 metadata request (resource.go).
 	ReasonResourceMetadata = "resource_metadata"
 
+	// Opaque tokens (introspect.go): the issuer says inactive (401), or no
+	// answer could be had and none is cached (503).
+	ReasonInactive          = "token_inactive"
+	ReasonIntrospectionDown = "introspection_unavailable"
+
 	// A request with invalid UTF-8 in a string field (codec.go).
 	ReasonUndecodable = "request_undecodable"
 )

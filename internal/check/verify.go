@@ -26,6 +26,8 @@ type verified struct {
 	issuerVars map[string]string
 	// keysErr is why the issuer's keys were unavailable.
 	keysErr error
+	// introspected tokens are the issuer's answer about an opaque token.
+	introspected bool
 }
 
 // verify parses raw and checks it against the credential's issuers: the

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/durationpb"
 
 	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/introspect"
 	"github.com/extauthz/extauthz/internal/keys"
 	policyv1 "github.com/extauthz/extauthz/proto/extauthz/policy/v1"
 )
@@ -34,9 +35,13 @@ type compiler struct {
 	broken map[string]bool
 	// resources are the protected_resource blocks by document place.
 	resources map[string]*ProtectedResource
+
+	// introspect builds introspection clients; nil makes a plane without
+	// metrics on first use.
+	introspect *introspect.Plane
 }
 
-func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
+func compile(files []*file, plane *keys.Plane, ip *introspect.Plane, errs *[]FieldError) *Snapshot {
 	env, err := celEnv()
 	if err != nil {
 		*errs = append(*errs, FieldError{Msg: fmt.Sprintf("CEL environment: %v", err)})
@@ -54,6 +59,7 @@ func compile(files []*file, plane *keys.Plane, errs *[]FieldError) *Snapshot {
 		managed: map[string]bool{},
 		broken:  map[string]bool{},
 	}
+	c.introspect = ip
 	// Issuers first, from every file, so a rule may name an issuer of a file
 	// loaded after its own.
 	for _, f := range files {
@@ -138,6 +144,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	if ca := pr.GetClientAssertion(); ca != nil {
 		r.ClientAssertion = &ClientAssertion{MaxLifetime: defaultMaxLifetime}
 		r.ClientAssertion.Credential = c.credential(el, path+".client_assertion", ca.GetIssuers(), ca.GetAudiences())
+		needKeySources(el, path+".client_assertion.issuers", &r.ClientAssertion.Credential)
 		r.ClientAssertion.MaxLifetime = positive(el, path+".client_assertion.max_lifetime", ca.GetMaxLifetime(), defaultMaxLifetime)
 		if ca.ReplayProtection != nil {
 			v := ca.GetReplayProtection()
@@ -153,6 +160,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	if b := pr.GetBearer(); b != nil {
 		r.Bearer = &Bearer{Scopes: b.GetScopes()}
 		r.Bearer.Credential = c.credential(el, path+".bearer", b.GetIssuers(), b.GetAudiences())
+		introspectionIssuer(el, path+".bearer.issuers", &r.Bearer.Credential)
 		for i, s := range b.GetScopes() {
 			if !IsScopeToken(s) {
 				el.add(fmt.Sprintf("%s.bearer.scopes[%d]", path, i), "not a valid scope token (RFC 6749 §3.3: printable ASCII without space, '\"' or '\\'): %q", s)

@@ -65,8 +65,11 @@ func (c *compiler) issuerBody(el *errorList, dir, path string, pi *policyv1.Issu
 	hmac := false
 	switch src := pi.GetKeySource().(type) {
 	case nil:
-		el.add(path, "a key source is required: one of jwks_uri, jwks, jwks_file, pem_file, hmac_secret_file, discovery, spiffe")
-		return
+		if pi.GetIntrospection() == nil {
+			el.add(path, "a key source is required: one of jwks_uri, jwks, jwks_file, pem_file, hmac_secret_file, discovery, spiffe")
+			return
+		}
+		is.noKeys = true
 	case *policyv1.Issuer_JwksUri:
 		if u, err := url.Parse(src.JwksUri); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			el.add(path+".jwks_uri", "must be an absolute https:// URL, got %q", src.JwksUri)
@@ -125,7 +128,7 @@ func (c *compiler) issuerBody(el *errorList, dir, path string, pi *policyv1.Issu
 			el.add(path+".client_ids", "subjects and client ids must not be empty")
 		}
 	}
-	if c.plane != nil {
+	if c.plane != nil && !is.noKeys {
 		src, err := c.plane.Source(spec)
 		if err != nil {
 			el.add(path, "%v", err)
@@ -137,6 +140,9 @@ func (c *compiler) issuerBody(el *errorList, dir, path string, pi *policyv1.Issu
 		}
 	}
 	is.Algorithms = c.algorithms(el, path+".algorithms", pi.GetAlgorithms(), hmac, is.Keys)
+	if !c.introspection(el, path, pi, is, spec, rel) {
+		return
+	}
 	c.snap.Issuers[name] = is
 }
 

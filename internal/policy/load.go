@@ -13,6 +13,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/extauthz/extauthz/internal/introspect"
 	"github.com/extauthz/extauthz/internal/keys"
 	policyv1 "github.com/extauthz/extauthz/proto/extauthz/policy/v1"
 )
@@ -22,6 +23,9 @@ type Options struct {
 	// Keys builds the issuers' key sources. Local key material is read and
 	// checked during Load; remote sources are not fetched.
 	Keys *keys.Plane
+	// Introspection builds the introspection issuers' clients and keeps
+	// them across reloads; nil gives each load its own, without metrics.
+	Introspection *introspect.Plane
 	// Now stamps Snapshot.LoadedAt; nil means time.Now.
 	Now func() time.Time
 	// Warn, if set, is called after a successful load with each warning:
@@ -101,7 +105,7 @@ func (src *source) compile(opts Options) (*Snapshot, error) {
 	if opts.Now != nil {
 		now = opts.Now
 	}
-	snap := compile(files, opts.Keys, &errs)
+	snap := compile(files, opts.Keys, opts.Introspection, &errs)
 	if opts.NoTokenKeys != "" {
 		refuseInternalTokens(files, opts.NoTokenKeys, &errs)
 	}

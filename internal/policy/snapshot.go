@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/dpop"
+	"github.com/extauthz/extauthz/internal/introspect"
 	"github.com/extauthz/extauthz/internal/keys"
 )
 
@@ -57,6 +58,10 @@ type Issuer struct {
 	// Template is set when Iss has {variables}: one issuer per tenant over
 	// one key set.
 	Template *Template
+	// Introspect is set for an issuer of opaque tokens (RFC 7662); such an
+	// issuer may have no key source (noKeys).
+	Introspect *introspect.Client
+	noKeys     bool
 }
 
 // Allows reports whether alg is on the issuer's allow-list.

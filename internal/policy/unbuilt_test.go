@@ -9,13 +9,6 @@ import (
 // is a load error naming it, never a silently skipped check.
 func TestUnbuiltFieldsRefused(t *testing.T) {
 	for field, yaml := range map[string]string{
-		"issuers[0].introspection": `
-issuers:
-  - name: opaque
-    issuer: https://as.example.com
-    jwks_uri: https://as.example.com/jwks
-    introspection: {endpoint: https://as.example.com/introspect}
-`,
 		"rules[0].authorization_grant": `
 rules:
   - name: r
