@@ -2,13 +2,9 @@ package introspect
 
 import (
 	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
@@ -16,6 +12,9 @@ import (
 	"fmt"
 	"slices"
 	"time"
+
+	"github.com/extauthz/extauthz/internal/jws"
+	"github.com/extauthz/extauthz/internal/keys"
 )
 
 // assertionLifetime is how long our client assertion is good for: it is
@@ -53,33 +52,32 @@ func newSigner(pemBytes []byte, alg, kid string) (*signer, error) {
 		return nil, err
 	}
 	s := &signer{kid: kid}
-	var fits []string
 	switch k := key.(type) {
-	case *ecdsa.PrivateKey:
-		switch k.Curve {
-		case elliptic.P256():
-			fits = []string{"ES256"}
-		case elliptic.P384():
-			fits = []string{"ES384"}
-		case elliptic.P521():
-			fits = []string{"ES512"}
-		default:
-			return nil, errors.New("EC key on an unsupported curve")
-		}
-		s.key = k
 	case *rsa.PrivateKey:
 		if k.N.BitLen() < 2048 {
 			return nil, fmt.Errorf("RSA key of %d bits; at least 2048 are required", k.N.BitLen())
 		}
-		fits = []string{"RS256", "RS384", "RS512", "PS256", "PS384", "PS512"}
 		s.key = k
-	case ed25519.PrivateKey:
-		fits = []string{"EdDSA"}
+	case crypto.Signer:
 		s.key = k
 	default:
 		return nil, fmt.Errorf("unsupported private key type %T", key)
 	}
+	// The algorithms the key fits, by the key table, in its preference order.
+	pub := &keys.Key{Public: s.key.Public()}
+	var fits []string
+	for _, a := range keys.AlgorithmNames(false, false) {
+		if pub.Fits(a) {
+			fits = append(fits, a)
+		}
+	}
+	if len(fits) == 0 {
+		return nil, fmt.Errorf("a %T signs no supported algorithm", key)
+	}
 	switch {
+	case alg == "" && slices.Contains(fits, "RS256"):
+		// What every authorization server takes for an RSA key.
+		s.alg = "RS256"
 	case alg == "":
 		s.alg = fits[0]
 	case !slices.Contains(fits, alg):
@@ -115,48 +113,9 @@ func (s *signer) assertion(clientID, aud string, now time.Time) (string, error) 
 	if err != nil {
 		return "", err
 	}
-	input := b64(h) + "." + b64(c)
-	sig, err := s.sign([]byte(input))
+	tok, err := jws.CompactRaw(s.alg, s.key, h, c)
 	if err != nil {
 		return "", fmt.Errorf("signing the client assertion: %w", err)
 	}
-	return input + "." + b64(sig), nil
-}
-
-func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
-
-func (s *signer) sign(input []byte) ([]byte, error) {
-	if s.alg == "EdDSA" {
-		return s.key.Sign(rand.Reader, input, crypto.Hash(0))
-	}
-	var h crypto.Hash
-	switch s.alg[2:] {
-	case "256":
-		h = crypto.SHA256
-	case "384":
-		h = crypto.SHA384
-	default:
-		h = crypto.SHA512
-	}
-	d := h.New()
-	d.Write(input)
-	digest := d.Sum(nil)
-	switch s.alg[0] {
-	case 'R':
-		return s.key.Sign(rand.Reader, digest, h)
-	case 'P':
-		return s.key.Sign(rand.Reader, digest, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash, Hash: h})
-	}
-	// JWS wants ES signatures as r||s, each the curve's size (RFC 7518
-	// §3.4), not the ASN.1 of crypto.Signer.
-	k := s.key.(*ecdsa.PrivateKey)
-	r, sv, err := ecdsa.Sign(rand.Reader, k, digest)
-	if err != nil {
-		return nil, err
-	}
-	size := (k.Curve.Params().BitSize + 7) / 8
-	out := make([]byte, 2*size)
-	r.FillBytes(out[:size])
-	sv.FillBytes(out[size:])
-	return out, nil
+	return tok, nil
 }
