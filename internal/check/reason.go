@@ -75,6 +75,12 @@ const (
 	ReasonIDTokenClaims     = "id_token_claims"
 	ReasonProfileClaim      = "rfc9068_claim_missing"
 
+	// RFC 7523 §2.1 authorization grants (grant.go).
+	ReasonGrantMalformed       = "grant_malformed"
+	ReasonGrantRequired        = "grant_required"
+	ReasonGrantNotAllowed      = "grant_not_allowed"
+	ReasonAssertionNotAccepted = "client_assertion_not_accepted"
+
 	// A request with invalid UTF-8 in a string field (codec.go).
 	ReasonUndecodable = "request_undecodable"
 )
@@ -94,6 +100,7 @@ const (
 	denyDPoPNonce                      // 401, DPoP error="use_dpop_nonce" and DPoP-Nonce
 	denyTokenDPoPProof                 // 400, {"error":"invalid_dpop_proof"} (token endpoint)
 	denyTokenDPoPNonce                 // 400, {"error":"use_dpop_nonce"} and DPoP-Nonce
+	denyInvalidGrant                   // 400, {"error":"invalid_grant"} (RFC 6749 §5.2)
 )
 
 func (k denyKind) status() int {
@@ -102,7 +109,7 @@ func (k denyKind) status() int {
 		return http.StatusUnauthorized
 	case denyBearerScope, denyAccess:
 		return http.StatusForbidden
-	case denyInvalidRequest, denyTokenDPoPProof, denyTokenDPoPNonce:
+	case denyInvalidRequest, denyTokenDPoPProof, denyTokenDPoPNonce, denyInvalidGrant:
 		return http.StatusBadRequest
 	}
 	return http.StatusServiceUnavailable

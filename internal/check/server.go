@@ -223,6 +223,7 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 			}
 		}
 	}
+	s.ruleMetadata(ctx, rule, vars, d, tr)
 	return d
 }
 

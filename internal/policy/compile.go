@@ -253,6 +253,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	default:
 		el.add(path+".mode", "must be \"enforce\" or \"audit\", got %q", pr.GetMode())
 	}
+	c.tokenEndpointRule(el, path, pr, r)
 	c.snap.ruleByName[name] = r
 	c.snap.Rules = append(c.snap.Rules, r)
 }

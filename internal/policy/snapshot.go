@@ -80,6 +80,11 @@ type Rule struct {
 	Bearer          *Bearer
 	Require         []*Expr
 	Headers         []*HeaderExpr
+	// AuthorizationGrant, when set, verifies an RFC 7523 §2.1 JWT bearer
+	// grant (grant.go); its sub is the user, never the client.
+	AuthorizationGrant *ClientAssertion
+	// Metadata are extra dynamic_metadata members of an allow.
+	Metadata []*MetadataExpr
 	// Audit rules evaluate everything but always allow.
 	Audit bool
 	// Remove is Managed less the rule's own headers: what an allow removes

@@ -22,12 +22,6 @@ func refuseUnbuiltRule(el *errorList, path string, pr *policyv1.Rule) {
 	if pr.GetProtectedResource() != nil {
 		el.add(path+".protected_resource", unbuilt)
 	}
-	if len(pr.GetMetadata()) > 0 {
-		el.add(path+".metadata", unbuilt)
-	}
-	if pr.GetAuthorizationGrant() != nil {
-		el.add(path+".authorization_grant", unbuilt)
-	}
 	if b := pr.GetBearer(); len(b.GetAcrValues()) > 0 {
 		el.add(path+".bearer.acr_values", unbuilt)
 	}

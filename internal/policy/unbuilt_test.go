@@ -26,11 +26,6 @@ rules:
   - name: r
     protected_resource: {resource: https://api.example.com/mcp}
 `,
-		"rules[0].authorization_grant": `
-rules:
-  - name: r
-    authorization_grant: {issuers: [x]}
-`,
 	} {
 		t.Run(field, func(t *testing.T) {
 			errs := loadErrors(t, "version: v1\n"+yaml)
