@@ -55,8 +55,11 @@ type testCase struct {
 	Name    string      `yaml:"name"`
 	Request testRequest `yaml:"request"`
 	Token   *testToken  `yaml:"token"`
-	DPoP    *testProof  `yaml:"dpop"`
-	Expect  testExpect  `yaml:"expect"`
+	// Grant is an RFC 7523 §2.1 authorization grant, sent as the
+	// assertion parameter (testgrant.go).
+	Grant  *testToken `yaml:"grant"`
+	DPoP   *testProof `yaml:"dpop"`
+	Expect testExpect `yaml:"expect"`
 }
 
 type testRequest struct {
@@ -111,6 +114,9 @@ type testExpect struct {
 	WWWAuthenticate *string           `yaml:"www_authenticate"`
 	ResponseHeaders map[string]string `yaml:"response_headers"`
 	Body            *string           `yaml:"body"`
+	// Metadata are members of dynamic_metadata beside the fixed ones
+	// (testgrant.go); null expects a member to be absent.
+	Metadata map[string]any `yaml:"metadata"`
 }
 
 // pathList is a YAML string or list of strings: paths, or key names.
@@ -439,6 +445,9 @@ func (b *build) request(tc testCase) (*authv3.CheckRequest, error) {
 	form := map[string]string{}
 	for k, v := range rq.Form {
 		form[k] = sub(v)
+	}
+	if err := b.grant(tc.Grant, rq.Body != nil, form); err != nil {
+		return nil, fmt.Errorf("grant: %w", err)
 	}
 	if as == "client_assertion" {
 		if rq.Body != nil {
@@ -974,6 +983,7 @@ func compare(want testExpect, resp *authv3.CheckResponse) []string {
 			diffs = append(diffs, fmt.Sprintf("header %s: not expected, got %q", k, got[k]))
 		}
 	}
+	diffs = append(diffs, compareMetadata(want.Metadata, md)...)
 	for _, name := range want.Removed {
 		if !slices.Contains(ok.GetHeadersToRemove(), strings.ToLower(name)) {
 			diffs = append(diffs, fmt.Sprintf("removed: %q is not in headers_to_remove %q", name, ok.GetHeadersToRemove()))

@@ -46,6 +46,8 @@ type PolicyFile struct {
 	Rules   []struct {
 		Name    string            `json:"name"`
 		Headers map[string]string `json:"headers"`
+		// Metadata are the rule's dynamic_metadata members.
+		Metadata map[string]string `json:"metadata"`
 	} `json:"rules"`
 	StripHeaders []string `json:"strip_headers"`
 }
@@ -67,6 +69,9 @@ func ReadPolicyFile(name string, data []byte) (*PolicyFile, error) {
 // and *.yml file in it) declares.
 type PolicyDir struct {
 	Rules map[string]bool
+	// Metadata lists, by rule, the dynamic_metadata members the rule adds
+	// to an allow.
+	Metadata map[string][]string
 	// ManagedHeaders are the headers extauthz sets or removes: every rule's
 	// headers and strip_headers, lower case.
 	ManagedHeaders []string
@@ -78,7 +83,7 @@ func ReadPolicyDir(dir string) (*PolicyDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	pd := &PolicyDir{Rules: map[string]bool{}}
+	pd := &PolicyDir{Rules: map[string]bool{}, Metadata: map[string][]string{}}
 	managed := map[string]bool{}
 	for _, e := range entries {
 		if ext := filepath.Ext(e.Name()); e.IsDir() || (ext != ".yaml" && ext != ".yml") {
@@ -94,6 +99,9 @@ func ReadPolicyDir(dir string) (*PolicyDir, error) {
 		}
 		for _, r := range pf.Rules {
 			pd.Rules[r.Name] = true
+			for m := range r.Metadata {
+				pd.Metadata[r.Name] = append(pd.Metadata[r.Name], m)
+			}
 			for h := range r.Headers {
 				managed[strings.ToLower(h)] = true
 			}

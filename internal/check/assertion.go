@@ -135,6 +135,7 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		Issuer:     is.Name,
 		IssuerVars: v.issuerVars,
 		Credential: "client_assertion",
+		Form:       form,
 	}
 	if proof != nil {
 		d.vars.DPoPJKT = proof.JKT

@@ -14,7 +14,7 @@ import (
 // credential) authenticates every request.
 func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpRequest, tr *trace) *decision {
 	ca, br := rule.ClientAssertion, rule.Bearer
-	if ca == nil && br == nil {
+	if ca == nil && br == nil && rule.AuthorizationGrant == nil {
 		if tr != nil {
 			tr.add("credential", true, "public route: no credential required")
 		}
@@ -26,7 +26,7 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	var form map[string]string
 	mediaType, multipleTypes := r.contentType()
 	switch {
-	case r.partialBody && (ca != nil || r.body != ""):
+	case r.partialBody && (ca != nil || rule.AuthorizationGrant != nil || r.body != ""):
 		return deny(denyInvalidRequest, ReasonPartialBody)
 	case r.body == "":
 	case multipleTypes:
@@ -124,6 +124,8 @@ func (s *Server) authenticate(ctx context.Context, rule *policy.Rule, r *httpReq
 	switch {
 	case bearerMalformed:
 		return deny(denyInvalidRequest, ReasonMalformedReq)
+	case rule.AuthorizationGrant != nil || ca != nil && grantParams(form):
+		return s.grantRequest(ctx, rule, form, assertion, r, tr)
 	case assertion && ca != nil:
 		return s.clientAssertion(ctx, ca, form, r, tr)
 	case bearer && br != nil && (scheme == schemeBearer || br.DPoP != nil):

@@ -75,7 +75,7 @@ func (s *Server) Explain(ctx context.Context, req *authv3.CheckRequest) (*authv3
 
 // celVars are the variables policy declares for CEL (internal/policy's
 // newEnv); an identifier of another name is not a Check's value.
-var celVars = []string{"claims", "client_id", "spiffe_id", "scopes", "issuer", "credential", "dpop_jkt", "peer", "request"}
+var celVars = []string{"claims", "client_id", "spiffe_id", "scopes", "issuer", "credential", "dpop_jkt", "peer", "request", "form", "grant"}
 
 // parseEnv parses expressions again on the explain path only: the compiled
 // policy.Expr keeps no syntax tree. Parsing needs no declarations; the

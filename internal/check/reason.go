@@ -93,6 +93,12 @@ const (
 	ReasonInactive          = "token_inactive"
 	ReasonIntrospectionDown = "introspection_unavailable"
 
+	// RFC 7523 §2.1 authorization grants (grant.go).
+	ReasonGrantMalformed       = "grant_malformed"
+	ReasonGrantRequired        = "grant_required"
+	ReasonGrantNotAllowed      = "grant_not_allowed"
+	ReasonAssertionNotAccepted = "client_assertion_not_accepted"
+
 	// A request with invalid UTF-8 in a string field (codec.go).
 	ReasonUndecodable = "request_undecodable"
 )
@@ -113,6 +119,7 @@ const (
 	denyTokenDPoPProof                 // 400, {"error":"invalid_dpop_proof"} (token endpoint)
 	denyTokenDPoPNonce                 // 400, {"error":"use_dpop_nonce"} and DPoP-Nonce
 	denyStepUp                         // 401, error="insufficient_user_authentication" (RFC 9470)
+	denyInvalidGrant                   // 400, {"error":"invalid_grant"} (RFC 6749 §5.2)
 )
 
 func (k denyKind) status() int {
@@ -121,7 +128,7 @@ func (k denyKind) status() int {
 		return http.StatusUnauthorized
 	case denyBearerScope, denyAccess:
 		return http.StatusForbidden
-	case denyInvalidRequest, denyTokenDPoPProof, denyTokenDPoPNonce:
+	case denyInvalidRequest, denyTokenDPoPProof, denyTokenDPoPNonce, denyInvalidGrant:
 		return http.StatusBadRequest
 	}
 	return http.StatusServiceUnavailable

@@ -27,6 +27,8 @@ type decision struct {
 	spiffeID string
 	// headers are the rule's headers to set on an allowed request.
 	headers []header
+	// meta are the rule's metadata members of an allow (metadata.go).
+	meta []metaMember
 	// vars are the CEL variables once the credential is known.
 	vars *policy.Vars
 	// retryAfter is the 503's Retry-After in seconds, 0 for the default.
@@ -216,6 +218,8 @@ func (d *decision) deniedResponse(snap *policy.Snapshot) *authv3.DeniedHttpRespo
 		add("dpop-nonce", d.nonce)
 	case denyInvalidClient:
 		body = `{"error":"invalid_client"}`
+	case denyInvalidGrant:
+		body = `{"error":"invalid_grant"}`
 	case denyInvalidRequest:
 		body = `{"error":"invalid_request"}`
 		if d.rule != nil && d.rule.Bearer != nil && d.rule.ClientAssertion == nil {
@@ -259,7 +263,7 @@ func (d *decision) metadata(p *metaParts) *structpb.Struct {
 	if d.issuer != nil {
 		issuer = d.issuer.Name
 	}
-	f := make(map[string]*structpb.Value, 7)
+	f := make(map[string]*structpb.Value, 7+len(d.meta))
 	f["decision"] = constValue(decision)
 	f["rule"] = constValue(rule)
 	f["reason"] = constValue(d.reason)
@@ -268,6 +272,13 @@ func (d *decision) metadata(p *metaParts) *structpb.Struct {
 	f["spiffe_id"] = p.stringValue(&p.spiffeID, &p.spiffeIDS, d.spiffeID)
 	if d.audit != "" {
 		f["audit_decision"] = constValue(d.audit)
+	}
+	for _, m := range d.meta {
+		// Never over a fixed member, even one added after the policy's
+		// reserved list was written.
+		if _, fixed := f[m.name]; !fixed {
+			f[m.name] = m.value
+		}
 	}
 	p.st.Fields = f
 	return &p.st

@@ -231,6 +231,7 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 			}
 		}
 	}
+	s.ruleMetadata(ctx, rule, vars, d, tr)
 	if rule.InternalToken != nil {
 		s.internalToken(ctx, rule, d, tr)
 	}

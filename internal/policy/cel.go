@@ -56,6 +56,8 @@ func newEnv() (*cel.Env, error) {
 		cel.Variable("dpop_jkt", cel.StringType),
 		cel.Variable("peer", cel.MapType(cel.StringType, cel.DynType)),
 		cel.Variable("request", cel.MapType(cel.StringType, cel.DynType)),
+		cel.Variable("form", cel.MapType(cel.StringType, cel.StringType)),
+		cel.Variable("grant", cel.MapType(cel.StringType, cel.DynType)),
 		cel.OptionalTypes(),
 		ext.Strings(),
 		spiffeFunctions(),
@@ -69,6 +71,8 @@ type Expr struct {
 	// guarded expressions may loop over input, so they run under a
 	// deadline.
 	guarded bool
+	// reads are the variables the expression reads.
+	reads []string
 }
 
 // HeaderExpr is a compiled header rule: the upstream header Name and the
@@ -117,12 +121,13 @@ func compileExpr(env *cel.Env, src string, wantBool bool) (*Expr, bool, string) 
 		return nil, false, err.Error()
 	}
 	uses := false
-	for _, name := range referencedNames(ast) {
+	names := referencedNames(ast)
+	for _, name := range names {
 		if name == "request" {
 			uses = true
 		}
 	}
-	return &Expr{Source: src, prg: prg, guarded: est.Max > cheapCost}, uses, ""
+	return &Expr{Source: src, prg: prg, guarded: est.Max > cheapCost, reads: names}, uses, ""
 }
 
 func costString(c uint64) string {
@@ -162,8 +167,15 @@ type Vars struct {
 	// Peer yields the caller's mTLS identity as Envoy reports it, read
 	// only when an expression asks; nil for a connection without one.
 	Peer func() map[string]any
+	// Form is the parsed form body of a token-endpoint request; CEL's
+	// `form` is built from it, without secrets, only when read (form.go).
+	Form map[string]string
+	// Grant is the verified RFC 7523 authorization grant (grant.go); nil
+	// when the request carries none.
+	Grant map[string]any
 
 	request map[string]any
+	form    map[string]string
 }
 
 var _ interpreter.Activation = (*Vars)(nil)
@@ -201,6 +213,16 @@ func (v *Vars) ResolveName(name string) (any, bool) {
 			v.request = v.Request.celValue()
 		}
 		return v.request, true
+	case "form":
+		if v.form == nil {
+			v.form = FormVar(v.Form)
+		}
+		return v.form, true
+	case "grant":
+		if v.Grant == nil {
+			return map[string]any{}, true
+		}
+		return v.Grant, true
 	case "peer":
 		if v.Peer == nil {
 			return noPeer, true

@@ -66,7 +66,6 @@ func compile(files []*file, plane *keys.Plane, ip *introspect.Plane, errs *[]Fie
 		el := &errorList{file: f.name, src: f.src, errs: errs}
 		dir := filepath.Dir(f.name)
 		for i, is := range f.pf.GetIssuers() {
-			refuseUnbuiltIssuer(el, fmt.Sprintf("issuers[%d]", i), is)
 			c.issuer(el, dir, fmt.Sprintf("issuers[%d]", i), is)
 		}
 	}
@@ -74,7 +73,6 @@ func compile(files []*file, plane *keys.Plane, ip *introspect.Plane, errs *[]Fie
 	for _, f := range files {
 		el := &errorList{file: f.name, src: f.src, errs: errs}
 		for i, r := range f.pf.GetRules() {
-			refuseUnbuiltRule(el, fmt.Sprintf("rules[%d]", i), r)
 			c.rule(el, fmt.Sprintf("rules[%d]", i), r)
 		}
 		if a := f.pf.GetDefaultAction(); a != "" {
@@ -144,7 +142,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 	if ca := pr.GetClientAssertion(); ca != nil {
 		r.ClientAssertion = &ClientAssertion{MaxLifetime: defaultMaxLifetime}
 		r.ClientAssertion.Credential = c.credential(el, path+".client_assertion", ca.GetIssuers(), ca.GetAudiences())
-		needKeySources(el, path+".client_assertion.issuers", &r.ClientAssertion.Credential)
+		needKeySources(el, path+".client_assertion.issuers", &r.ClientAssertion.Credential, "client assertions")
 		r.ClientAssertion.MaxLifetime = positive(el, path+".client_assertion.max_lifetime", ca.GetMaxLifetime(), defaultMaxLifetime)
 		if ca.ReplayProtection != nil {
 			v := ca.GetReplayProtection()
@@ -229,6 +227,7 @@ func (c *compiler) rule(el *errorList, path string, pr *policyv1.Rule) {
 		el.add(path+".mode", "must be \"enforce\" or \"audit\", got %q", pr.GetMode())
 	}
 	c.protectedResource(el, path, pr, r)
+	c.tokenEndpointRule(el, path, pr, r)
 	c.snap.ruleByName[name] = r
 	c.snap.Rules = append(c.snap.Rules, r)
 }

@@ -164,12 +164,13 @@ func introspectionIssuer(el *errorList, path string, cr *Credential) {
 	}
 }
 
-// needKeySources refuses a client assertion rule naming an issuer with no
-// key source: assertions are always verified locally, never introspected.
-func needKeySources(el *errorList, path string, cr *Credential) {
+// needKeySources refuses a client assertion or grant naming an issuer with
+// no key source (what, for the message): they are always verified locally,
+// never introspected.
+func needKeySources(el *errorList, path string, cr *Credential, what string) {
 	for _, is := range cr.Issuers {
 		if is.noKeys {
-			el.add(path, "issuer %q has no key source; client assertions are verified with the issuer's keys, never introspected", is.Name)
+			el.add(path, "issuer %q has no key source; %s are verified with the issuer's keys, never introspected", is.Name, what)
 		}
 	}
 }

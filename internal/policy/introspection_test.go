@@ -106,6 +106,9 @@ func TestIntrospectionErrors(t *testing.T) {
 		{"client assertion from an issuer without keys", issuerYAML(t, "as", "") +
 			"rules:\n  - name: r\n    client_assertion: {issuers: [as], audiences: [api]}\n",
 			`rules[0].client_assertion.issuers: issuer "as" has no key source`},
+		{"authorization grant from an issuer without keys", issuerYAML(t, "as", "") +
+			"rules:\n  - name: r\n    authorization_grant: {issuers: [as], audiences: [api]}\n",
+			`rules[0].authorization_grant.issuers: issuer "as" has no key source; authorization grants are verified`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			errs := loadErrors(t, "version: v1\nissuers:\n"+tc.policy)

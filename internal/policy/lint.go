@@ -61,6 +61,11 @@ func lint(files []*file, snap *Snapshot) []FieldError {
 				named[is.Name] = true
 			}
 		}
+		if r.AuthorizationGrant != nil {
+			for _, is := range r.AuthorizationGrant.Issuers {
+				named[is.Name] = true
+			}
+		}
 	}
 	type placedRule struct {
 		r    *Rule
@@ -84,7 +89,7 @@ func lint(files []*file, snap *Snapshot) []FieldError {
 			r := snap.Rules[k]
 			path := fmt.Sprintf("rules[%d]", i)
 			rules = append(rules, placedRule{r, el, path})
-			public := r.ClientAssertion == nil && r.Bearer == nil
+			public := r.ClientAssertion == nil && r.Bearer == nil && r.AuthorizationGrant == nil
 			for j, src := range pr.GetRequire() {
 				lintRequire(env, el, fmt.Sprintf("%s.require[%d]", path, j), src, r.Require[j], public)
 			}
@@ -122,7 +127,7 @@ func lint(files []*file, snap *Snapshot) []FieldError {
 			break
 		}
 		r := pj.r
-		if shadowed || !snap.DefaultAllow || r.ClientAssertion != nil || r.Bearer != nil || len(r.Require) > 0 || len(r.Headers) > 0 {
+		if shadowed || !snap.DefaultAllow || r.ClientAssertion != nil || r.Bearer != nil || r.AuthorizationGrant != nil || len(r.Require) > 0 || len(r.Headers) > 0 {
 			continue
 		}
 		alone := true

@@ -89,6 +89,11 @@ type Rule struct {
 	Headers         []*HeaderExpr
 	// InternalToken, when set, is minted on every allow (internaltoken.go).
 	InternalToken *InternalToken
+	// AuthorizationGrant, when set, verifies an RFC 7523 §2.1 JWT bearer
+	// grant (grant.go); its sub is the user, never the client.
+	AuthorizationGrant *ClientAssertion
+	// Metadata are extra dynamic_metadata members of an allow.
+	Metadata []*MetadataExpr
 	// Audit rules evaluate everything but always allow.
 	Audit bool
 	// Resource is the rule's RFC 9728 metadata, nil when it has none.
