@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/offline"
 )
 
 // checkUsage is `extauthz check --help`: the forms of a request, each
@@ -196,7 +197,7 @@ func checkCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			fmt.Fprintln(stderr, "extauthz check:", err)
 			return 3
 		}
-		srv, err := newEvalServer(ctx, evalConfig{Policies: policies, Fetch: true, Now: now, Check: check.Config{Tokens: minter}})
+		srv, err := offline.New(ctx, offline.Config{Policies: policies, Fetch: true, Now: now, Check: check.Config{Tokens: minter}})
 		if err != nil {
 			fmt.Fprintln(stderr, "extauthz check:", err)
 			return 3

@@ -21,6 +21,8 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jws"
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/encoding/protojson"
+
+	"github.com/extauthz/extauthz/internal/offline"
 )
 
 // checkPolicy is the policy the check tests ask: a token endpoint taking
@@ -181,7 +183,7 @@ func TestCheckBearerFromFlags(t *testing.T) {
 func TestCheckRemote(t *testing.T) {
 	f := newCheckFixture(t)
 	ctx := context.Background()
-	srv, err := newEvalServer(ctx, evalConfig{Policies: []string{f.policy}})
+	srv, err := offline.New(ctx, offline.Config{Policies: []string{f.policy}})
 	if err != nil {
 		t.Fatal(err)
 	}

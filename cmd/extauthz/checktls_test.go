@@ -11,6 +11,8 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc"
+
+	"github.com/extauthz/extauthz/internal/offline"
 )
 
 // startCheckServer serves the Check service of policy on 127.0.0.1:0
@@ -21,7 +23,7 @@ func startCheckServer(t *testing.T, policy string, c grpcTLS) string {
 	if err := c.check(); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := newEvalServer(t.Context(), evalConfig{Policies: []string{policy}})
+	srv, err := offline.New(t.Context(), offline.Config{Policies: []string{policy}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,11 +79,6 @@ func serveTokens(ctx context.Context, m *txtoken.Minter, refresh time.Duration, 
 	mux.Handle("GET "+txtoken.DiscoveryPath, m.Keys.DiscoveryHandler(m.Issuer))
 }
 
-// previewMinter builds internal tokens' claims without signing them: the
-// offline evaluations (extauthz test, check without --token-keys) show
-// what would be minted and set the header to a placeholder.
-var previewMinter = &txtoken.Minter{}
-
 // offlineFlags are check's: sign with these keys, to see a real token.
 func (c *tokenConfig) offlineFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.issuer, "token-issuer", "", "with --policy, the iss of minted internal tokens")

@@ -1,4 +1,4 @@
-package main
+package offline
 
 import (
 	"context"
@@ -14,17 +14,16 @@ import (
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
+	"github.com/extauthz/extauthz/internal/txtoken"
 )
 
-// evalConfig says how to build an in-process Check server for a policy:
-// the one offline evaluation path of `extauthz test` and
-// `extauthz check --policy`.
+// Config says how to build an in-process Check server for a policy.
 //
-//	srv, err := newEvalServer(ctx, evalConfig{Policies: paths, Fetch: true})
+//	srv, err := offline.New(ctx, offline.Config{Policies: paths, Fetch: true})
 //	if err != nil { ... }
 //	defer srv.Close()
 //	resp, steps := srv.Explain(ctx, req)
-type evalConfig struct {
+type Config struct {
 	// Policies are policy files or directories, loaded as serve --policy
 	// loads them.
 	Policies []string
@@ -33,7 +32,7 @@ type evalConfig struct {
 	// token and proof check. nil is the real clock.
 	Now func() time.Time
 	// Fetch lets remote key sources (jwks_uri, discovery, spiffe) be
-	// fetched, as serve does, and newEvalServer waits for them (see
+	// fetched, as serve does, and New waits for them (see
 	// PrefetchWait). Without it nothing is fetched, and tokens of such
 	// issuers get 503 keys_unavailable unless IssuerKeys stands in.
 	Fetch bool
@@ -45,7 +44,7 @@ type evalConfig struct {
 	// missing key file is still an error) but never asked, nor fetched.
 	// Name and Issuer of each spec are filled in from the policy. A name
 	// the policy does not have, or a spec that does not load, is an
-	// *issuerKeysError.
+	// *IssuerKeysError.
 	IssuerKeys map[string]keys.Spec
 	// Keys tunes the key plane, as serve's flags do; Clock and Offline
 	// are set from Now and Fetch.
@@ -56,8 +55,8 @@ type evalConfig struct {
 	Check check.Config
 }
 
-// evalServer is an in-process Check server with the policy it serves.
-type evalServer struct {
+// Server is an in-process Check server with the policy it serves.
+type Server struct {
 	*check.Server
 	// Snapshot is the policy loaded, as the server serves it.
 	Snapshot *policy.Snapshot
@@ -67,8 +66,8 @@ type evalServer struct {
 	plane  *keys.Plane
 }
 
-// newEvalServer loads cfg.Policies and returns a server for them. Close it.
-func newEvalServer(ctx context.Context, cfg evalConfig) (*evalServer, error) {
+// New loads cfg.Policies and returns a server for them. Close it.
+func New(ctx context.Context, cfg Config) (*Server, error) {
 	now := cfg.Now
 	if now == nil {
 		now = time.Now
@@ -110,7 +109,7 @@ func newEvalServer(ctx context.Context, cfg evalConfig) (*evalServer, error) {
 		cc.Replay = replay.NewMemory(replay.MemoryConfig{Clock: now})
 	}
 	if cc.Tokens == nil {
-		cc.Tokens = previewMinter
+		cc.Tokens = &txtoken.Minter{}
 	}
 	if cc.Nonces == nil {
 		if cc.Nonces, err = dpop.NewNonces(nil, 0, now); err != nil {
@@ -118,23 +117,23 @@ func newEvalServer(ctx context.Context, cfg evalConfig) (*evalServer, error) {
 			return nil, err
 		}
 	}
-	return &evalServer{Server: check.New(cc), Snapshot: snap, Nonces: cc.Nonces, plane: plane}, nil
+	return &Server{Server: check.New(cc), Snapshot: snap, Nonces: cc.Nonces, plane: plane}, nil
 }
 
 // Close stops the key plane's refreshes and fetches.
-func (s *evalServer) Close() error { return s.plane.Close() }
+func (s *Server) Close() error { return s.plane.Close() }
 
-// issuerKeysError is why evalConfig.IssuerKeys[Issuer] cannot stand in.
-type issuerKeysError struct {
+// IssuerKeysError is why Config.IssuerKeys[Issuer] cannot stand in.
+type IssuerKeysError struct {
 	Issuer string
 	Err    error
 }
 
-func (e *issuerKeysError) Error() string {
+func (e *IssuerKeysError) Error() string {
 	return fmt.Sprintf("issuer keys of %q: %v", e.Issuer, e.Err)
 }
 
-func (e *issuerKeysError) Unwrap() error { return e.Err }
+func (e *IssuerKeysError) Unwrap() error { return e.Err }
 
 // overrideKeys gives the issuers named in specs the key sources they
 // describe. It changes snap, which is why it runs before the snapshot is
@@ -143,13 +142,13 @@ func overrideKeys(plane *keys.Plane, snap *policy.Snapshot, specs map[string]key
 	for _, name := range slices.Sorted(maps.Keys(specs)) {
 		is := snap.Issuers[name]
 		if is == nil {
-			return &issuerKeysError{name, fmt.Errorf("no issuer named %q in the policy (it has %s)", name, strings.Join(slices.Sorted(maps.Keys(snap.Issuers)), ", "))}
+			return &IssuerKeysError{name, fmt.Errorf("no issuer named %q in the policy (it has %s)", name, strings.Join(slices.Sorted(maps.Keys(snap.Issuers)), ", "))}
 		}
 		spec := specs[name]
 		spec.Name, spec.Issuer = name, is.Iss
 		src, err := plane.Source(spec)
 		if err != nil {
-			return &issuerKeysError{name, err}
+			return &IssuerKeysError{name, err}
 		}
 		is.Keys = src
 	}

@@ -1,8 +1,4 @@
-package main
-
-// The results of `extauthz test`: the coverage of each policy tested, and
-// the text, JSON and JUnit XML reports (docs/policy.md, "Testing
-// policies").
+package suite
 
 import (
 	"encoding/json"

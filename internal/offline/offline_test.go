@@ -1,7 +1,8 @@
-package main
+package offline_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -13,15 +14,20 @@ import (
 	"time"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"github.com/lestrrat-go/jwx/v3/jwk"
 
+	"github.com/extauthz/extauthz/internal/envoytest"
+	"github.com/extauthz/extauthz/internal/jws"
 	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/offline"
 )
 
 // evalFixture is a policy with two jwks_uri issuers of EdDSA tokens: one
 // at an address nothing answers, one at jwksURL.
 func evalFixture(t *testing.T, jwksURL string) string {
 	t.Helper()
-	return writeFile(t, t.TempDir(), "policy.yaml", `
+	policy := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(policy, []byte(`
 version: v1
 issuers:
   - name: unreachable
@@ -36,26 +42,41 @@ rules:
   - name: api
     match: {hosts: [api.example.com]}
     bearer: {issuers: [unreachable, fetched], audiences: [api.example.com]}
-`)
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return policy
 }
 
+// examplesDir holds the example keys the tests sign and verify with.
+const examplesDir = "../../examples/policies"
+
 // evalRequest is a GET with a bearer token of iss signed by the example
-// login key, valid from an hour before at to an hour after.
+// login key (EdDSA), valid from an hour before at to an hour after.
 func evalRequest(t *testing.T, iss string, at time.Time) *authv3.CheckRequest {
 	t.Helper()
-	b := testBuild(t)
-	b.now = at
-	req, err := b.request(testCase{
-		Request: testRequest{Host: "api.example.com", Path: "/"},
-		Token:   &testToken{As: "bearer", Key: "login", Claims: map[string]any{"iss": iss, "aud": "api.example.com", "iat": "-1h", "exp": "+1h"}},
-	})
+	data, err := os.ReadFile(filepath.Join(examplesDir, "keys/login.private.jwk.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return req
+	k, err := jwk.ParseKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var priv any
+	if err := jwk.Export(k, &priv); err != nil {
+		t.Fatal(err)
+	}
+	kid, _ := k.KeyID()
+	claims, _ := json.Marshal(map[string]any{"iss": iss, "sub": "alice", "aud": "api.example.com", "iat": at.Add(-time.Hour).Unix(), "exp": at.Add(time.Hour).Unix()})
+	tok, err := jws.Compact("EdDSA", priv, map[string]any{"alg": "EdDSA", "kid": kid, "typ": "JWT"}, claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return envoytest.Request{Method: "GET", Host: "api.example.com", Path: "/", Headers: [][2]string{{"authorization", "Bearer " + tok}}}.Proto()
 }
 
-func evalDecide(t *testing.T, srv *evalServer, req *authv3.CheckRequest) (decision, reason string) {
+func evalDecide(t *testing.T, srv *offline.Server, req *authv3.CheckRequest) (decision, reason string) {
 	t.Helper()
 	resp, _ := srv.Explain(context.Background(), req)
 	md := resp.GetDynamicMetadata().GetFields()
@@ -65,7 +86,7 @@ func evalDecide(t *testing.T, srv *evalServer, req *authv3.CheckRequest) (decisi
 // loginKey stands in for an issuer: the example login key's JWK Set.
 func loginKey(t *testing.T) keys.Spec {
 	t.Helper()
-	jwks, err := os.ReadFile(filepath.Join(examplesDir(t), "keys/login.jwks.json"))
+	jwks, err := os.ReadFile(filepath.Join(examplesDir, "keys/login.jwks.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -75,7 +96,7 @@ func loginKey(t *testing.T) keys.Spec {
 func TestEvalServerClock(t *testing.T) {
 	policy := evalFixture(t, "https://keys.fetched.invalid/jwks.json")
 	pinned := time.Date(2020, 3, 4, 5, 6, 7, 0, time.UTC)
-	srv, err := newEvalServer(context.Background(), evalConfig{
+	srv, err := offline.New(context.Background(), offline.Config{
 		Policies:   []string{policy},
 		Now:        func() time.Time { return pinned },
 		IssuerKeys: map[string]keys.Spec{"unreachable": loginKey(t)},
@@ -92,7 +113,7 @@ func TestEvalServerClock(t *testing.T) {
 	if d, r := evalDecide(t, srv, req); d != "allow" {
 		t.Errorf("on the injected clock: %s (%s), want allow", d, r)
 	}
-	onReal, err := newEvalServer(context.Background(), evalConfig{
+	onReal, err := offline.New(context.Background(), offline.Config{
 		Policies:   []string{policy},
 		IssuerKeys: map[string]keys.Spec{"unreachable": loginKey(t)},
 	})
@@ -111,7 +132,7 @@ func TestEvalServerIssuerKeys(t *testing.T) {
 	clock := func() time.Time { return now }
 	req := evalRequest(t, "https://unreachable.example", now)
 
-	plain, err := newEvalServer(context.Background(), evalConfig{Policies: []string{policy}, Now: clock})
+	plain, err := offline.New(context.Background(), offline.Config{Policies: []string{policy}, Now: clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +141,7 @@ func TestEvalServerIssuerKeys(t *testing.T) {
 		t.Errorf("without issuer keys: %s (%s), want deny (keys_unavailable)", d, r)
 	}
 
-	srv, err := newEvalServer(context.Background(), evalConfig{
+	srv, err := offline.New(context.Background(), offline.Config{
 		Policies:   []string{policy},
 		Now:        clock,
 		IssuerKeys: map[string]keys.Spec{"unreachable": loginKey(t)},
@@ -137,16 +158,16 @@ func TestEvalServerIssuerKeys(t *testing.T) {
 		t.Errorf("another issuer: %s (%s), want keys_unavailable", d, r)
 	}
 
-	_, err = newEvalServer(context.Background(), evalConfig{
+	_, err = offline.New(context.Background(), offline.Config{
 		Policies:   []string{policy},
 		IssuerKeys: map[string]keys.Spec{"nope": loginKey(t)},
 	})
-	var ike *issuerKeysError
+	var ike *offline.IssuerKeysError
 	if !errors.As(err, &ike) || ike.Issuer != "nope" || !strings.Contains(err.Error(), `no issuer named "nope" in the policy (it has fetched, unreachable)`) {
 		t.Errorf("an unknown issuer: error %v", err)
 	}
 	// The stand-in keys are checked as the policy's own would be.
-	_, err = newEvalServer(context.Background(), evalConfig{
+	_, err = offline.New(context.Background(), offline.Config{
 		Policies:   []string{policy},
 		IssuerKeys: map[string]keys.Spec{"unreachable": {JWKS: []byte(`{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}`)}},
 	})
@@ -170,7 +191,7 @@ func TestEvalServerFetch(t *testing.T) {
 	now := time.Now()
 	req := evalRequest(t, "https://fetched.example", now)
 
-	srv, err := newEvalServer(context.Background(), evalConfig{Policies: []string{policy}, Fetch: true, PrefetchWait: 5 * time.Second})
+	srv, err := offline.New(context.Background(), offline.Config{Policies: []string{policy}, Fetch: true, PrefetchWait: 5 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,7 +204,7 @@ func TestEvalServerFetch(t *testing.T) {
 	}
 
 	hits.Store(0)
-	replaced, err := newEvalServer(context.Background(), evalConfig{
+	replaced, err := offline.New(context.Background(), offline.Config{
 		Policies:     []string{policy},
 		Fetch:        true,
 		PrefetchWait: 5 * time.Second,
