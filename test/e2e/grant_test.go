@@ -3,8 +3,6 @@ package e2e_test
 import (
 	"crypto/rand"
 	"crypto/rsa"
-	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
+	"github.com/extauthz/extauthz/internal/jwkstest"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/test/jose"
 )
@@ -66,20 +65,10 @@ func TestJWTBearerGrant(t *testing.T) {
 		t.Fatal(err)
 	}
 	login := jose.P256(t)
-	jwks := map[string][]byte{
+	keySrv := jwkstest.New(t, map[string][]byte{
 		"/partner/jwks": jose.JWKS(jose.PublicJWK("partner-key-1", "PS256", &partner.PublicKey)),
 		"/login/jwks":   jose.JWKS(jose.PublicJWK("login-key-1", "ES256", login.Public())),
-	}
-	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		doc, ok := jwks[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		w.Header().Set("Content-Type", "application/jwk-set+json")
-		w.Write(doc)
-	}))
-	t.Cleanup(keySrv.Close)
+	})
 	srv := startServer(t, writeFile(t, "policy.yaml", strings.ReplaceAll(grantPolicy, "{{JWKS}}", keySrv.URL)))
 
 	now := time.Now().Unix()

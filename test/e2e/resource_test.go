@@ -3,7 +3,6 @@ package e2e_test
 import (
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
+	"github.com/extauthz/extauthz/internal/jwkstest"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -53,10 +53,7 @@ const mcpDocument = `{"resource":"https://mcp.example.com/mcp","authorization_se
 func TestProtectedResourceThroughBinary(t *testing.T) {
 	t.Parallel()
 	login := jose.P256(t)
-	keySrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Write(jose.JWKS(jose.PublicJWK("login-1", "ES256", login.Public())))
-	}))
-	t.Cleanup(keySrv.Close)
+	keySrv := jwkstest.New(t, map[string][]byte{"/jwks": jose.JWKS(jose.PublicJWK("login-1", "ES256", login.Public()))})
 	srv := startServer(t, writeFile(t, "policy.yaml", strings.ReplaceAll(mcpPolicy, "{{JWKS}}", keySrv.URL)))
 
 	t.Run("HTTP port", func(t *testing.T) {
