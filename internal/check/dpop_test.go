@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/test/jose"
 )
@@ -109,7 +110,7 @@ const (
 )
 
 // dpopManaged is every header dpopPolicy manages, in every spelling.
-var dpopManaged = spellings("x-client-id", "x-dpop-jkt", "x-spiffe-id")
+var dpopManaged = policy.AllSpellings("x-client-id", "x-dpop-jkt", "x-spiffe-id")
 
 // dpopAllowed is an allow of dpopPolicy's rule that sets exactly set.
 func dpopAllowed(rule string, set map[string]string) want {

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -67,7 +68,7 @@ rules:
 default_action: deny
 `
 
-var grantManaged = spellings("x-assertion", "x-client-id", "x-client-secret", "x-form-size", "x-grant-issuer", "x-grant-type", "x-password", "x-scope", "x-tenant", "x-user-id")
+var grantManaged = policy.AllSpellings("x-assertion", "x-client-id", "x-client-secret", "x-form-size", "x-grant-issuer", "x-grant-type", "x-password", "x-scope", "x-tenant", "x-user-id")
 
 const grantTypeURN = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 

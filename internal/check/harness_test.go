@@ -16,7 +16,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -165,18 +164,7 @@ default_action: deny
 `
 
 // managed is every header basePolicy manages, in every -/_ spelling.
-var managed = spellings("x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id")
-
-// spellings lists every -/_ spelling of each name, as the policy strips
-// them, sorted.
-func spellings(names ...string) []string {
-	var out []string
-	for _, n := range names {
-		out = append(out, policy.HeaderSpellings(n)...)
-	}
-	slices.Sort(out)
-	return out
-}
+var managed = policy.AllSpellings("x-client-id", "x-internal-user", "x-is-agent", "x-spiffe-id")
 
 // harness is one running Check server.
 type harness struct {

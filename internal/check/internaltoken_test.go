@@ -21,6 +21,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/txtoken"
 	"github.com/extauthz/extauthz/test/jose"
 )
@@ -78,7 +79,7 @@ rules:
 `
 
 // tokenManaged is every header tokenPolicy manages, in every spelling.
-var tokenManaged = spellings("x-client-id", "x-extauthz-token", "x-upstream-token")
+var tokenManaged = policy.AllSpellings("x-client-id", "x-extauthz-token", "x-upstream-token")
 
 // mintEnv is a harness serving tokenPolicy with a real keyring and its
 // JWKS on loopback.

@@ -23,6 +23,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -214,7 +215,7 @@ func writeTemp(t *testing.T, name, content string) string {
 	return p
 }
 
-var opaqueManaged = spellings("x-client-id", "x-dpop-jkt", "x-issuer", "x-user")
+var opaqueManaged = policy.AllSpellings("x-client-id", "x-dpop-jkt", "x-issuer", "x-user")
 
 func opaqueAllowed(user string) want {
 	return want{

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/policy"
 )
 
 const peerPolicy = `version: v1
@@ -39,7 +41,7 @@ func TestPeerInCEL(t *testing.T) {
 	cert := testCert(t, meshWorkload)
 	set := map[string]string{"x-peer": meshWorkload, "x-peer-cert": x5t(cert)}
 	var remove []string
-	for _, n := range spellings("x-peer", "x-peer-cert") {
+	for _, n := range policy.AllSpellings("x-peer", "x-peer-cert") {
 		if _, ok := set[n]; !ok {
 			remove = append(remove, n)
 		}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/extauthz/extauthz/internal/check"
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -84,7 +85,7 @@ const (
 )
 
 // prmManaged is every header prmPolicy manages.
-var prmManaged = spellings("x-client-id")
+var prmManaged = policy.AllSpellings("x-client-id")
 
 func mcpReq(kv ...string) httpReq {
 	return httpReq{method: "POST", host: "mcp.example.com", path: "/mcp"}.with(kv...)
@@ -213,7 +214,7 @@ func TestStepUp(t *testing.T) {
 	adminDeny := func(reason, desc string) want {
 		return stepUp("admin", reason, `Bearer realm="extauthz", error="insufficient_user_authentication", `+desc+`, `+params+`, `+adminMetadata)
 	}
-	ok := want{code: codes.OK, headers: map[string]string{"x-client-id": "reporting-app"}, remove: spellings("x-client-id")[1:], rule: "admin", reason: "allowed"}.by("login", "reporting-app", "")
+	ok := want{code: codes.OK, headers: map[string]string{"x-client-id": "reporting-app"}, remove: policy.AllSpellings("x-client-id")[1:], rule: "admin", reason: "allowed"}.by("login", "reporting-app", "")
 	pub := &clientKey().PublicKey
 	bound := func(c claims) string { return signLogin(t, c.set("cnf", map[string]any{"jkt": jose.Thumbprint(pub)})) }
 	dpopStepUp := func(c claims) httpReq {

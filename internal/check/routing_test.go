@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/policy"
 )
 
 // TestRuleSelection: Envoy's per-route context_extensions name the rule;
@@ -200,7 +202,7 @@ default_action: allow
 // sends can pass for one the policy sets.
 func TestDefaultAllow(t *testing.T) {
 	h := newHarness(t, allowPolicy)
-	all := spellings("x-client-id", "x-forwarded-client-cert", "x-route", "x-scopes", "x-user")
+	all := policy.AllSpellings("x-client-id", "x-forwarded-client-cert", "x-route", "x-scopes", "x-user")
 	except := func(names ...string) []string {
 		var out []string
 	next:

@@ -48,7 +48,7 @@ func TestTemplatedIssuer(t *testing.T) {
 	h := newHarness(t, tenantPolicy)
 	tenantAllowed := want{
 		code: codes.OK, headers: map[string]string{"x-tenant": "contoso"},
-		remove: spellings("x-tenant")[1:], rule: "reports-api", reason: "allowed",
+		remove: policy.AllSpellings("x-tenant")[1:], rule: "reports-api", reason: "allowed",
 	}.by("tenant", "reporting-app", "")
 	get := func(t *testing.T, c claims) httpReq {
 		return reportsReq("GET", "authorization", "Bearer "+signLogin(t, c))

@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // The headers a policy manages: the names rules set or strip_headers lists,
 // every spelling of them, and the names no policy may touch.
@@ -18,6 +21,17 @@ func (c *compiler) manage(el *errorList, path, name string) {
 	for _, v := range HeaderSpellings(name) {
 		c.managed[v] = true
 	}
+}
+
+// AllSpellings is HeaderSpellings of every name, sorted: what an allow
+// removes for a policy managing exactly these headers.
+func AllSpellings(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		out = append(out, HeaderSpellings(n)...)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // HeaderSpellings lists name with each of its k separators written as - or

@@ -197,18 +197,7 @@ default_action: deny
 // managed is every header policyYAML manages, in every -/_ spelling: an
 // upstream that maps headers to CGI-style names reads x-client_id as
 // x-client-id.
-var managed = spellings("x-client-id", "x-dpop-jkt", "x-internal-user", "x-is-agent", "x-spiffe-id", "x-user")
-
-// spellings lists every -/_ spelling of each name, as the policy strips
-// them, sorted.
-func spellings(names ...string) []string {
-	var out []string
-	for _, n := range names {
-		out = append(out, policy.HeaderSpellings(n)...)
-	}
-	sort.Strings(out)
-	return out
-}
+var managed = policy.AllSpellings("x-client-id", "x-dpop-jkt", "x-internal-user", "x-is-agent", "x-spiffe-id", "x-user")
 
 // testKeys are generated once per test binary: RSA keys are slow to make
 // under the race detector.

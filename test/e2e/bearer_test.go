@@ -10,6 +10,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/test/jose"
 )
 
@@ -143,7 +144,7 @@ func TestBearerThroughBinary(t *testing.T) {
 			if tc.deny == nil {
 				clientID, spiffeID := tc.allow["x-client-id"], tc.allow["x-spiffe-id"]
 				var remove []string
-				for _, name := range spellings("x-client-id", "x-spiffe-id") {
+				for _, name := range policy.AllSpellings("x-client-id", "x-spiffe-id") {
 					if _, set := tc.allow[name]; !set {
 						remove = append(remove, name)
 					}

@@ -24,6 +24,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/redistest"
 	"github.com/extauthz/extauthz/test/jose"
 )
@@ -173,7 +174,7 @@ var dpopManaged = []string{"x-client-id", "x-dpop-jkt"}
 
 func removedBesides(set map[string]string) []string {
 	var out []string
-	for _, name := range spellings(dpopManaged...) {
+	for _, name := range policy.AllSpellings(dpopManaged...) {
 		if _, ok := set[name]; !ok {
 			out = append(out, name)
 		}

@@ -213,22 +213,11 @@ func logOnFailure(t *testing.T, resp *authv3.CheckResponse) {
 // the policy's managed headers.
 func removedExcept(set ...string) []string {
 	var out []string
-	for _, name := range spellings("x-client-id", "x-is-agent", "x-spiffe-id") {
+	for _, name := range policy.AllSpellings("x-client-id", "x-is-agent", "x-spiffe-id") {
 		if !slices.Contains(set, name) {
 			out = append(out, name)
 		}
 	}
-	return out
-}
-
-// spellings lists every -/_ spelling of each name, as the policy strips
-// them, sorted.
-func spellings(names ...string) []string {
-	var out []string
-	for _, n := range names {
-		out = append(out, policy.HeaderSpellings(n)...)
-	}
-	sort.Strings(out)
 	return out
 }
 

@@ -11,6 +11,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+
+	"github.com/extauthz/extauthz/internal/policy"
 )
 
 // introspectionPolicy is an API whose opaque tokens are introspected at a
@@ -60,8 +62,8 @@ func TestIntrospectionThroughBinary(t *testing.T) {
 	}))
 	t.Cleanup(as.Close)
 	secret := writeFile(t, "secret", "s3cret\n")
-	policy := strings.NewReplacer("{{ENDPOINT}}", as.URL, "{{SECRET}}", secret).Replace(introspectionPolicy)
-	srv := startServer(t, writeFile(t, "policy.yaml", policy))
+	body := strings.NewReplacer("{{ENDPOINT}}", as.URL, "{{SECRET}}", secret).Replace(introspectionPolicy)
+	srv := startServer(t, writeFile(t, "policy.yaml", body))
 
 	req := func(tok string) *authv3.CheckRequest {
 		return &authv3.CheckRequest{Attributes: &authv3.AttributeContext{
@@ -73,7 +75,7 @@ func TestIntrospectionThroughBinary(t *testing.T) {
 	}
 	meta := map[string]string{"decision": "allow", "rule": "reports-api", "reason": "allowed", "issuer": "as", "client_id": "reporting-app", "spiffe_id": ""}
 	var removed []string
-	for _, s := range spellings("x-client-id") {
+	for _, s := range policy.AllSpellings("x-client-id") {
 		if s != "x-client-id" {
 			removed = append(removed, s)
 		}

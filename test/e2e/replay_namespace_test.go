@@ -22,6 +22,7 @@ import (
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
 
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/redistest"
 )
 
@@ -214,7 +215,7 @@ func ruleMeta(rule, decision, reason, issuer string) map[string]string {
 // removed, the metadata exact.
 func assertAllowedAssertion(t *testing.T, resp *authv3.CheckResponse, rule, issuer string) {
 	t.Helper()
-	removed := slices.DeleteFunc(spellings("x-client-id"), func(s string) bool { return s == "x-client-id" })
+	removed := slices.DeleteFunc(policy.AllSpellings("x-client-id"), func(s string) bool { return s == "x-client-id" })
 	assertAllowed(t, resp, map[string]string{"x-client-id": partnerID}, removed, ruleMeta(rule, "allow", "allowed", issuer))
 }
 
