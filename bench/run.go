@@ -28,7 +28,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/bench/mint"
 )
 
 // Config is one run of the bench.

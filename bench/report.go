@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/bench/mint"
 )
 
 type timing struct {
@@ -530,10 +530,10 @@ func (r *report) write() error {
 	w("- Closed loop: %d workers keep one request each in flight for a fixed time. Each scenario gets %s of warm-up before its first round; the rounds then visit every scenario and server in turn, %d times, and the tables show medians.\n", cfg.Concurrency, cfg.Warmup, cfg.Rounds)
 	w("- Client assertions are single use (replay protection is on): %d are signed for each replay store, ES256, each with its own `jti`.\n", cfg.Assertions)
 	if cfg.wants(keyDPoP) {
-		w("- DPoP: %d ES256 access tokens bound by `cnf.jkt` to one of %d ES256 client keys, each with its own ES256 proof (own `jti`, `htm` and `htu` of the request, `iat` at signing, `ath` of its token), all signed before the servers start and each sent once, to a rule with `dpop: {mode: required, max_age: 1h}` loaded from `internal/bench/dpop-policy.yaml` beside `bench/extauthz/policy.yaml`.\n", cfg.DPoPProofs, DPoPClients)
+		w("- DPoP: %d ES256 access tokens bound by `cnf.jkt` to one of %d ES256 client keys, each with its own ES256 proof (own `jti`, `htm` and `htu` of the request, `iat` at signing, `ath` of its token), all signed before the servers start and each sent once, to a rule with `dpop: {mode: required, max_age: 1h}` loaded from `bench/dpop-policy.yaml` beside `bench/extauthz/policy.yaml`.\n", cfg.DPoPProofs, DPoPClients)
 	}
 	if cfg.wants(keyIntrospect) {
-		w("- Cached introspection: %d opaque tokens of an RFC 7662 introspection issuer, cycled, to a rule with the API rule's checks on its own host (`internal/bench/introspect.go`); a loopback endpoint answers each once (client_secret_basic) before the rounds, and extauthz's introspection cache (`cache_ttl: 1h`) answers every Check after.\n", introspectTokens)
+		w("- Cached introspection: %d opaque tokens of an RFC 7662 introspection issuer, cycled, to a rule with the API rule's checks on its own host (`bench/introspect.go`); a loopback endpoint answers each once (client_secret_basic) before the rounds, and extauthz's introspection cache (`cache_ttl: 1h`) answers every Check after.\n", introspectTokens)
 	}
 	w("- The in-process benchmarks are `go test -bench` on the packages, run after the servers have stopped: speed ones 3 times for %s each (the tables show medians), memory ones once.\n\n", cfg.GoBenchDur)
 
