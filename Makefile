@@ -138,7 +138,7 @@ fuzz fuzz-smoke:
 # The whole comparison (floor, every scenario, OPA-Envoy and Heimdall built
 # from the Go module proxy and cached): writes docs/benchmarks.md and .svg.
 bench: deps-apt
-	EXTAUTHZ_TOOLS=$(TOOLS) $(GO) run ./internal/bench/cmd/extauthz-bench -out docs/benchmarks.md
+	EXTAUTHZ_TOOLS=$(TOOLS) $(GO) run ./bench/cmd/extauthz-bench -out docs/benchmarks.md
 
 image:
 	docker build --build-arg VERSION=$$(git describe --tags --always --dirty) -t extauthz:dev .

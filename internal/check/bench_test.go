@@ -28,8 +28,8 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/extauthz/extauthz/internal/bench"
-	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/bench"
+	"github.com/extauthz/extauthz/bench/mint"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"

@@ -9,7 +9,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
-	"github.com/extauthz/extauthz/internal/bench"
+	"github.com/extauthz/extauthz/bench"
 )
 
 // decodeCorpus is CheckRequests of every shape Envoy sends, and a few it

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/extauthz/extauthz/internal/bench"
+	"github.com/extauthz/extauthz/bench"
 	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/internal/txtoken"
 )

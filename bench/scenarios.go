@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/bench/mint"
 )
 
 // Scenario keys, as -scenarios takes them.

@@ -2,12 +2,12 @@
 // against a no-op ext_authz server and its peers (OPA-Envoy, Heimdall), runs
 // the in-process benchmarks, and writes docs/benchmarks.md and its chart.
 //
-//	go run ./internal/bench/cmd/extauthz-bench -out docs/benchmarks.md
+//	go run ./bench/cmd/extauthz-bench -out docs/benchmarks.md
 //
 // -scenarios limits a run to some scenarios (the floor always runs), for a
 // report written elsewhere:
 //
-//	go run ./internal/bench/cmd/extauthz-bench -scenarios dpop -peers=false -gobench=false -out /tmp/dpop.md
+//	go run ./bench/cmd/extauthz-bench -scenarios dpop -peers=false -gobench=false -out /tmp/dpop.md
 //
 // Run from the repository root. `extauthz-bench noop -addr 127.0.0.1:0` is
 // the no-op server the bench starts as its floor.
@@ -23,7 +23,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/extauthz/extauthz/internal/bench"
+	"github.com/extauthz/extauthz/bench"
 )
 
 func main() {
@@ -91,6 +91,6 @@ func run(ctx context.Context, args []string) error {
 		return err
 	}
 	cfg.Repo, cfg.Self, cfg.Log = repo, self, os.Stderr
-	cfg.Command = strings.Join(append([]string{"go run ./internal/bench/cmd/extauthz-bench"}, args...), " ")
+	cfg.Command = strings.Join(append([]string{"go run ./bench/cmd/extauthz-bench"}, args...), " ")
 	return bench.Run(ctx, cfg)
 }

@@ -9,7 +9,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 
-	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/bench/mint"
 )
 
 // The DPoP scenario's request: GET DPoPHost APIPath, whose proofs name

@@ -17,7 +17,7 @@ import (
 	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc/codes"
 
-	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/bench/mint"
 	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/token"
 )
@@ -215,7 +215,7 @@ func TestReport(t *testing.T) {
 		return &Result{Checks: n, Elapsed: time.Second, ServerCP: cpu * time.Duration(n), LoadCPU: 30 * time.Microsecond * time.Duration(n), Lat: lat}
 	}
 	r := &report{cfg: Defaults(), rawVerify: map[string][]float64{"ES256": {60}}, tokenCache: 10000}
-	r.cfg.Command = "go run ./internal/bench/cmd/extauthz-bench"
+	r.cfg.Command = "go run ./bench/cmd/extauthz-bench"
 	add := func(sc, srv string, rate float64, cpu time.Duration) {
 		r.pairs = append(r.pairs, &pair{scenario: sc, server: srv, runs: []*Result{res(rate, cpu), res(rate*1.1, cpu)}})
 	}

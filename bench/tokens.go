@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/extauthz/extauthz/internal/bench/mint"
+	"github.com/extauthz/extauthz/bench/mint"
 )
 
 // bearerSet is the bearer side of a run: the issuer's keys, the one token

@@ -1,0 +1,218 @@
+package bench
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/asn1"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/extauthz/extauthz/bench/mint"
+)
+
+// buildPairs lists every scenario on every server that runs it, in the
+// order each round visits them.
+func (s *session) buildPairs(context.Context) error {
+	add := func(scenario, server string, tg *Target, src Source) {
+		if tg != nil && s.cfg.wants(scenarioKey(scenario)) {
+			s.pairs = append(s.pairs, &pair{scenario: scenario, server: server, target: tg, src: src})
+		}
+	}
+	s.cached = NewCycle(s.cachedReqs)
+	// The order puts what the targets compare side by side in time, so a
+	// slowdown of the machine between rounds falls on both: the floor
+	// between the cached bearer and new ES256 tokens, each peer right after
+	// extauthz on the same tokens. Each server gets its own cursor over the
+	// distinct tokens, so each sees every token in the same order.
+	distinctSrc := func(alg string) Source { return NewCycle(s.distinct[alg]) }
+	add(scCached, srvExt, s.ext, s.cached)
+	add(scCached, srvBase, s.base, s.cached)
+	add(scFloor, srvFloor, s.floor, s.cached)
+	add(scBare, srvFloor, s.bare, NewCycle([][]byte{nil}))
+	add(scDistinct("ES256"), srvExt, s.ext, distinctSrc("ES256"))
+	add(scDistinct("ES256"), srvBase, s.base, distinctSrc("ES256"))
+	add(scDistinct("ES256"), srvOPA, s.opaDistinct, distinctSrc("ES256"))
+	add(scDistinct("ES256"), srvHeimdall, s.heim, distinctSrc("ES256"))
+	add(scDPoP, srvExt, s.ext, s.dpopSrc)
+	add(scIntrospect, srvExt, s.ext, NewCycle(s.introspectReqs))
+	// OPA-Envoy twice on the cached token: its io_jwt cache may or may not
+	// pay off.
+	add(scCached, srvOPA, s.opaDistinct, s.cached)
+	add(scCached, srvOPACache, s.opaCached, s.cached)
+	add(scCached, srvHeimdall, s.heim, s.cached)
+	for _, alg := range mint.Algs[1:] {
+		sc := scDistinct(alg)
+		add(sc, srvExt, s.ext, distinctSrc(alg))
+		add(sc, srvOPA, s.opaDistinct, distinctSrc(alg))
+		add(sc, srvHeimdall, s.heim, distinctSrc(alg))
+	}
+	if len(s.txReqs) > 0 {
+		add(scTxToken, srvExt, s.ext, NewCycle(s.txReqs))
+	}
+	add(scAssertMem, srvExt, s.ext, s.memSrc)
+	add(scAssertRedis, srvExt, s.extRedis, s.redisSrc)
+	return nil
+}
+
+// runRounds runs the interleaved rounds: each visits every pair in turn,
+// then the open-loop runs. It records the rounds in the report, and how
+// busy the rest of the machine was meanwhile.
+func (s *session) runRounds(ctx context.Context) error {
+	cfg, rep := s.cfg, s.rep
+	// What the rest of the machine does meanwhile is noise in every number:
+	// the report says how much of it there was.
+	ours := func() time.Duration {
+		d := selfCPU()
+		for _, p := range s.procs {
+			if c, err := p.CPU(); err == nil {
+				d += c
+			}
+		}
+		return d
+	}
+	busy0, ours0, wall0 := machineBusy(), ours(), time.Now()
+	rep.rawVerify = map[string][]float64{}
+	// Each round ends with the open-loop runs: the floor and the cached
+	// bearer at half the rate the floor reached in that round (latency at
+	// a moderate load), so they too are spread over the whole run.
+	s.fixed = []*pair{
+		{scenario: scFixed, server: srvFloor, target: s.floor, src: s.cached},
+		{scenario: scFixed, server: srvExt, target: s.ext, src: s.cached},
+	}
+	if !cfg.wants(keyFixed) {
+		s.fixed = nil
+	}
+	if err := s.pin.pinSelf(); err != nil {
+		return err
+	}
+	s.onClose(s.pin.unpinSelf)
+	for round := 1; round <= cfg.Rounds; round++ {
+		if err := s.runRound(ctx, round); err != nil {
+			return err
+		}
+	}
+	s.pin.unpinSelf()
+	s.pairs = append(s.pairs, s.fixed...)
+	if busy0 > 0 {
+		other := (machineBusy() - busy0) - (ours() - ours0)
+		rep.otherCores = max(0, other.Seconds()/time.Since(wall0).Seconds())
+	}
+	rep.pairs = s.pairs
+	rep.loadAfter = loadAvg()
+	rep.loadDuration = time.Since(s.serversStart)
+	return nil
+}
+
+// runRound is one round: every pair in the closed loop (each warmed up
+// before its first round), then the fixed-rate runs at half the rate the
+// floor reached in this round.
+func (s *session) runRound(ctx context.Context, round int) error {
+	cfg := s.cfg
+	const maxInFlight = 64
+	rawVerifyAll(s.idp, s.rep.rawVerify)
+	var floorRate float64
+	for _, p := range s.pairs {
+		if !p.warm {
+			if _, err := ClosedLoop(ctx, p.target, p.src, cfg.Concurrency, cfg.Warmup); err != nil {
+				return err
+			}
+			p.warm = true
+		}
+		r, err := ClosedLoop(ctx, p.target, p.src, cfg.Concurrency, cfg.Duration)
+		if err != nil {
+			return err
+		}
+		p.runs = append(p.runs, r)
+		if p.scenario == scFloor {
+			floorRate = r.Rate()
+		}
+		s.logf("round %d  %-24s %-10s %8.0f checks/s  p50 %6.0fµs  p99 %6.0fµs  server %5.1fµs/check  denied %d errors %d%s",
+			round, p.scenario, p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors,
+			map[bool]string{true: "  (pool exhausted)", false: ""}[r.Exhausted])
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	for _, p := range s.fixed {
+		rate := floorRate / 2
+		if !p.warm {
+			if _, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, cfg.Warmup/2); err != nil {
+				return err
+			}
+			p.warm = true
+		}
+		r, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, cfg.Duration)
+		if err != nil {
+			return err
+		}
+		r.Rate0 = rate
+		p.runs = append(p.runs, r)
+		s.logf("round %d  %-24s %-10s %8.0f checks/s  p50 %6.0fµs  p99 %6.0fµs  server %5.1fµs/check  denied %d errors %d",
+			round, fmt.Sprintf("fixed %.0f/s", rate), p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors)
+	}
+	return nil
+}
+
+// rawVerify is the floor of any verifier of alg: the hash of a token's
+// signing input and the standard library's verify (ECDSA with the signature
+// already in DER), on one locked thread, timed by that thread's CPU clock.
+// It returns µs per verify.
+func rawVerify(k *mint.Key, d time.Duration) float64 {
+	tok, _ := k.Sign("at+jwt", map[string]any{"iss": Issuer, "aud": Audience, "scope": "read", "exp": time.Now().Add(time.Hour).Unix()})
+	dot := strings.LastIndexByte(tok, '.')
+	msg := []byte(tok[:dot])
+	sig, _ := base64.RawURLEncoding.DecodeString(tok[dot+1:])
+	var verify func() bool
+	switch pub := k.Signer.Public().(type) {
+	case *ecdsa.PublicKey:
+		der, _ := asn1.Marshal(struct{ R, S *big.Int }{new(big.Int).SetBytes(sig[:32]), new(big.Int).SetBytes(sig[32:])})
+		verify = func() bool {
+			h := sha256.Sum256(msg)
+			return ecdsa.VerifyASN1(pub, h[:], der)
+		}
+	case *rsa.PublicKey:
+		if k.Alg == "PS256" {
+			verify = func() bool {
+				h := sha256.Sum256(msg)
+				return rsa.VerifyPSS(pub, crypto.SHA256, h[:], sig, &rsa.PSSOptions{SaltLength: rsa.PSSSaltLengthEqualsHash}) == nil
+			}
+		} else {
+			verify = func() bool {
+				h := sha256.Sum256(msg)
+				return rsa.VerifyPKCS1v15(pub, crypto.SHA256, h[:], sig) == nil
+			}
+		}
+	case ed25519.PublicKey:
+		verify = func() bool { return ed25519.Verify(pub, msg, sig) }
+	}
+	runtime.LockOSThread()
+	// Unlock before returning: a goroutine that exits locked takes its
+	// thread with it, and the servers' parent-death signal with that.
+	defer runtime.UnlockOSThread()
+	c0, w0 := threadCPU(), time.Now()
+	n := 0
+	for time.Since(w0) < d {
+		for range 8 {
+			if !verify() {
+				panic("bench: " + k.Alg + " signature does not verify")
+			}
+		}
+		n += 8
+	}
+	return us(threadCPU()-c0) / float64(n)
+}
+
+// rawVerifyAll adds one sample per algorithm to samples.
+func rawVerifyAll(ks *mint.Keys, samples map[string][]float64) {
+	for _, alg := range mint.Algs {
+		samples[alg] = append(samples[alg], rawVerify(ks.ByAlg[alg], 150*time.Millisecond))
+	}
+}
