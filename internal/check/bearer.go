@@ -26,7 +26,8 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		return d
 	}
 	tok, is := v.tok, v.issuer
-	d := &decision{issuer: is, spiffeID: v.spiffeID, scheme: scheme, token: raw}
+	d := r.newDecision()
+	d.issuer, d.spiffeID, d.scheme, d.token = is, v.spiffeID, scheme, raw
 	if reason, why := accessTokenTyping(tok, is, br.RFC9068); reason != "" && !v.introspected {
 		if tr != nil {
 			tr.add("typing", false, "%s", why)
@@ -112,7 +113,8 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if d.reason == "" {
 		d.reason = ReasonAllowed
 	}
-	d.vars = &policy.Vars{
+	d.vars = r.newVars()
+	*d.vars = policy.Vars{
 		Claims:     tok.Claims,
 		ClientID:   d.clientID,
 		SpiffeID:   v.spiffeID,

@@ -145,7 +145,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 	elapsed := time.Since(start)
 	s.cfg.Metrics.observe(d, elapsed)
 	s.log(r, d, elapsed)
-	return d.response(snap)
+	return d.response(snap, r)
 }
 
 // decide runs the policy for one request.
@@ -217,7 +217,7 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 		}
 	}
 	if len(rule.Headers) > 0 {
-		d.headers = make([]header, 0, len(rule.Headers))
+		d.headers = r.headerBuf(len(rule.Headers))
 	}
 	for _, h := range rule.Headers {
 		if v, ok := h.Value(ctx, vars); ok {
