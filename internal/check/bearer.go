@@ -19,7 +19,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		d.scheme = schemeDPoP
 		return d
 	}
-	v, reason, ours := s.verifyBearer(ctx, br, raw, s.cfg.Now(), tr)
+	v, reason, ours := s.verifyBearer(ctx, br, raw, s.cfg.Now(), r, tr)
 	if reason != "" {
 		d := s.verifyDeny(v, reason, ours, denyBearerInvalid)
 		d.scheme = scheme
@@ -89,7 +89,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		d.kind, d.reason = denyStepUp, reason
 		return d
 	}
-	scopes, ok := claimScopes(tok.Claims)
+	scopes, ok := claimScopesIn(tok.Claims, r.scopeBuf())
 	if !ok {
 		if tr != nil {
 			tr.add("scopes", false, "scope or scp breaks RFC 6749's scope grammar")

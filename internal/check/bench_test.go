@@ -376,7 +376,7 @@ func TestCheckAllocs(t *testing.T) {
 		}
 	}
 	allow(srv, req)
-	const maxCached = 6
+	const maxCached = 4
 	if n := testing.AllocsPerRun(200, func() { allow(srv, req) }); n > maxCached {
 		t.Errorf("a cached-bearer Check allocates %.0f times, want ≤ %d", n, maxCached)
 	}

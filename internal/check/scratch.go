@@ -4,7 +4,7 @@ import "github.com/extauthz/extauthz/internal/policy"
 
 // checkScratch is the memory an allowed Check uses on its common path (the
 // request view, the decision, its CEL variables, room for one header and
-// the response), allocated once per Check instead of once per part. Each
+// the response, the token cache's answer and the token's scopes), allocated once per Check instead of once per part. Each
 // part is handed out at most once; a Check that needs a second (a DPoP
 // proof's decision, a second header) allocates it as before. The response
 // points into the scratch, so it lives until gRPC has sent the response.
@@ -14,8 +14,11 @@ type checkScratch struct {
 	vars policy.Vars
 	hdr  [1]header
 	ok   okParts
+	v    verified
+	// scopes hold the token's scopes: RFC 9068 tokens carry a few.
+	scopes [8]string
 
-	dUsed, varsUsed, hdrUsed, okUsed bool
+	dUsed, varsUsed, hdrUsed, okUsed, vUsed, scopesUsed bool
 }
 
 // newHTTPRequest is the request view of a new Check, in a fresh scratch.
@@ -50,6 +53,24 @@ func (r *httpRequest) headerBuf(n int) []header {
 		return s.hdr[:0:n]
 	}
 	return make([]header, 0, n)
+}
+
+// newVerified is a zero verified, the scratch's if it is still free.
+func (r *httpRequest) newVerified() *verified {
+	if s := r.scratchOrNil(); s != nil && !s.vUsed {
+		s.vUsed = true
+		return &s.v
+	}
+	return &verified{}
+}
+
+// scopeBuf is room for a token's scopes, nil once the scratch's is taken.
+func (r *httpRequest) scopeBuf() []string {
+	if s := r.scratchOrNil(); s != nil && !s.scopesUsed {
+		s.scopesUsed = true
+		return s.scopes[:0]
+	}
+	return nil
 }
 
 // newOKParts is a zero okParts, the scratch's if it is still free.
