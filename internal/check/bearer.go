@@ -85,7 +85,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if br.DPoP != nil {
 		d.nonce = s.nonceFor(br.DPoP)
 	}
-	if reason := stepUp(br.StepUp, tok.Claims, is, s.cfg.Now(), tr); reason != "" {
+	if reason := stepUp(br.StepUp, tok.Claims, is, s.stepUpNow(br.StepUp), tr); reason != "" {
 		d.kind, d.reason = denyStepUp, reason
 		return d
 	}

@@ -107,11 +107,16 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = nil, status.Error(codes.Internal, "check: internal error")
 		}
 	}()
-	return s.check(ctx, req, nil), nil
+	return s.checkSince(ctx, req, nil, start), nil
 }
 
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace) *authv3.CheckResponse {
-	start := time.Now()
+	return s.checkSince(ctx, req, tr, time.Now())
+}
+
+// checkSince is check of a Check that started at start: the clock is read
+// once for both the panic path's latency and the decision's.
+func (s *Server) checkSince(ctx context.Context, req *authv3.CheckRequest, tr *trace, start time.Time) *authv3.CheckResponse {
 	snap := s.cfg.Policy.Load()
 	r := readRequest(req)
 	ext := req.GetAttributes().GetContextExtensions()
