@@ -8,24 +8,32 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/extauthz/extauthz/internal/bench"
+	"github.com/extauthz/extauthz/internal/envoytest"
 )
 
 // TestDecodeArenaShapes: the shapes where the arena's messages could show
 // through (an Address without its socket address, an empty socket address,
 // a port given twice) decode as protobuf-go decodes them, or are declined.
 func TestDecodeArenaShapes(t *testing.T) {
-	empty := bench.BearerCheck("a.b.c", 1)
+	check := func() *authv3.CheckRequest {
+		req := envoytest.Request{
+			ID: "req-1", Method: "GET", Host: "api.example.com", Path: "/reports",
+			Headers: [][2]string{{"authorization", "Bearer a.b.c"}},
+			Source:  envoytest.SocketPeer("10.0.0.7", 43210),
+		}.Proto()
+		req.Attributes.Destination = envoytest.SocketPeer("10.0.0.1", 8443)
+		return req
+	}
+	if !decodeCheckRequest(mustMarshal(t, check()), &authv3.CheckRequest{}) {
+		t.Fatal("the decoder declined an ordinary request")
+	}
+	empty := check()
 	empty.Attributes.Source.Address = &corev3.Address{}
-	bare := bench.BearerCheck("a.b.c", 2)
+	bare := check()
 	bare.Attributes.Destination.Address = &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{}}}
 	cases := map[string][]byte{}
 	for name, req := range map[string]*authv3.CheckRequest{"empty address": empty, "empty socket address": bare} {
-		b, err := proto.Marshal(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cases[name] = b
+		cases[name] = mustMarshal(t, req)
 	}
 	// A source whose socket address names its port twice: the last counts.
 	sa := protowire.AppendTag(nil, 3, protowire.VarintType)
@@ -62,4 +70,13 @@ func TestDecodeArenaShapes(t *testing.T) {
 			t.Errorf("port twice: port %d, want 443", port)
 		}
 	}
+}
+
+func mustMarshal(t *testing.T, req *authv3.CheckRequest) []byte {
+	t.Helper()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
