@@ -79,7 +79,7 @@ func (d *decision) response(snap *policy.Snapshot, r *httpRequest) *authv3.Check
 	if d.allow {
 		p := r.newOKParts()
 		resp := &p.resp
-		resp.DynamicMetadata = d.metadata(&p.meta)
+		resp.DynamicMetadata = r.metaMemos().metadata(d, &p.meta)
 		resp.Status = statusOK
 		ok := &p.ok
 		d.okResponse(snap, p)

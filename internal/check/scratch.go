@@ -19,6 +19,17 @@ type checkScratch struct {
 	scopes [8]string
 
 	dUsed, varsUsed, hdrUsed, okUsed, vUsed, scopesUsed bool
+
+	// memos are the server's shared metadata (metamemo.go).
+	memos *metaMemos
+}
+
+// metaMemos are the shared metadata of r's server, nil for none.
+func (r *httpRequest) metaMemos() *metaMemos {
+	if s := r.scratchOrNil(); s != nil {
+		return s.memos
+	}
+	return nil
 }
 
 // newHTTPRequest is the request view of a new Check, in a fresh scratch.
