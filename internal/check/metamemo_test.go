@@ -51,12 +51,12 @@ func TestMetaMemos(t *testing.T) {
 	get(d2)
 	withMembers := allow(rules[0], "a", "")
 	withMembers.meta = []metaMember{{name: "user", value: structpb.NewStringValue("x")}}
-	if get(withMembers) == get(withMembers) {
+	if first := get(withMembers); get(withMembers) == first {
 		t.Error("an allow with rule metadata members was shared")
 	}
 	denied := allow(rules[0], "a", "")
 	denied.allow, denied.reason = false, ReasonScope
-	if get(denied) == get(denied) {
+	if first := get(denied); get(denied) == first {
 		t.Error("a deny was shared")
 	}
 	var none *metaMemos
