@@ -19,14 +19,15 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		d.scheme = schemeDPoP
 		return d
 	}
-	v, reason, ours := s.verifyBearer(ctx, br, raw, s.cfg.Now(), tr)
+	v, reason, ours := s.verifyBearer(ctx, br, raw, s.cfg.Now(), r, tr)
 	if reason != "" {
 		d := s.verifyDeny(v, reason, ours, denyBearerInvalid)
 		d.scheme = scheme
 		return d
 	}
 	tok, is := v.tok, v.issuer
-	d := &decision{issuer: is, spiffeID: v.spiffeID, scheme: scheme, token: raw}
+	d := r.newDecision()
+	d.issuer, d.spiffeID, d.scheme, d.token = is, v.spiffeID, scheme, raw
 	if reason, why := accessTokenTyping(tok, is, br.RFC9068); reason != "" && !v.introspected {
 		if tr != nil {
 			tr.add("typing", false, "%s", why)
@@ -84,11 +85,11 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if br.DPoP != nil {
 		d.nonce = s.nonceFor(br.DPoP)
 	}
-	if reason := stepUp(br.StepUp, tok.Claims, is, s.cfg.Now(), tr); reason != "" {
+	if reason := stepUp(br.StepUp, tok.Claims, is, s.stepUpNow(br.StepUp), tr); reason != "" {
 		d.kind, d.reason = denyStepUp, reason
 		return d
 	}
-	scopes, ok := claimScopes(tok.Claims)
+	scopes, ok := claimScopesIn(tok.Claims, r.scopeBuf())
 	if !ok {
 		if tr != nil {
 			tr.add("scopes", false, "scope or scp breaks RFC 6749's scope grammar")
@@ -112,7 +113,8 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if d.reason == "" {
 		d.reason = ReasonAllowed
 	}
-	d.vars = &policy.Vars{
+	d.vars = r.newVars()
+	*d.vars = policy.Vars{
 		Claims:     tok.Claims,
 		ClientID:   d.clientID,
 		SpiffeID:   v.spiffeID,

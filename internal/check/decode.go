@@ -7,7 +7,6 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protowire"
-	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // Decoding the CheckRequest was the largest single cost of a cached Check
@@ -32,12 +31,13 @@ func decodeCheckRequest(b []byte, req *authv3.CheckRequest) bool {
 			return false
 		}
 		seen = true
-		req.Attributes = &authv3.AttributeContext{}
-		return decodeAttributes(v, req.Attributes)
+		ar := &decodeArena{}
+		req.Attributes = ar.attributes()
+		return decodeAttributes(v, req.Attributes, ar)
 	})
 }
 
-func decodeAttributes(b []byte, a *authv3.AttributeContext) bool {
+func decodeAttributes(b []byte, a *authv3.AttributeContext, ar *decodeArena) bool {
 	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
 		if typ != protowire.BytesType {
 			return false
@@ -47,20 +47,20 @@ func decodeAttributes(b []byte, a *authv3.AttributeContext) bool {
 			if a.Source != nil {
 				return false
 			}
-			a.Source = &authv3.AttributeContext_Peer{}
-			return decodePeer(v, a.Source)
+			a.Source = ar.peer()
+			return decodePeer(v, a.Source, ar)
 		case 2:
 			if a.Destination != nil {
 				return false
 			}
-			a.Destination = &authv3.AttributeContext_Peer{}
-			return decodePeer(v, a.Destination)
+			a.Destination = ar.peer()
+			return decodePeer(v, a.Destination, ar)
 		case 4:
 			if a.Request != nil {
 				return false
 			}
-			a.Request = &authv3.AttributeContext_Request{}
-			return decodeRequest(v, a.Request)
+			a.Request = ar.request()
+			return decodeRequest(v, a.Request, ar)
 		case 10:
 			if a.ContextExtensions == nil {
 				a.ContextExtensions = make(map[string]string, 1)
@@ -101,7 +101,7 @@ func decodeAttributes(b []byte, a *authv3.AttributeContext) bool {
 	})
 }
 
-func decodePeer(b []byte, p *authv3.AttributeContext_Peer) bool {
+func decodePeer(b []byte, p *authv3.AttributeContext_Peer, ar *decodeArena) bool {
 	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
 		if typ != protowire.BytesType {
 			return false
@@ -112,8 +112,9 @@ func decodePeer(b []byte, p *authv3.AttributeContext_Peer) bool {
 			if p.Address != nil {
 				return false
 			}
-			p.Address = &corev3.Address{}
-			return decodeAddress(v, p.Address)
+			var sa *corev3.SocketAddress
+			p.Address, sa = ar.socketAddress()
+			return decodeAddress(v, sa, ar)
 		case 2:
 			p.Service, ok = wireString(v)
 		case 3:
@@ -130,15 +131,18 @@ func decodePeer(b []byte, p *authv3.AttributeContext_Peer) bool {
 	})
 }
 
-func decodeAddress(b []byte, a *corev3.Address) bool {
-	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
+// decodeAddress decodes an Address into sa, the SocketAddress of its
+// oneof, set before the Address is read.
+func decodeAddress(b []byte, sa *corev3.SocketAddress, ar *decodeArena) bool {
+	seen := false
+	ok := eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
 		// Only a socket address, once: the oneof's other members (pipes,
-		// internal addresses) go to protobuf-go.
-		if num != 1 || typ != protowire.BytesType || a.Address != nil {
+		// internal addresses) go to protobuf-go. An empty Address (no
+		// member) is refused at the end, for the same reason.
+		if num != 1 || typ != protowire.BytesType || seen {
 			return false
 		}
-		sa := &corev3.SocketAddress{}
-		a.Address = &corev3.Address_SocketAddress{SocketAddress: sa}
+		seen = true
 		return eachFieldOK(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) bool {
 			var ok bool
 			switch {
@@ -147,14 +151,15 @@ func decodeAddress(b []byte, a *corev3.Address) bool {
 			case num == 2 && typ == protowire.BytesType:
 				sa.Address, ok = wireString(v)
 			case num == 3 && typ == protowire.VarintType:
-				sa.PortSpecifier, ok = &corev3.SocketAddress_PortValue{PortValue: uint32(x)}, true
+				sa.PortSpecifier, ok = ar.portValue(uint32(x)), true
 			}
 			return ok
 		})
 	})
+	return ok && seen
 }
 
-func decodeRequest(b []byte, r *authv3.AttributeContext_Request) bool {
+func decodeRequest(b []byte, r *authv3.AttributeContext_Request, ar *decodeArena) bool {
 	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
 		if typ != protowire.BytesType {
 			return false
@@ -164,7 +169,7 @@ func decodeRequest(b []byte, r *authv3.AttributeContext_Request) bool {
 			if r.Time != nil {
 				return false
 			}
-			r.Time = &timestamppb.Timestamp{}
+			r.Time = ar.timestamp()
 			return eachFieldOK(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) bool {
 				switch {
 				case typ != protowire.VarintType:
@@ -182,7 +187,7 @@ func decodeRequest(b []byte, r *authv3.AttributeContext_Request) bool {
 			if r.Http != nil {
 				return false
 			}
-			r.Http = &authv3.AttributeContext_HttpRequest{}
+			r.Http = ar.httpRequest()
 			return decodeHTTP(v, r.Http)
 		}
 		return false

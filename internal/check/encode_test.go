@@ -24,12 +24,12 @@ func TestEncodeCheckResponse(t *testing.T) {
 		{allow: true, reason: ReasonAllowed, headers: []header{{"x-client-id", "c"}}, nonce: "n"},
 		{allow: true, reason: ReasonAllowed, headers: []header{{"x-client-id", strings.Repeat("v", 300)}, {"x-tenant", "t"}}, audit: "allow"},
 	} {
-		resps = append(resps, d.response(snap))
+		resps = append(resps, d.response(snap, nil))
 	}
 	for k := denyBearerMissing; k <= denyTokenDPoPNonce; k++ {
 		d := deny(k, ReasonMissing)
 		d.nonce, d.clientID = "n", "line\nbreak"
-		resps = append(resps, d.response(snap))
+		resps = append(resps, d.response(snap, nil))
 	}
 	resps = append(resps, &authv3.CheckResponse{}, &authv3.CheckResponse{HttpResponse: &authv3.CheckResponse_OkResponse{}})
 	for i, want := range resps {

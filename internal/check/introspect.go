@@ -22,10 +22,10 @@ const refreshTokenURN = "urn:ietf:params:oauth:token-type:refresh_token"
 // locally by its iss as always, unless that iss is the introspection
 // issuer's and the issuer has no key source, when it is introspected too.
 // Rules without an introspection issuer go straight to verify.
-func (s *Server) verifyBearer(ctx context.Context, br *policy.Bearer, raw string, now time.Time, tr *trace) (*verified, string, bool) {
+func (s *Server) verifyBearer(ctx context.Context, br *policy.Bearer, raw string, now time.Time, r *httpRequest, tr *trace) (*verified, string, bool) {
 	is := br.Introspector()
 	if is == nil {
-		return s.verify(ctx, &br.Credential, raw, now, true, tr)
+		return s.verifyIn(ctx, &br.Credential, raw, now, true, r, tr)
 	}
 	if strings.Count(raw, ".") == 2 {
 		if !is.HasKeys() {
@@ -33,7 +33,7 @@ func (s *Server) verifyBearer(ctx context.Context, br *policy.Bearer, raw string
 				return s.introspect(ctx, is, raw, now, tr)
 			}
 		}
-		v, reason, ours := s.verify(ctx, &br.Credential, raw, now, true, tr)
+		v, reason, ours := s.verifyIn(ctx, &br.Credential, raw, now, true, r, tr)
 		if reason != ReasonMalformedToken {
 			return v, reason, ours
 		}

@@ -42,6 +42,9 @@ type httpRequest struct {
 	// principal is Envoy's source.principal: the peer certificate's URI SAN
 	// or subject, "" without mTLS.
 	principal string
+	// scratch is the Check's memory this view lives in (scratch.go); nil
+	// for a view built some other way.
+	scratch *checkScratch
 }
 
 // readRequest converts Envoy's attributes. Both header encodings Envoy uses
@@ -50,7 +53,7 @@ type httpRequest struct {
 // decision: repeated headers are joined with ",", as Envoy joins them.
 func readRequest(req *authv3.CheckRequest) *httpRequest {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	r := &httpRequest{}
+	r := newHTTPRequest()
 	r.Method = h.GetMethod()
 	r.scheme, r.authority = h.GetScheme(), h.GetHost()
 	r.peerCert = req.GetAttributes().GetSource().GetCertificate()

@@ -74,12 +74,12 @@ type metaParts struct {
 	clientIDS, spiffeIDS structpb.Value_StringValue
 }
 
-// response turns d into Envoy's CheckResponse.
-func (d *decision) response(snap *policy.Snapshot) *authv3.CheckResponse {
+// response turns d into Envoy's CheckResponse, an allow's in r's scratch.
+func (d *decision) response(snap *policy.Snapshot, r *httpRequest) *authv3.CheckResponse {
 	if d.allow {
-		p := &okParts{}
+		p := r.newOKParts()
 		resp := &p.resp
-		resp.DynamicMetadata = d.metadata(&p.meta)
+		resp.DynamicMetadata = r.metaMemos().metadata(d, &p.meta)
 		resp.Status = statusOK
 		ok := &p.ok
 		d.okResponse(snap, p)

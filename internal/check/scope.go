@@ -13,20 +13,29 @@ import (
 // %x20 — because a lenient split is a privilege escalation: "x\u00a0admin"
 // is one scope to its issuer, and must never read as holding "admin".
 func claimScopes(claims map[string]any) (scopes []string, ok bool) {
+	return claimScopesIn(claims, nil)
+}
+
+// claimScopesIn is claimScopes appending to buf[:0], so a Check can keep
+// its scopes in its scratch.
+func claimScopesIn(claims map[string]any, buf []string) (scopes []string, ok bool) {
 	if s, has := claims["scope"]; has {
 		str, isStr := s.(string)
 		if !isStr {
 			return nil, false
 		}
-		return scopeList(str)
+		return scopeListIn(str, buf)
 	}
 	switch scp := claims["scp"].(type) {
 	case nil:
 		return nil, true
 	case string:
-		return scopeList(scp)
+		return scopeListIn(scp, buf)
 	case []any:
-		out := make([]string, 0, len(scp))
+		out := buf[:0]
+		if out == nil {
+			out = make([]string, 0, len(scp))
+		}
 		for _, e := range scp {
 			s, isStr := e.(string)
 			if !isStr || !policy.IsScopeToken(s) {
@@ -49,15 +58,26 @@ func assertionScopes(claims map[string]any) []string {
 
 // scopeList splits RFC 6749's scope = scope-token *( SP scope-token ). An
 // empty string holds no scope.
-func scopeList(s string) ([]string, bool) {
+func scopeList(s string) ([]string, bool) { return scopeListIn(s, nil) }
+
+// scopeListIn is scopeList appending to buf[:0].
+func scopeListIn(s string, buf []string) ([]string, bool) {
 	if s == "" {
 		return nil, true
 	}
-	out := strings.Split(s, " ")
-	for _, t := range out {
+	out := buf[:0]
+	if out == nil {
+		out = make([]string, 0, strings.Count(s, " ")+1)
+	}
+	for {
+		t, rest, more := strings.Cut(s, " ")
 		if !policy.IsScopeToken(t) {
 			return nil, false
 		}
+		out = append(out, t)
+		if !more {
+			return out, true
+		}
+		s = rest
 	}
-	return out, true
 }

@@ -62,6 +62,8 @@ type Server struct {
 	nonces *dpop.Nonces
 	// fullLogged is the second of the last "replay store full" log line.
 	fullLogged atomic.Int64
+	// memos share allows' dynamic_metadata (metamemo.go).
+	memos metaMemos
 }
 
 // New returns a Server. cfg.Policy and cfg.Replay are required.
@@ -107,13 +109,19 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = nil, status.Error(codes.Internal, "check: internal error")
 		}
 	}()
-	return s.check(ctx, req, nil), nil
+	return s.checkSince(ctx, req, nil, start), nil
 }
 
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace) *authv3.CheckResponse {
-	start := time.Now()
+	return s.checkSince(ctx, req, tr, time.Now())
+}
+
+// checkSince is check of a Check that started at start: the clock is read
+// once for both the panic path's latency and the decision's.
+func (s *Server) checkSince(ctx context.Context, req *authv3.CheckRequest, tr *trace, start time.Time) *authv3.CheckResponse {
 	snap := s.cfg.Policy.Load()
 	r := readRequest(req)
+	r.scratch.memos = &s.memos
 	ext := req.GetAttributes().GetContextExtensions()
 	if resp := s.resourceMetadata(snap, r, ext, start, tr); resp != nil {
 		return resp
@@ -145,7 +153,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 	elapsed := time.Since(start)
 	s.cfg.Metrics.observe(d, elapsed)
 	s.log(r, d, elapsed)
-	return d.response(snap)
+	return d.response(snap, r)
 }
 
 // decide runs the policy for one request.
@@ -217,7 +225,7 @@ func (s *Server) authorize(ctx context.Context, rule *policy.Rule, r *httpReques
 		}
 	}
 	if len(rule.Headers) > 0 {
-		d.headers = make([]header, 0, len(rule.Headers))
+		d.headers = r.headerBuf(len(rule.Headers))
 	}
 	for _, h := range rule.Headers {
 		if v, ok := h.Value(ctx, vars); ok {

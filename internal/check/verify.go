@@ -36,6 +36,11 @@ type verified struct {
 // time claims. On failure it returns the reason and whether the cause is
 // ours (keys unavailable: 503) rather than the token's.
 func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string, now time.Time, cache bool, tr *trace) (*verified, string, bool) {
+	return s.verifyIn(ctx, cred, raw, now, cache, nil, tr)
+}
+
+// verifyIn is verify, with a token cache hit's result in r's scratch.
+func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw string, now time.Time, cache bool, r *httpRequest, tr *trace) (*verified, string, bool) {
 	var sum [32]byte
 	if cache && s.tokens != nil {
 		sum = digest(raw)
@@ -43,7 +48,8 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 			if tr != nil {
 				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
 			}
-			v := &verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID, issuerVars: e.issuerVars}
+			v := r.newVerified()
+			*v = verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID, issuerVars: e.issuerVars}
 			if reason := claimsBound(v, tr); reason != "" {
 				return v, reason, false
 			}

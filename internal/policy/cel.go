@@ -180,7 +180,9 @@ type Vars struct {
 
 var _ interpreter.Activation = (*Vars)(nil)
 
-// ResolveName implements interpreter.Activation.
+// ResolveName implements interpreter.Activation. Strings are returned as
+// CEL values, which evaluation takes as they are: a plain string would be
+// boxed once here and converted (boxed again) by CEL on every read.
 func (v *Vars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "claims":
@@ -189,25 +191,25 @@ func (v *Vars) ResolveName(name string) (any, bool) {
 		}
 		return v.Claims, true
 	case "client_id":
-		return v.ClientID, true
+		return types.String(v.ClientID), true
 	case "spiffe_id":
-		return v.SpiffeID, true
+		return types.String(v.SpiffeID), true
 	case "scopes":
 		if v.Scopes == nil {
 			return []string{}, true
 		}
 		return v.Scopes, true
 	case "issuer":
-		return v.Issuer, true
+		return types.String(v.Issuer), true
 	case "issuer_vars":
 		if v.IssuerVars == nil {
 			return map[string]string{}, true
 		}
 		return v.IssuerVars, true
 	case "credential":
-		return v.Credential, true
+		return types.String(v.Credential), true
 	case "dpop_jkt":
-		return v.DPoPJKT, true
+		return types.String(v.DPoPJKT), true
 	case "request":
 		if v.request == nil {
 			v.request = v.Request.celValue()
