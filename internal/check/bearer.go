@@ -28,6 +28,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	tok, is := v.tok, v.issuer
 	d := r.newDecision()
 	d.issuer, d.spiffeID, d.scheme, d.token = is, v.spiffeID, scheme, raw
+	d.tokenSum, d.tokenSummed = v.sum, v.summed
 	if reason, why := accessTokenTyping(tok, is, br.RFC9068); reason != "" && !v.introspected {
 		if tr != nil {
 			tr.add("typing", false, "%s", why)

@@ -94,7 +94,10 @@ func (s *Server) internalToken(ctx context.Context, rule *policy.Rule, d *decisi
 	var key mintKey
 	if cacheable {
 		key = mintKey{rule: rule}
-		if d.token != "" {
+		switch {
+		case d.tokenSummed:
+			key.sum = d.tokenSum
+		case d.token != "":
 			key.sum = digest(d.token)
 		}
 		if got := s.minted.get(key, now, m.Keys, it.Lifetime); got != nil {

@@ -42,8 +42,11 @@ type decision struct {
 	// every allow of a rule that requires nonces.
 	nonce string
 	// token is the bearer token that authenticated the request, the key of
-	// its internal-token reuse (internaltoken.go).
-	token string
+	// its internal-token reuse (internaltoken.go); tokenSum is its SHA-256
+	// when the token cache computed it already (tokenSummed).
+	token       string
+	tokenSum    [32]byte
+	tokenSummed bool
 }
 
 type header struct{ name, value string }

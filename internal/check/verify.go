@@ -28,6 +28,9 @@ type verified struct {
 	keysErr error
 	// introspected tokens are the issuer's answer about an opaque token.
 	introspected bool
+	// sum is the token's SHA-256 when the token cache computed it (summed).
+	sum    [32]byte
+	summed bool
 }
 
 // verify parses raw and checks it against the credential's issuers: the
@@ -49,7 +52,7 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
 			}
 			v := r.newVerified()
-			*v = verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID, issuerVars: e.issuerVars}
+			*v = verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID, issuerVars: e.issuerVars, sum: sum, summed: true}
 			if reason := claimsBound(v, tr); reason != "" {
 				return v, reason, false
 			}
@@ -90,7 +93,7 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 	if tr != nil {
 		tr.add("issuer", true, "issuer %q", is.Name)
 	}
-	v := &verified{tok: tok, issuer: is, issuerVars: vars}
+	v := &verified{tok: tok, issuer: is, issuerVars: vars, sum: sum, summed: cache && s.tokens != nil}
 	if !is.Allows(tok.Header.Alg) {
 		if tr != nil {
 			tr.add("algorithm", false, "%s is not in the issuer's allow-list %v", tok.Header.Alg, is.Algorithms)
