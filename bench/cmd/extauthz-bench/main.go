@@ -10,7 +10,12 @@
 //	go run ./bench/cmd/extauthz-bench -scenarios dpop -peers=false -gobench=false -out /tmp/dpop.md
 //
 // Run from the repository root. `extauthz-bench noop -addr 127.0.0.1:0` is
-// the no-op server the bench starts as its floor.
+// the no-op server the bench starts as its floor. `extauthz-bench outside`
+// is the outside measurement a reader reproduces in a minute: the floor,
+// extauthz and a load generator (`extauthz-bench load`) as separate
+// processes, printing issue 13's two ratios:
+//
+//	go run ./bench/cmd/extauthz-bench outside [-rounds 3 -duration 3s]
 package main
 
 import (
@@ -29,12 +34,9 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "noop" {
-		fs := flag.NewFlagSet("noop", flag.ExitOnError)
-		addr := fs.String("addr", "127.0.0.1:0", "listen address")
-		_ = fs.Parse(os.Args[2:])
-		if err := bench.ServeNoop(ctx, *addr, os.Stdout); err != nil {
-			fmt.Fprintln(os.Stderr, "extauthz-bench noop:", err)
+	if ok, err := bench.Subcommand(ctx, os.Args[1:], os.Stdout, os.Stderr); ok {
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "extauthz-bench %s: %v\n", os.Args[1], err)
 			os.Exit(1)
 		}
 		return

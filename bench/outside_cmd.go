@@ -1,0 +1,71 @@
+package bench
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// Subcommand runs the subcommands of extauthz-bench other than the full
+// bench: noop (the floor), load (one load-generator run) and outside. It
+// returns false when args[0] names none of them. The bench's tests run it
+// too, when they start their own binary as a child.
+func Subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, error) {
+	if len(args) == 0 {
+		return false, nil
+	}
+	fs := flag.NewFlagSet(args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	switch args[0] {
+	case "noop":
+		addr := fs.String("addr", "127.0.0.1:0", "listen address")
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		return true, ServeNoop(ctx, *addr, stdout)
+	case "load":
+		var c LoadConfig
+		fs.StringVar(&c.Addr, "addr", "", "the server's gRPC address")
+		fs.IntVar(&c.Pid, "pid", 0, "the server's process id, whose CPU is measured (0: none)")
+		fs.StringVar(&c.Requests, "requests", "", "the file of requests")
+		fs.Uint64Var(&c.Start, "start", 0, "the first request to send")
+		fs.IntVar(&c.Concurrency, "concurrency", 16, "requests in flight")
+		fs.IntVar(&c.Conns, "conns", 4, "HTTP/2 connections")
+		fs.DurationVar(&c.Warmup, "warmup", 0, "warm-up before the measured run")
+		fs.DurationVar(&c.Duration, "duration", 3e9, "the measured run")
+		fs.BoolVar(&c.Pin, "pin", false, "move to the load generator's cores (the second half of those this process may use)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		return true, RunLoad(ctx, c, stdout)
+	case "outside":
+		c := OutsideDefaults()
+		fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "warm-up before each scenario's first round")
+		fs.DurationVar(&c.Duration, "duration", c.Duration, "length of each measured round")
+		fs.IntVar(&c.Rounds, "rounds", c.Rounds, "interleaved rounds (floor, cached, distinct); the ratios are medians of the rounds'")
+		fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "requests in flight")
+		fs.IntVar(&c.Conns, "conns", c.Conns, "HTTP/2 connections per server")
+		fs.IntVar(&c.Distinct, "distinct", c.Distinct, "distinct ES256 tokens (extauthz's token cache is set to half)")
+		fs.BoolVar(&c.Pin, "pin", c.Pin, "run the servers and the load generator on different cores (taskset), when there are 2 or more")
+		fs.StringVar(&c.Extauthz, "extauthz", "", "an extauthz binary to measure (default: go build ./cmd/extauthz)")
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		repo, err := os.Getwd()
+		if err != nil {
+			return true, err
+		}
+		if _, err := os.Stat(filepath.Join(repo, "bench", "extauthz", "policy.yaml")); err != nil {
+			return true, fmt.Errorf("run from the repository root: %w", err)
+		}
+		if c.Self, err = os.Executable(); err != nil {
+			return true, err
+		}
+		c.Repo, c.Out, c.Log = repo, stdout, stderr
+		return true, RunOutside(ctx, c)
+	}
+	return false, nil
+}

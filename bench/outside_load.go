@@ -1,0 +1,147 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"time"
+)
+
+// The load generator of `extauthz-bench outside` runs in a process of its
+// own, as a new user's client would: `extauthz-bench load` dials one
+// server, sends the requests of a file with the bench's closed loop
+// (load.go), and prints one JSON line, its Result. It reads the server's
+// CPU from /proc/<pid>/stat just before and after the measured run, so
+// neither its start nor its dialling counts.
+
+// LoadConfig is one run of `extauthz-bench load`.
+type LoadConfig struct {
+	Addr     string // the server's gRPC address
+	Pid      int    // the server's process, whose CPU is measured
+	Requests string // a file of requests (writeRequests)
+	// Start is where in the requests this run begins: the rounds of one
+	// scenario go on where the last stopped, so distinct tokens stay
+	// distinct.
+	Start       uint64
+	Concurrency int
+	Conns       int
+	Warmup      time.Duration // before the measured run; 0 for none
+	Duration    time.Duration
+	// Pin moves this process to the load generator's cores of the bench's
+	// split (pin.go), the servers having been started on the others.
+	Pin bool
+}
+
+// loadResult is the line `extauthz-bench load` prints.
+type loadResult struct {
+	Checks    int   `json:"checks"`
+	Denied    int   `json:"denied"`
+	Errors    int   `json:"errors"`
+	Sent      int   `json:"sent"` // requests taken from the file, the warm-up's too
+	ElapsedNS int64 `json:"elapsed_ns"`
+	ServerNS  int64 `json:"server_cpu_ns"`
+	LoadNS    int64 `json:"load_cpu_ns"`
+	P50NS     int64 `json:"p50_ns"`
+	P99NS     int64 `json:"p99_ns"`
+}
+
+func (l *loadResult) result() *Result {
+	return &Result{
+		Checks: l.Checks, Denied: l.Denied, Errors: l.Errors,
+		Elapsed: time.Duration(l.ElapsedNS), ServerCP: time.Duration(l.ServerNS), LoadCPU: time.Duration(l.LoadNS),
+	}
+}
+
+// RunLoad is `extauthz-bench load`.
+func RunLoad(ctx context.Context, cfg LoadConfig, out io.Writer) error {
+	reqs, err := readRequests(cfg.Requests)
+	if err != nil {
+		return err
+	}
+	if len(reqs) == 0 {
+		return fmt.Errorf("bench: load: no requests in %s", cfg.Requests)
+	}
+	if cfg.Pin {
+		p := planPinning(true)
+		if !p.on {
+			return fmt.Errorf("bench: load: cannot pin: %s", p.why)
+		}
+		if err := p.pinSelf(); err != nil {
+			return err
+		}
+	}
+	tg := &Target{Name: "server", Addr: cfg.Addr}
+	if cfg.Pid > 0 {
+		tg.Proc = attachProcess("server", cfg.Pid)
+	}
+	if err := tg.Dial(cfg.Conns); err != nil {
+		return err
+	}
+	defer tg.Close()
+	src := NewCycle(reqs)
+	src.pos.Store(cfg.Start)
+	if cfg.Warmup > 0 {
+		if _, err := ClosedLoop(ctx, tg, src, cfg.Concurrency, cfg.Warmup); err != nil {
+			return err
+		}
+	}
+	r, err := ClosedLoop(ctx, tg, src, cfg.Concurrency, cfg.Duration)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(out).Encode(loadResult{
+		Checks: r.Checks, Denied: r.Denied, Errors: r.Errors, Sent: int(src.pos.Load() - cfg.Start),
+		ElapsedNS: int64(r.Elapsed), ServerNS: int64(r.ServerCP), LoadNS: int64(r.LoadCPU),
+		P50NS: int64(r.Percentile(50)), P99NS: int64(r.Percentile(99)),
+	})
+}
+
+// attachProcess is a Process for a server another process started: only
+// its CPU can be read.
+func attachProcess(name string, pid int) *Process {
+	proc, _ := os.FindProcess(pid) // never fails on Unix
+	return &Process{Name: name, cmd: &exec.Cmd{Process: proc}, done: make(chan struct{}), wait: make(chan struct{})}
+}
+
+// writeRequests writes marshalled requests to a file, each after its
+// length as a uvarint.
+func writeRequests(path string, reqs [][]byte) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	var n [binary.MaxVarintLen64]byte
+	for _, r := range reqs {
+		_, _ = w.Write(n[:binary.PutUvarint(n[:], uint64(len(r)))])
+		_, _ = w.Write(r)
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// readRequests reads what writeRequests wrote.
+func readRequests(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var reqs [][]byte
+	for len(b) > 0 {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || uint64(len(b)-n) < l {
+			return nil, fmt.Errorf("bench: load: %s is not a request file", path)
+		}
+		reqs = append(reqs, b[n:n+int(l)])
+		b = b[n+int(l):]
+	}
+	return reqs, nil
+}
