@@ -1,0 +1,81 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/bintest"
+)
+
+// childEnv marks a process of this test binary started as one of the
+// bench's children (the floor, the load generator): it runs the subcommand
+// instead of the tests.
+const childEnv = "EXTAUTHZ_BENCH_TEST_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) == "1" && len(os.Args) > 1 {
+		ok, err := Subcommand(context.Background(), os.Args[1:], os.Stdout, os.Stderr)
+		if ok {
+			if err != nil {
+				os.Stderr.WriteString(err.Error() + "\n")
+				os.Exit(1)
+			}
+			os.Exit(0)
+		}
+	}
+	code := m.Run()
+	bintest.Remove()
+	os.Exit(code)
+}
+
+// TestOutside runs `extauthz-bench outside` for one short round on the real
+// binary and asserts the shape of what it prints: both ratios, as numbers.
+func TestOutside(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts three processes and builds extauthz")
+	}
+	bin, err := bintest.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(childEnv, "1")
+	// A race-built child would sleep a second at exit.
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	cfg := OutsideDefaults()
+	cfg.Repo, cfg.Self, cfg.Extauthz = "..", self, bin
+	cfg.Rounds, cfg.Warmup, cfg.Duration, cfg.Distinct = 1, 0, 200*time.Millisecond, 500
+	var out, log bytes.Buffer
+	cfg.Out, cfg.Log = &out, &log
+	if err := RunOutside(context.Background(), cfg); err != nil {
+		t.Fatalf("outside: %v\n%s", err, log.String())
+	}
+	num := `([0-9]+\.[0-9]+)`
+	for _, re := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^cached ÷ floor: ` + num + ` on server CPU per Check .*, ` + num + ` on checks/s`),
+		regexp.MustCompile(`(?m)^distinct ES256 ÷ predicted: ` + num + ` on checks/s .*, ` + num + ` on server CPU per Check`),
+	} {
+		m := re.FindStringSubmatch(out.String())
+		if m == nil {
+			t.Fatalf("no line matching %s in:\n%s", re, out.String())
+		}
+		for _, v := range m[1:] {
+			if f, err := strconv.ParseFloat(v, 64); err != nil || f <= 0 {
+				t.Errorf("ratio %q is not a positive number in:\n%s", v, out.String())
+			}
+		}
+	}
+	for _, want := range []string{"floor (no-op)", "extauthz, cached ES256", "extauthz, distinct ES256", "raw ES256 verify"} {
+		if !bytes.Contains(out.Bytes(), []byte(want)) {
+			t.Errorf("no %q in:\n%s", want, out.String())
+		}
+	}
+}
