@@ -32,6 +32,7 @@ func (r *report) write() error {
 	r.writeFixed(w)
 	r.writeGoBench(w)
 	r.writeMethod(w)
+	r.writeOutside(w)
 	r.writeTimings(w)
 	r.writeNotes(w)
 

@@ -1,0 +1,14 @@
+package bench
+
+// writeOutside tells a reader how to check the end-to-end figures from
+// outside (outside.go). It has no figure of the run, so docs/benchmarks.md
+// can carry it before the next `make bench`.
+func (r *report) writeOutside(w func(string, ...any)) {
+	w("## Reproduce from outside\n\n")
+	w("`make bench` drives the servers from its own process. To check the figures as a new user would, with every part a separate process, run from the repository root:\n\n")
+	w("    go run ./bench/cmd/extauthz-bench outside\n\n")
+	w("It builds `./cmd/extauthz` and starts, on this machine, the no-op floor (`extauthz-bench noop`), extauthz on `bench/extauthz/policy.yaml` with its JWK Sets inline (a token route and an API route, one header each), and for each run a load generator of its own (`extauthz-bench load`) on other cores than the servers' (the pinning above, `-pin=false` to share them), sending Envoy-shaped CheckRequests with seven headers over gRPC on 127.0.0.1. ")
+	w("It runs 3 interleaved rounds (`-rounds`) of 3 s (`-duration`) of the floor, one cached ES256 bearer token and distinct ES256 tokens, reading each server's CPU from `/proc/<pid>/stat`, and measures a raw ES256 verify in process; in about a minute it prints the medians of each scenario's server CPU per Check and checks/s, the raw verify, and the two ratios of the targets above, each the median of the rounds':\n\n")
+	w("    cached ÷ floor: <floor's µs ÷ extauthz's> on server CPU per Check (…), <extauthz's checks/s ÷ the floor's> on checks/s (target ≥ 0.92)\n")
+	w("    distinct ES256 ÷ predicted: <checks/s ÷ the server cores' rate at the floor's µs + one raw verify per Check> on checks/s (…), <(floor + raw verify) ÷ extauthz's µs> on server CPU per Check (target ≥ 0.90)\n\n")
+}
