@@ -20,6 +20,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -35,7 +36,10 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if ok, err := bench.Subcommand(ctx, os.Args[1:], os.Stdout, os.Stderr); ok {
-		if err != nil {
+		switch {
+		case errors.Is(err, flag.ErrHelp):
+			os.Exit(2)
+		case err != nil:
 			fmt.Fprintf(os.Stderr, "extauthz-bench %s: %v\n", os.Args[1], err)
 			os.Exit(1)
 		}
