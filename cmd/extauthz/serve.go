@@ -168,6 +168,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "extauthz serve:", err)
 		return 2
 	}
+	setMemoryLimit(log)
 	if err := runServer(ctx, cfg, log); err != nil {
 		log.Error("extauthz: exiting", "error", err)
 		return 1
