@@ -32,12 +32,14 @@ type Compact struct {
 	s                                 string
 	pn                                uint16 // len of the payload in s
 	flags                             uint16
+	present, isString                 uint16 // lazyIndex's, of knownClaims
 	alg, kid, typ, jwk, iss, sub, jti span
 	// aud is the audience string, or for an array the offset of its spans
 	// and their number.
 	aud                     span
-	exp, nbf, iat           int64
+	clientID, scope         span // when strings
 	expNsec, nbfNsec, iatNs int32
+	exp, nbf, iat           int64
 }
 
 // Compact reduces a parsed token; ok is false for one that cannot be reduced
@@ -59,6 +61,10 @@ func (t *Token) Compact() (c Compact, ok bool) {
 	for _, a := range t.Audience {
 		need(a)
 	}
+	cid, cidOK := t.claims["client_id"].(string)
+	scope, scopeOK := t.claims["scope"].(string)
+	need(cid)
+	need(scope)
 	table := 0
 	if t.AudienceIsArray {
 		table = 4 * len(t.Audience)
@@ -83,6 +89,17 @@ func (t *Token) Compact() (c Compact, ok bool) {
 		iss: add(t.Issuer), sub: add(t.Subject), jti: add(t.ID),
 		exp: t.Expiry, nbf: t.NotBefore, iat: t.IssuedAt,
 		expNsec: t.expiryNsec, nbfNsec: t.notBeforeNsec, iatNs: t.issuedAtNsec,
+	}
+	for i, name := range knownClaims {
+		if _, ok := t.claims[name]; ok {
+			c.present |= 1 << i
+		}
+	}
+	if cidOK {
+		c.clientID, c.isString = add(cid), c.isString|1<<knownClientID
+	}
+	if scopeOK {
+		c.scope, c.isString = add(scope), c.isString|1<<knownScope
 	}
 	switch {
 	case t.AudienceIsArray:
@@ -139,6 +156,7 @@ func (c *Compact) View(dst *Token) {
 		Expiry: c.exp, NotBefore: c.nbf, IssuedAt: c.iat,
 		HasExpiry: c.has(hasExpiry), HasNotBefore: c.has(hasNotBefore), HasIssuedAt: c.has(hasIssuedAt),
 		expiryNsec: c.expNsec, notBeforeNsec: c.nbfNsec, issuedAtNsec: c.iatNs,
+		index: lazyIndex{present: c.present, isString: c.isString, clientID: c.str(c.clientID), scope: c.str(c.scope)},
 	}
 	switch {
 	case dst.AudienceIsArray:

@@ -21,7 +21,7 @@ func checkCompact(t *testing.T, tok *Token) {
 	c.View(&v)
 	want, got := *tok, v
 	want.claims, want.payload, want.audBuf, want.signingInput, want.signature = nil, "", [1]string{}, nil, nil
-	got.claims, got.payload, got.audBuf = nil, "", [1]string{}
+	got.claims, got.payload, got.audBuf, got.index = nil, "", [1]string{}, lazyIndex{}
 	if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
 		t.Fatalf("view differs:\n got %#v\nwant %#v", got, want)
 	}
@@ -41,6 +41,15 @@ func checkCompact(t *testing.T, tok *Token) {
 			t.Fatalf("ClaimString(%q) = %q, %v; want %q, %v", name, gs, gok, s, isStr)
 		}
 	}
+	for _, name := range knownClaims {
+		val, has := tok.Claims()[name]
+		s, isStr := val.(string)
+		g, gok := v.Claim(name)
+		gs, gsok := v.ClaimString(name)
+		if v.HasClaim(name) != has || gok != has || diff(val, g) != "" || gs != s || gsok != isStr {
+			t.Fatalf("known claim %s: %#v %v, view %#v %v / %q %v", name, val, has, g, gok, gs, gsok)
+		}
+	}
 	if _, ok := v.Claim("\x00absent"); ok || v.HasClaim("\x00absent") {
 		t.Fatal("an absent claim is found")
 	}
@@ -55,6 +64,8 @@ func checkCompact(t *testing.T, tok *Token) {
 func TestCompactView(t *testing.T) {
 	for _, tc := range []struct{ header, payload string }{
 		{`{"alg":"ES256","kid":"k1","typ":"at+jwt"}`, `{"iss":"https://idp","sub":"u","aud":"api","exp":1900000000,"scope":"a b","client_id":"c"}`},
+		{`{"alg":"ES256"}`, `{"client_id":"\u0063-1","scope":5,"scp":["a"],"cnf":{"jkt":"x"},"nonce":"n","at_hash":"h","acr":"gold","auth_time":1.5,"token_type":"t","azp":null}`},
+		{`{"alg":"ES256"}`, `{"client_id":7,"scope":"x\ty"}`},
 		{`{"alg":"ES256"}`, `{"aud":["a","b\u0063","a"],"exp":1.5,"o":{"x":[1,{}]}}`},
 		{`{"alg":"ES256"}`, `{"aud":["a","b\u0063"],"exp":1767225600.1,"nbf":2,"iat":3.5,"cnf":{"jkt":"x"},"n":null,"arr":[1,"}",[{"a":"]"}]],"esc\"aped":"v\\"}`},
 		{`{"alg":"ES256","kid":"\u006b"}`, `{"iss":"i\u0073s","sub":"\u00e9","jti":"j","x":true, "y" : false , "z":-1e3}`},

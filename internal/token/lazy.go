@@ -24,6 +24,9 @@ func (t *Token) Claim(name string) (any, bool) {
 		v, ok := t.claims[name]
 		return v, ok
 	}
+	if i, ok := t.known(name); ok && t.index.present&(1<<i) == 0 {
+		return nil, false
+	}
 	p, ok := t.member(name)
 	if !ok {
 		return nil, false
@@ -42,6 +45,16 @@ func (t *Token) ClaimString(name string) (string, bool) {
 		s, ok := t.claims[name].(string)
 		return s, ok
 	}
+	if i, ok := t.known(name); ok {
+		switch {
+		case t.index.present&(1<<i) == 0:
+			return "", false
+		case i == knownClientID:
+			return t.index.clientID, t.index.isString&(1<<i) != 0
+		case i == knownScope:
+			return t.index.scope, t.index.isString&(1<<i) != 0
+		}
+	}
 	p, ok := t.member(name)
 	if !ok || p.peek() != '"' {
 		return "", false
@@ -55,6 +68,9 @@ func (t *Token) HasClaim(name string) bool {
 	if t.claims != nil || t.payload == "" {
 		_, ok := t.claims[name]
 		return ok
+	}
+	if i, ok := t.known(name); ok {
+		return t.index.present&(1<<i) != 0
 	}
 	_, ok := t.member(name)
 	return ok

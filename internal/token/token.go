@@ -81,6 +81,8 @@ type Token struct {
 	payload string
 	// audBuf backs Audience in a view of a cached token.
 	audBuf [1]string
+	// index is a view's knowledge of the claims a Check probes (known.go).
+	index lazyIndex
 
 	// Issuer, Subject and ID are iss, sub and jti; "" when absent.
 	Issuer, Subject, ID          string
