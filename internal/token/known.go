@@ -50,9 +50,8 @@ type lazyIndex struct {
 	isString        uint16
 }
 
-// known answers for name from the index: found reports whether it could,
-// has whether the claim is present, and s, isStr its string value for
-// client_id and scope.
+// known is name's place in knownClaims when t is a view whose index can
+// answer for it.
 func (t *Token) known(name string) (i int, found bool) {
 	if t.claims != nil || t.payload == "" {
 		return -1, false
