@@ -101,11 +101,11 @@ func TestDPoPCredentials(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		cnf, _ := tok.Claims["cnf"].(map[string]any)
+		cnf, _ := tok.Claims()["cnf"].(map[string]any)
 		if cnf["jkt"] != p.JKT || p.JKT != clients[i%len(clients)].Thumbprint() {
-			t.Errorf("token %d: cnf %v, proof key %s", i, tok.Claims["cnf"], p.JKT)
+			t.Errorf("token %d: cnf %v, proof key %s", i, tok.Claims()["cnf"], p.JKT)
 		}
-		for _, jti := range []string{p.JTI, tok.Claims["jti"].(string)} {
+		for _, jti := range []string{p.JTI, tok.Claims()["jti"].(string)} {
 			if jtis[jti] {
 				t.Errorf("jti %s repeats", jti)
 			}

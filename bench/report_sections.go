@@ -268,7 +268,7 @@ func (r *report) writeGoBench(w func(string, ...any)) {
 	w("\n")
 	if b, ok := r.bench("BenchmarkTokenCacheMemory/rfc9068"); ok {
 		if tok, ok := b.Metrics["B/token"]; ok {
-			w("Of an RFC 9068 token's cache entry, %.0f B is the parsed token itself (the decoded payload its claim strings point into, the claims map, boxed numbers, the Token struct) and %.0f B the cache's own bookkeeping (LRU list node, map slot, entry).\n\n", tok, b.Metrics["B/entry"]-tok)
+			w("Of an RFC 9068 token's cache entry, %.0f B is the compact token (the decoded payload, its header members, and the registered claims lifted out of it as offsets and numbers; the claims map is not kept, a cache hit builds it only when CEL reads `claims`) and %.0f B the cache's own bookkeeping (map slot, LRU links, issuer, key).\n\n", tok, b.Metrics["B/entry"]-tok)
 		}
 	}
 }

@@ -128,10 +128,10 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		d.reason = ReasonAllowed
 	}
 	d.vars = &policy.Vars{
-		Claims:     tok.Claims,
+		Claims:     tok.Claims(),
 		ClientID:   clientID,
 		SpiffeID:   v.spiffeID,
-		Scopes:     assertionScopes(tok.Claims),
+		Scopes:     assertionScopes(tok.Claims()),
 		Issuer:     is.Name,
 		IssuerVars: v.issuerVars,
 		Credential: "client_assertion",

@@ -53,7 +53,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if tr != nil {
 		tr.add("audience", true, "aud %q", tok.Audience)
 	}
-	d.clientID = bearerClient(tok.Claims)
+	d.clientID = bearerClient(tok)
 	var proof *dpop.Proof
 	if scheme == schemeDPoP {
 		p, pd := s.checkProof(ctx, br.DPoP, r, raw, false, tr)
@@ -86,11 +86,11 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	if br.DPoP != nil {
 		d.nonce = s.nonceFor(br.DPoP)
 	}
-	if reason := stepUp(br.StepUp, tok.Claims, is, s.stepUpNow(br.StepUp), tr); reason != "" {
+	if reason := stepUp(br.StepUp, tok, is, s.stepUpNow(br.StepUp), tr); reason != "" {
 		d.kind, d.reason = denyStepUp, reason
 		return d
 	}
-	scopes, ok := claimScopesIn(tok.Claims, r.scopeBuf())
+	scopes, ok := claimScopesIn(tok, r.scopeBuf())
 	if !ok {
 		if tr != nil {
 			tr.add("scopes", false, "scope or scp breaks RFC 6749's scope grammar")
@@ -116,7 +116,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 	}
 	d.vars = r.newVars()
 	*d.vars = policy.Vars{
-		Claims:     tok.Claims,
+		ClaimsOf:   tok,
 		ClientID:   d.clientID,
 		SpiffeID:   v.spiffeID,
 		Scopes:     scopes,
@@ -132,11 +132,11 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 
 // bearerClient is the spec's client_id of an access token: client_id, else
 // azp (OIDC), else "".
-func bearerClient(claims map[string]any) string {
-	if s, ok := claims["client_id"].(string); ok {
+func bearerClient(claims claimReader) string {
+	if s, ok := claims.ClaimString("client_id"); ok {
 		return s
 	}
-	if s, ok := claims["azp"].(string); ok {
+	if s, ok := claims.ClaimString("azp"); ok {
 		return s
 	}
 	return ""

@@ -116,7 +116,7 @@ func binding(tok *token.Token, proof *dpop.Proof, r *httpRequest, tr *trace) str
 }
 
 func bindingReason(tok *token.Token, proof *dpop.Proof, r *httpRequest) (string, string) {
-	raw, ok := tok.Claims["cnf"]
+	raw, ok := tok.Claim("cnf")
 	if !ok {
 		if proof != nil {
 			return ReasonDPoPUnbound, "a DPoP proof came with a token that has no cnf.jkt"
@@ -210,7 +210,7 @@ func assertionTyping(tok *token.Token, is *policy.Issuer, strict bool) (string, 
 	}
 	if strict {
 		for _, c := range []string{"scope", "scp", "client_id"} {
-			if _, ok := tok.Claims[c]; ok {
+			if tok.HasClaim(c) {
 				return ReasonAccessTokenClaims, "the assertion carries " + c + ", a claim of access tokens"
 			}
 		}
@@ -229,7 +229,7 @@ func accessTokenTyping(tok *token.Token, is *policy.Issuer, rfc9068 bool) (strin
 		return ReasonTokenType, "typ " + h.Typ + " is neither an access token's nor a JWT's"
 	}
 	for _, c := range []string{"nonce", "at_hash"} {
-		if _, ok := tok.Claims[c]; ok {
+		if tok.HasClaim(c) {
 			return ReasonIDTokenClaims, "the token carries " + c + ": an OIDC ID token, not an access token"
 		}
 	}
@@ -244,7 +244,7 @@ func accessTokenTyping(tok *token.Token, is *policy.Issuer, rfc9068 bool) (strin
 	if !tok.HasSubject || !tok.HasIssuedAt || !tok.HasID {
 		return ReasonProfileClaim, "profile rfc9068 requires sub, iat and jti"
 	}
-	if id, ok := tok.Claims["client_id"].(string); !ok || id == "" {
+	if id, ok := tok.ClaimString("client_id"); !ok || id == "" {
 		return ReasonProfileClaim, "profile rfc9068 requires client_id, a non-empty string"
 	}
 	return "", ""

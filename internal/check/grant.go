@@ -155,7 +155,7 @@ func (s *Server) verifyGrant(ctx context.Context, ag *policy.ClientAssertion, ra
 	if tok.HasIssuer {
 		iss = tok.Issuer
 	}
-	g.vars = map[string]any{"sub": tok.Subject, "iss": iss, "issuer": is.Name, "claims": tok.Claims}
+	g.vars = map[string]any{"sub": tok.Subject, "iss": iss, "issuer": is.Name, "claims": tok.Claims()}
 	return g, nil
 }
 

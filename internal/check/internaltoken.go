@@ -164,10 +164,10 @@ func (s *Server) facts(rule *policy.Rule, d *decision, vars *policy.Vars, extra 
 	if vars.DPoPJKT != "" {
 		f.Authn = "dpop"
 	}
-	if iss, ok := vars.Claims["iss"].(string); ok {
+	if iss, ok := vars.ClaimString("iss"); ok {
 		f.TokenIssuer = iss
 	}
-	if jti, ok := vars.Claims["jti"].(string); ok {
+	if jti, ok := vars.ClaimString("jti"); ok {
 		f.TokenID = jti
 	}
 	return f

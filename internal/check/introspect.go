@@ -76,7 +76,7 @@ func (s *Server) introspect(ctx context.Context, is *policy.Issuer, raw string, 
 	}
 	// Many endpoints answer for refresh tokens too, token_type_hint or
 	// not; one is a grant to the client, never a credential for an API.
-	if tt, _ := tok.Claims["token_type"].(string); strings.EqualFold(tt, "refresh_token") || strings.EqualFold(tt, refreshTokenURN) {
+	if tt, _ := tok.ClaimString("token_type"); strings.EqualFold(tt, "refresh_token") || strings.EqualFold(tt, refreshTokenURN) {
 		if tr != nil {
 			tr.add("token type", false, "the endpoint says this is a refresh token")
 		}

@@ -13,24 +13,25 @@ import (
 // %x20 — because a lenient split is a privilege escalation: "x\u00a0admin"
 // is one scope to its issuer, and must never read as holding "admin".
 func claimScopes(claims map[string]any) (scopes []string, ok bool) {
-	return claimScopesIn(claims, nil)
+	return claimScopesIn(claimMap(claims), nil)
 }
 
 // claimScopesIn is claimScopes appending to buf[:0], so a Check can keep
 // its scopes in its scratch.
-func claimScopesIn(claims map[string]any, buf []string) (scopes []string, ok bool) {
-	if s, has := claims["scope"]; has {
-		str, isStr := s.(string)
-		if !isStr {
-			return nil, false
-		}
+func claimScopesIn(claims claimReader, buf []string) (scopes []string, ok bool) {
+	if str, isStr := claims.ClaimString("scope"); isStr {
 		return scopeListIn(str, buf)
 	}
-	switch scp := claims["scp"].(type) {
+	if claims.HasClaim("scope") {
+		return nil, false
+	}
+	if str, isStr := claims.ClaimString("scp"); isStr {
+		return scopeListIn(str, buf)
+	}
+	v, _ := claims.Claim("scp")
+	switch scp := v.(type) {
 	case nil:
 		return nil, true
-	case string:
-		return scopeListIn(scp, buf)
 	case []any:
 		out := buf[:0]
 		if out == nil {

@@ -34,7 +34,7 @@ func TestScopeListIn(t *testing.T) {
 		}
 	}
 	claims := map[string]any{"scp": []any{}}
-	if got, ok := claimScopesIn(claims, make([]string, 0, 8)); !ok || got == nil || len(got) != 0 {
+	if got, ok := claimScopesIn(claimMap(claims), make([]string, 0, 8)); !ok || got == nil || len(got) != 0 {
 		t.Errorf("an empty scp list gives %#v, %v; want an empty list", got, ok)
 	}
 }

@@ -1,6 +1,9 @@
 package check
 
-import "github.com/extauthz/extauthz/internal/policy"
+import (
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
+)
 
 // checkScratch is the memory an allowed Check uses on its common path (the
 // request view, the decision, its CEL variables, room for one header and
@@ -15,10 +18,12 @@ type checkScratch struct {
 	hdr  [1]header
 	ok   okParts
 	v    verified
+	// tok is the view of a cached token (token.Compact.View).
+	tok token.Token
 	// scopes hold the token's scopes: RFC 9068 tokens carry a few.
 	scopes [8]string
 
-	dUsed, varsUsed, hdrUsed, okUsed, vUsed, scopesUsed bool
+	dUsed, varsUsed, hdrUsed, okUsed, vUsed, scopesUsed, tokUsed bool
 
 	// memos are the server's shared metadata (metamemo.go).
 	memos *metaMemos
@@ -73,6 +78,15 @@ func (r *httpRequest) newVerified() *verified {
 		return &s.v
 	}
 	return &verified{}
+}
+
+// newToken is a zero token, the scratch's if it is still free.
+func (r *httpRequest) newToken() *token.Token {
+	if s := r.scratchOrNil(); s != nil && !s.tokUsed {
+		s.tokUsed = true
+		return &s.tok
+	}
+	return &token.Token{}
 }
 
 // scopeBuf is room for a token's scopes, nil once the scratch's is taken.

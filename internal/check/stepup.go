@@ -15,12 +15,12 @@ import (
 // authentication it lacks, and before the scope check, because the token a
 // client gets after stepping up may carry other scopes. It returns the
 // reason code of a deny, "" when the token meets the rule.
-func stepUp(su *policy.StepUp, claims map[string]any, is *policy.Issuer, now time.Time, tr *trace) string {
+func stepUp(su *policy.StepUp, claims claimReader, is *policy.Issuer, now time.Time, tr *trace) string {
 	if su == nil {
 		return ""
 	}
 	if len(su.ACRValues) > 0 {
-		acr, ok := claims["acr"].(string)
+		acr, ok := claims.ClaimString("acr")
 		switch {
 		case !ok:
 			if tr != nil {
@@ -38,7 +38,8 @@ func stepUp(su *policy.StepUp, claims map[string]any, is *policy.Issuer, now tim
 		}
 	}
 	if su.MaxAge > 0 {
-		at, ok := numericDate(claims["auth_time"])
+		authTime, _ := claims.Claim("auth_time")
+		at, ok := numericDate(authTime)
 		if !ok {
 			if tr != nil {
 				tr.add("step-up", false, "auth_time is absent or not a NumericDate; the rule wants an authentication at most %s old", su.MaxAge)

@@ -5,15 +5,14 @@ import (
 	"crypto/sha256"
 	"unsafe"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/token"
 )
 
-// DefaultTokenCacheSize bounds the verified-token cache: at well under 1 KiB
-// an entry, about 20 MiB of heap when full.
+// DefaultTokenCacheSize bounds the verified-token cache: at about 500 bytes
+// an entry for an RFC 9068 token (BenchmarkTokenCacheMemory), about 10 MiB
+// of heap when full.
 const DefaultTokenCacheSize = 20_000
 
 // tokenCache remembers bearer tokens whose signature verified, keyed by the
@@ -23,19 +22,24 @@ const DefaultTokenCacheSize = 20_000
 // signature); time claims, audience, scopes and CEL run on every Check.
 // Client assertions are single-use and never cached.
 type tokenCache struct {
-	lru *lru.Cache[[sha256.Size]byte, *cachedToken]
+	lru *tokenLRU
 }
 
+// cachedToken keeps what later Checks read, not the parsed token: the
+// payload and the lifted registered claims (token.Compact, about 90 bytes
+// plus the payload) but no claims map, which a hit's view builds only if CEL
+// reads `claims`. The SPIFFE ID is not kept: it is the subject whenever the
+// issuer issues SVIDs (verifyIn set it so).
 type cachedToken struct {
-	tok    *token.Token
+	tok    token.Compact
 	issuer *policy.Issuer
 	// key verified the signature; when it leaves the issuer's key set
 	// (rotation, revocation) the entry no longer counts.
-	key      *keys.Key
-	spiffeID string
+	key *keys.Key
 	// issuerVars are what the issuer's template took from iss when the
 	// entry was added; lookup matches again so allow lists apply.
 	issuerVars map[string]string
+	lruLinks
 }
 
 // newTokenCache returns nil (no caching) for size ≤ 0.
@@ -43,11 +47,7 @@ func newTokenCache(size int) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	c, err := lru.New[[sha256.Size]byte, *cachedToken](size)
-	if err != nil {
-		return nil
-	}
-	return &tokenCache{lru: c}
+	return &tokenCache{lru: newTokenLRU(size)}
 }
 
 // digest hashes the token in place: copying a 1 KiB string to a []byte
@@ -68,15 +68,16 @@ func (c *tokenCache) lookup(ctx context.Context, sum [sha256.Size]byte, cred *po
 		return nil
 	}
 	td := ""
-	if e.spiffeID != "" {
+	if e.issuer.IssuesSVIDs() {
 		td = e.issuer.TrustDomain
 	}
 	// Matched again on every hit, templates included: a cached token must
 	// not skip a tenant check, and a rule's issuers differ from another's.
-	if is, _, ok := cred.MatchIssuer(e.tok.Issuer, e.tok.HasIssuer, td); is != e.issuer || !ok {
+	iss, hasIss := e.tok.Issuer()
+	if is, _, ok := cred.MatchIssuer(iss, hasIss, td); is != e.issuer || !ok {
 		return nil
 	}
-	candidates, err := e.issuer.Keys.Keys(ctx, e.tok.Header.Kid)
+	candidates, err := e.issuer.Keys.Keys(ctx, e.tok.Kid())
 	if err != nil {
 		return nil
 	}
@@ -89,12 +90,17 @@ func (c *tokenCache) lookup(ctx context.Context, sum [sha256.Size]byte, cred *po
 	return nil
 }
 
-func (c *tokenCache) add(sum [sha256.Size]byte, e *cachedToken) {
+// add remembers tok, verified by key for is. A token Compact refuses (over
+// 64 KiB) is not cached: it is verified again when it comes back.
+func (c *tokenCache) add(sum [sha256.Size]byte, tok *token.Token, is *policy.Issuer, key *keys.Key, vars map[string]string) {
 	if c == nil {
 		return
 	}
-	e.tok.DropSignature()
-	c.lru.Add(sum, e)
+	ct, ok := tok.Compact()
+	if !ok {
+		return
+	}
+	c.lru.Add(sum, &cachedToken{tok: ct, issuer: is, key: key, issuerVars: vars})
 }
 
 // Len is the number of cached tokens.

@@ -52,7 +52,12 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
 			}
 			v := r.newVerified()
-			*v = verified{tok: e.tok, issuer: e.issuer, spiffeID: e.spiffeID, issuerVars: e.issuerVars, sum: sum, summed: true}
+			tok := r.newToken()
+			e.tok.View(tok)
+			*v = verified{tok: tok, issuer: e.issuer, issuerVars: e.issuerVars, sum: sum, summed: true}
+			if e.issuer.IssuesSVIDs() {
+				v.spiffeID = tok.Subject
+			}
 			if reason := claimsBound(v, tr); reason != "" {
 				return v, reason, false
 			}
@@ -145,7 +150,7 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 	}
 	reason := s.validateTime(v, now, tr)
 	if reason == "" && cache {
-		s.tokens.add(sum, &cachedToken{tok: tok, issuer: is, key: key, spiffeID: v.spiffeID, issuerVars: vars})
+		s.tokens.add(sum, tok, is, key, vars)
 	}
 	return v, reason, false
 }
@@ -153,7 +158,7 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 // claimsBound checks a templated issuer's claim bindings (a tid claim equal
 // to {tenant}).
 func claimsBound(v *verified, tr *trace) string {
-	if name, ok := v.issuer.Template.ClaimsBound(v.issuerVars, v.tok.Claims); !ok {
+	if name, ok := v.issuer.Template.ClaimsBound(v.issuerVars, v.tok); !ok {
 		if tr != nil {
 			tr.add("issuer variables", false, "{%s} is %q but its bound claim differs", name, v.issuerVars[name])
 		}

@@ -166,16 +166,16 @@ func FuzzVerify(f *testing.F) {
 		if err != nil {
 			t.Fatalf("accepted proof does not parse: %v", err)
 		}
-		if htm := tok.Claims["htm"]; htm != method {
+		if htm := tok.Claims()["htm"]; htm != method {
 			t.Fatalf("accepted htm %q for method %q", htm, method)
 		}
-		htu, _ := tok.Claims["htu"].(string)
+		htu, _ := tok.Claims()["htu"].(string)
 		got, ok1 := NormalizeHTU(htu)
 		want, ok2 := requestURI(req)
 		if !ok1 || !ok2 || got != want {
 			t.Fatalf("accepted htu %q (%q) for request %q (%q)", htu, got, authority+path, want)
 		}
-		if ath := tok.Claims["ath"]; ath != ATH(fuzzToken) {
+		if ath := tok.Claims()["ath"]; ath != ATH(fuzzToken) {
 			t.Fatalf("accepted ath %v", ath)
 		}
 		if age := fuzzNow.Sub(p.IssuedAt); age > DefaultMaxAge || age < -DefaultSkew {

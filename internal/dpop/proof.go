@@ -157,7 +157,7 @@ func Verify(proof string, req Request, o *Options, now time.Time) (*Proof, error
 		return nil, fmt.Errorf("%w: %w", ErrKey, err)
 	}
 
-	c := tok.Claims
+	c := tok.Claims()
 	htm, ok1 := c["htm"].(string)
 	htu, ok2 := c["htu"].(string)
 	switch {

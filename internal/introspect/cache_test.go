@@ -105,9 +105,9 @@ func TestCacheKeyIsDigest(t *testing.T) {
 		t.Fatalf("cache keys = %x", keys)
 	}
 	for _, e := range c.cache.lru.Values() {
-		for k, v := range e.tok.Claims {
+		for k, v := range e.tok.Claims() {
 			if s, _ := v.(string); strings.Contains(s, "opaque-secret-token") || k == "token" {
-				t.Fatalf("cached claims hold the token: %v", e.tok.Claims)
+				t.Fatalf("cached claims hold the token: %v", e.tok.Claims())
 			}
 		}
 	}

@@ -27,6 +27,6 @@
 //	case errors.Is(err, introspect.ErrInactive): // 401 invalid_token
 //	case errors.Is(err, introspect.ErrUnavailable): // 503, fail closed
 //	}
-//	// tok.Claims holds every member of the response; tok.Audience, tok.Expiry…
+//	// tok.Claims() holds every member of the response; tok.Audience, tok.Expiry…
 //	// are typed as for a JWT.
 package introspect

@@ -151,8 +151,8 @@ func TestJWTResponse(t *testing.T) {
 	if err != nil {
 		t.Fatalf("signed response: %v", err)
 	}
-	if tok.Subject != "user-1" || tok.Claims["scope"] != "reports" || tok.Claims["iss"] != nil {
-		t.Fatalf("claims = %v, want token_introspection's members only", tok.Claims)
+	if tok.Subject != "user-1" || tok.Claims()["scope"] != "reports" || tok.Claims()["iss"] != nil {
+		t.Fatalf("claims = %v, want token_introspection's members only", tok.Claims())
 	}
 
 	inactive := jwtEndpoint(t, as, "application/token-introspection+jwt", hdr, with(good, "token_introspection", map[string]any{"active": false}))

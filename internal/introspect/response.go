@@ -93,7 +93,7 @@ func (c *Client) parseJWT(ctx context.Context, body string, now time.Time, shown
 	if err := jws.ValidateTime(now, time.Minute, false); err != nil {
 		return bad(outcomeSignature, "%w", err)
 	}
-	inner, ok := jws.Claims["token_introspection"].(map[string]any)
+	inner, ok := jws.Claims()["token_introspection"].(map[string]any)
 	if !ok {
 		return bad(outcomeInvalid, "token_introspection is missing or not an object")
 	}

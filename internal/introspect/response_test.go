@@ -78,11 +78,11 @@ func TestParseResponseClaims(t *testing.T) {
 	if !reflect.DeepEqual(tok.Audience, []string{"api"}) {
 		t.Errorf("aud = %q", tok.Audience)
 	}
-	if tok.Claims["client_id"] != "app" || tok.Claims["scope"] != "reports read" || tok.Claims["active"] != true {
-		t.Errorf("claims = %v", tok.Claims)
+	if tok.Claims()["client_id"] != "app" || tok.Claims()["scope"] != "reports read" || tok.Claims()["active"] != true {
+		t.Errorf("claims = %v", tok.Claims())
 	}
-	if cnf, _ := tok.Claims["cnf"].(map[string]any); cnf["jkt"] != "abc" {
-		t.Errorf("cnf = %v", tok.Claims["cnf"])
+	if cnf, _ := tok.Claims()["cnf"].(map[string]any); cnf["jkt"] != "abc" {
+		t.Errorf("cnf = %v", tok.Claims()["cnf"])
 	}
 }
 
@@ -104,20 +104,20 @@ func FuzzParseResponse(f *testing.F) {
 			}
 			return
 		}
-		if tok.Claims["active"] != true {
-			t.Fatalf("accepted active = %v", tok.Claims["active"])
+		if tok.Claims()["active"] != true {
+			t.Fatalf("accepted active = %v", tok.Claims()["active"])
 		}
-		if v, ok := tok.Claims["scope"]; ok {
+		if v, ok := tok.Claims()["scope"]; ok {
 			if _, str := v.(string); !str {
 				t.Fatalf("accepted scope %T", v)
 			}
 		}
-		if v, ok := tok.Claims["cnf"]; ok {
+		if v, ok := tok.Claims()["cnf"]; ok {
 			if _, obj := v.(map[string]any); !obj {
 				t.Fatalf("accepted cnf %T", v)
 			}
 		}
-		if _, ok := tok.Claims["aud"]; ok && len(tok.Audience) == 0 {
+		if _, ok := tok.Claims()["aud"]; ok && len(tok.Audience) == 0 {
 			t.Fatal("accepted aud without an audience")
 		}
 	})

@@ -151,7 +151,10 @@ func referencedNames(ast *cel.Ast) []string {
 // Vars are the CEL variables of one Check. It is an interpreter.Activation
 // so evaluation reads the fields directly, with no map built per Check.
 type Vars struct {
-	Claims   map[string]any
+	Claims map[string]any
+	// ClaimsOf, when Claims is nil, gives them on the first read of
+	// `claims`: a cached token's view builds its map only then.
+	ClaimsOf ClaimSource
 	ClientID string
 	SpiffeID string
 	Scopes   []string
@@ -186,6 +189,9 @@ var _ interpreter.Activation = (*Vars)(nil)
 func (v *Vars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "claims":
+		if v.Claims == nil && v.ClaimsOf != nil {
+			return v.ClaimsOf.Claims(), true
+		}
 		if v.Claims == nil {
 			return map[string]any{}, true
 		}
@@ -329,4 +335,20 @@ func headerString(v ref.Val) (string, bool) {
 		return strings.Join(parts, ","), true
 	}
 	return "", false
+}
+
+// ClaimSource is a token whose claims are read lazily (a *token.Token).
+type ClaimSource interface {
+	Claims() map[string]any
+	ClaimString(name string) (string, bool)
+}
+
+// ClaimString is the claim name when it is a string, from Claims or
+// ClaimsOf, without building a lazily read token's map.
+func (v *Vars) ClaimString(name string) (string, bool) {
+	if v.Claims == nil && v.ClaimsOf != nil {
+		return v.ClaimsOf.ClaimString(name)
+	}
+	s, ok := v.Claims[name].(string)
+	return s, ok
 }

@@ -217,7 +217,9 @@ func (t *Template) Match(iss string) (vars map[string]string, shape, ok bool) {
 
 // ClaimsBound reports whether every variable with a claim binding finds its
 // value in the token's claim of that name, as a string.
-func (t *Template) ClaimsBound(vars map[string]string, claims map[string]any) (string, bool) {
+func (t *Template) ClaimsBound(vars map[string]string, claims interface {
+	ClaimString(name string) (string, bool)
+}) (string, bool) {
 	if t == nil {
 		return "", true
 	}
@@ -225,7 +227,7 @@ func (t *Template) ClaimsBound(vars map[string]string, claims map[string]any) (s
 		if v.claim == "" {
 			continue
 		}
-		s, ok := claims[v.claim].(string)
+		s, ok := claims.ClaimString(v.claim)
 		if !ok || s != vars[v.name] {
 			return v.name, false
 		}

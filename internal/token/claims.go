@@ -15,30 +15,30 @@ const (
 	maxAudience = 1000
 )
 
-// registered lifts the registered claims out of t.Claims, refusing any of the
+// registered lifts the registered claims out of t.claims, refusing any of the
 // wrong type: a lax reading here (a string exp, an aud object) is how
 // validation gets skipped.
 func (t *Token) registered() error {
 	var err error
-	if t.Issuer, t.HasIssuer, err = stringClaim(t.Claims, "iss"); err != nil {
+	if t.Issuer, t.HasIssuer, err = stringClaim(t.claims, "iss"); err != nil {
 		return err
 	}
-	if t.Subject, t.HasSubject, err = stringClaim(t.Claims, "sub"); err != nil {
+	if t.Subject, t.HasSubject, err = stringClaim(t.claims, "sub"); err != nil {
 		return err
 	}
-	if t.ID, t.HasID, err = stringClaim(t.Claims, "jti"); err != nil {
+	if t.ID, t.HasID, err = stringClaim(t.claims, "jti"); err != nil {
 		return err
 	}
-	if t.Expiry, t.expiryNsec, t.HasExpiry, err = dateClaim(t.Claims, "exp"); err != nil {
+	if t.Expiry, t.expiryNsec, t.HasExpiry, err = dateClaim(t.claims, "exp"); err != nil {
 		return err
 	}
-	if t.NotBefore, t.notBeforeNsec, t.HasNotBefore, err = dateClaim(t.Claims, "nbf"); err != nil {
+	if t.NotBefore, t.notBeforeNsec, t.HasNotBefore, err = dateClaim(t.claims, "nbf"); err != nil {
 		return err
 	}
-	if t.IssuedAt, t.issuedAtNsec, t.HasIssuedAt, err = dateClaim(t.Claims, "iat"); err != nil {
+	if t.IssuedAt, t.issuedAtNsec, t.HasIssuedAt, err = dateClaim(t.claims, "iat"); err != nil {
 		return err
 	}
-	v, ok := t.Claims["aud"]
+	v, ok := t.claims["aud"]
 	if !ok {
 		return nil
 	}

@@ -4,9 +4,9 @@ package token
 // than a compact JWS (an RFC 7662 introspection response), with the
 // registered claims lifted and typed exactly as Parse does: a string exp or
 // an aud object is refused here too. The Token has no header and no
-// signature; claims becomes its Claims and must not be changed afterwards.
+// signature; claims becomes its Claims() and must not be changed afterwards.
 func FromClaims(claims map[string]any) (*Token, error) {
-	t := &Token{Claims: claims}
+	t := &Token{claims: claims}
 	if err := t.registered(); err != nil {
 		return nil, err
 	}

@@ -45,5 +45,7 @@
 //	if err := t.ValidateTime(clock.Now(), 30*time.Second, true); err != nil {
 //		return err // ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrMissingExpiry
 //	}
-//	// t.Issuer, t.Audience, t.Claims... are now trustworthy.
+//	// t.Issuer, t.Audience, t.Claims()... are now trustworthy. A cache
+//	// keeps t.Compact(); its View gives the token back, and builds the
+//	// claims map only when Claims() is called.
 package token

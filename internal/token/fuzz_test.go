@@ -94,10 +94,11 @@ func checkParse(t *testing.T, raw string) {
 		return
 	}
 	checkConsistent(t, tok)
+	checkCompact(t, tok)
 
 	// Re-encoding the claims with encoding/json and parsing again must
 	// give the same token: what we accept has one meaning.
-	claims, err := json.Marshal(tok.Claims)
+	claims, err := json.Marshal(tok.Claims())
 	if err != nil {
 		t.Fatalf("claims do not marshal: %v", err)
 	}
@@ -106,7 +107,7 @@ func checkParse(t *testing.T, raw string) {
 	if err != nil {
 		t.Fatalf("re-encoded token rejected: %v\nclaims %s", err, claims)
 	}
-	if d := diff(tok.Claims, again.Claims); d != "" {
+	if d := diff(tok.Claims(), again.Claims()); d != "" {
 		t.Fatalf("re-encoded claims differ: %s", d)
 	}
 	if tok.Issuer != again.Issuer || tok.Expiry != again.Expiry || fmt.Sprint(tok.Audience) != fmt.Sprint(again.Audience) ||
@@ -160,7 +161,7 @@ func countIs(err error, targets ...error) int {
 // checkConsistent checks the registered fields against Claims.
 func checkConsistent(t *testing.T, tok *Token) {
 	t.Helper()
-	if tok.Claims == nil || !allowedAlg(tok.Header.Alg) || len(tok.signature) == 0 {
+	if tok.Claims() == nil || !allowedAlg(tok.Header.Alg) || len(tok.signature) == 0 {
 		t.Fatalf("incomplete token: %+v", tok)
 	}
 	for name, got := range map[string]struct {
@@ -169,14 +170,14 @@ func checkConsistent(t *testing.T, tok *Token) {
 	}{
 		"iss": {tok.Issuer, tok.HasIssuer}, "sub": {tok.Subject, tok.HasSubject}, "jti": {tok.ID, tok.HasID},
 	} {
-		v, ok := tok.Claims[name]
+		v, ok := tok.Claims()[name]
 		if ok != got.has || ok && v != got.v {
 			t.Fatalf("%s: field %v (%v), claim %#v (%v)", name, got.v, got.has, v, ok)
 		}
 	}
 	for _, name := range dateClaims {
 		sec, has, at := dateOf(tok, name)
-		v, ok := tok.Claims[name]
+		v, ok := tok.Claims()[name]
 		if ok != has || !ok && (sec != 0 || !at.IsZero()) {
 			t.Fatalf("%s: field %d (%v), exact %s, claim %#v (%v)", name, sec, has, at, v, ok)
 		}
@@ -184,8 +185,8 @@ func checkConsistent(t *testing.T, tok *Token) {
 			checkDate(t, name, v, sec, at)
 		}
 	}
-	if _, ok := tok.Claims["aud"]; ok != tok.HasAudience || ok && len(tok.Audience) == 0 {
-		t.Fatalf("aud: %v / %v", tok.Audience, tok.Claims["aud"])
+	if _, ok := tok.Claims()["aud"]; ok != tok.HasAudience || ok && len(tok.Audience) == 0 {
+		t.Fatalf("aud: %v / %v", tok.Audience, tok.Claims()["aud"])
 	}
 }
 

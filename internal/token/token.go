@@ -73,10 +73,16 @@ func (h Header) TypeIs(name string) bool {
 // Token is a parsed compact JWS whose signature has not been checked yet.
 type Token struct {
 	Header Header
-	// Claims holds every payload member, registered ones included. Values are
-	// string, bool, nil, int64 (an integer literal that fits), float64 (any
-	// other number), []any and map[string]any.
-	Claims map[string]any
+	// claims holds every payload member, registered ones included (see
+	// Claims); nil while a view of a cached token has not needed them.
+	claims map[string]any
+	// payload is the decoded payload JSON, from which claims are read when
+	// the map was not built.
+	payload string
+	// audBuf backs Audience in a view of a cached token.
+	audBuf [1]string
+	// index is a view's knowledge of the claims a Check probes (known.go).
+	index lazyIndex
 
 	// Issuer, Subject and ID are iss, sub and jti; "" when absent.
 	Issuer, Subject, ID          string
@@ -183,7 +189,8 @@ func Parse(raw string, lim Limits) (*Token, error) {
 		return nil, err
 	}
 	t.signature = dec[hn+pn:]
-	if t.Claims, err = parseObject(js[hn:]); err != nil {
+	t.payload = js[hn:]
+	if t.claims, err = parseObject(t.payload); err != nil {
 		return nil, fmt.Errorf("%w: payload: %w", ErrMalformed, err)
 	}
 	if err := t.registered(); err != nil {

@@ -1,0 +1,161 @@
+package token
+
+// Claims is every payload member, registered ones included. Values are
+// string, bool, nil, int64 (an integer literal that fits), float64 (any other
+// number), []any and map[string]any. A view of a cached token (Compact.View)
+// builds the map from the payload on the first call, so a Check that never
+// asks for it does not pay for it; the map must not be changed.
+func (t *Token) Claims() map[string]any {
+	if t.claims == nil && t.payload != "" {
+		m, err := parseObject(t.payload)
+		if err != nil {
+			// Not reached: the payload parsed once already.
+			m = map[string]any{}
+		}
+		t.claims = m
+	}
+	return t.claims
+}
+
+// Claim is the claim name as Claims()[name] would give it, without building
+// the map of a cached token's view.
+func (t *Token) Claim(name string) (any, bool) {
+	if t.claims != nil || t.payload == "" {
+		v, ok := t.claims[name]
+		return v, ok
+	}
+	if i, ok := t.known(name); ok && t.index.present&(1<<i) == 0 {
+		return nil, false
+	}
+	p, ok := t.member(name)
+	if !ok {
+		return nil, false
+	}
+	v, err := p.value(1)
+	if err != nil {
+		return nil, false
+	}
+	return v, true
+}
+
+// ClaimString is the claim name when it is a JSON string: the answer of
+// Claims()[name].(string), without boxing the value.
+func (t *Token) ClaimString(name string) (string, bool) {
+	if t.claims != nil || t.payload == "" {
+		s, ok := t.claims[name].(string)
+		return s, ok
+	}
+	if i, ok := t.known(name); ok {
+		switch {
+		case t.index.present&(1<<i) == 0:
+			return "", false
+		case i == knownClientID:
+			return t.index.clientID, t.index.isString&(1<<i) != 0
+		case i == knownScope:
+			return t.index.scope, t.index.isString&(1<<i) != 0
+		}
+	}
+	p, ok := t.member(name)
+	if !ok || p.peek() != '"' {
+		return "", false
+	}
+	s, err := p.str()
+	return s, err == nil
+}
+
+// HasClaim reports whether the payload has a member name, of any type.
+func (t *Token) HasClaim(name string) bool {
+	if t.claims != nil || t.payload == "" {
+		_, ok := t.claims[name]
+		return ok
+	}
+	if i, ok := t.known(name); ok {
+		return t.index.present&(1<<i) != 0
+	}
+	_, ok := t.member(name)
+	return ok
+}
+
+// member finds the top-level member name of the payload and returns a
+// parser at its value. The payload parsed strictly once (no duplicates), so
+// the first match is the only one and the walk need not validate again.
+func (t *Token) member(name string) (parser, bool) {
+	p := parser{s: t.payload}
+	p.ws()
+	if p.peek() != '{' {
+		return p, false
+	}
+	p.i++
+	for {
+		p.ws()
+		if p.peek() != '"' {
+			return p, false
+		}
+		n, err := p.str()
+		if err != nil {
+			return p, false
+		}
+		p.ws()
+		if p.peek() != ':' {
+			return p, false
+		}
+		p.i++
+		p.ws()
+		if n == name {
+			return p, true
+		}
+		p.skip()
+		p.ws()
+		if p.peek() != ',' {
+			return p, false
+		}
+		p.i++
+	}
+}
+
+// skip steps over the already validated value at p.i.
+func (p *parser) skip() {
+	depth := 0
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case '"':
+			p.skipString()
+			if depth == 0 {
+				return
+			}
+			continue
+		case '{', '[':
+			depth++
+		case '}', ']':
+			if depth == 0 {
+				return
+			}
+			depth--
+			if depth == 0 {
+				p.i++
+				return
+			}
+		case ',':
+			if depth == 0 {
+				return
+			}
+		}
+		p.i++
+	}
+}
+
+// skipString steps over the string whose opening quote is at p.i.
+func (p *parser) skipString() {
+	p.i++
+	for p.i < len(p.s) {
+		switch p.s[p.i] {
+		case '\\':
+			p.i += 2
+		case '"':
+			p.i++
+			return
+		default:
+			p.i++
+		}
+	}
+}
