@@ -224,6 +224,11 @@ func pathValue(vars *policy.Vars, p []string) string {
 	if !ok {
 		return "(absent)"
 	}
+	if lazy, isLazy := v.(interface{ Value() any }); isLazy && p[0] == "claims" {
+		// A cached token's claims, read one by one in a Check: the whole
+		// map for the explanation.
+		v = lazy.Value()
+	}
 	for _, k := range p[1:] {
 		switch m := v.(type) {
 		case map[string]any:

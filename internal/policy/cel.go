@@ -190,7 +190,7 @@ func (v *Vars) ResolveName(name string) (any, bool) {
 	switch name {
 	case "claims":
 		if v.Claims == nil && v.ClaimsOf != nil {
-			return v.ClaimsOf.Claims(), true
+			return &lazyClaims{src: v.ClaimsOf}, true
 		}
 		if v.Claims == nil {
 			return map[string]any{}, true
@@ -340,6 +340,7 @@ func headerString(v ref.Val) (string, bool) {
 // ClaimSource is a token whose claims are read lazily (a *token.Token).
 type ClaimSource interface {
 	Claims() map[string]any
+	Claim(name string) (any, bool)
 	ClaimString(name string) (string, bool)
 }
 
