@@ -5,6 +5,7 @@ import (
 
 	"github.com/extauthz/extauthz/internal/dpop"
 	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 // bearer verifies an access token that came in the Bearer scheme (RFC 6750)
@@ -132,7 +133,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 
 // bearerClient is the spec's client_id of an access token: client_id, else
 // azp (OIDC), else "".
-func bearerClient(claims claimReader) string {
+func bearerClient(claims token.ClaimReader) string {
 	if s, ok := claims.ClaimString("client_id"); ok {
 		return s
 	}

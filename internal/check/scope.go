@@ -4,6 +4,7 @@ import (
 	"strings"
 
 	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 // claimScopes reads a token's scopes: the `scope` string (RFC 6749 §3.3,
@@ -13,12 +14,12 @@ import (
 // %x20 — because a lenient split is a privilege escalation: "x\u00a0admin"
 // is one scope to its issuer, and must never read as holding "admin".
 func claimScopes(claims map[string]any) (scopes []string, ok bool) {
-	return claimScopesIn(claimMap(claims), nil)
+	return claimScopesIn(token.ClaimMap(claims), nil)
 }
 
 // claimScopesIn is claimScopes appending to buf[:0], so a Check can keep
 // its scopes in its scratch.
-func claimScopesIn(claims claimReader, buf []string) (scopes []string, ok bool) {
+func claimScopesIn(claims token.ClaimReader, buf []string) (scopes []string, ok bool) {
 	if str, isStr := claims.ClaimString("scope"); isStr {
 		return scopeListIn(str, buf)
 	}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 // TestScopeListIn: splitting into a Check's scratch gives what splitting
@@ -34,7 +35,7 @@ func TestScopeListIn(t *testing.T) {
 		}
 	}
 	claims := map[string]any{"scp": []any{}}
-	if got, ok := claimScopesIn(claimMap(claims), make([]string, 0, 8)); !ok || got == nil || len(got) != 0 {
+	if got, ok := claimScopesIn(token.ClaimMap(claims), make([]string, 0, 8)); !ok || got == nil || len(got) != 0 {
 		t.Errorf("an empty scp list gives %#v, %v; want an empty list", got, ok)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 // stepUp holds a verified access token to the rule's RFC 9470 requirement:
@@ -15,7 +16,7 @@ import (
 // authentication it lacks, and before the scope check, because the token a
 // client gets after stepping up may carry other scopes. It returns the
 // reason code of a deny, "" when the token meets the rule.
-func stepUp(su *policy.StepUp, claims claimReader, is *policy.Issuer, now time.Time, tr *trace) string {
+func stepUp(su *policy.StepUp, claims token.ClaimReader, is *policy.Issuer, now time.Time, tr *trace) string {
 	if su == nil {
 		return ""
 	}

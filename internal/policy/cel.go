@@ -16,6 +16,8 @@ import (
 	"github.com/google/cel-go/common/types/traits"
 	"github.com/google/cel-go/ext"
 	"github.com/google/cel-go/interpreter"
+
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 const (
@@ -154,7 +156,7 @@ type Vars struct {
 	Claims map[string]any
 	// ClaimsOf, when Claims is nil, gives them on the first read of
 	// `claims`: a cached token's view builds its map only then.
-	ClaimsOf ClaimSource
+	ClaimsOf token.ClaimReader
 	ClientID string
 	SpiffeID string
 	Scopes   []string
@@ -335,13 +337,6 @@ func headerString(v ref.Val) (string, bool) {
 		return strings.Join(parts, ","), true
 	}
 	return "", false
-}
-
-// ClaimSource is a token whose claims are read lazily (a *token.Token).
-type ClaimSource interface {
-	Claims() map[string]any
-	Claim(name string) (any, bool)
-	ClaimString(name string) (string, bool)
 }
 
 // ClaimString is the claim name when it is a string, from Claims or

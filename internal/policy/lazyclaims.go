@@ -6,6 +6,8 @@ import (
 	"github.com/google/cel-go/common/types"
 	"github.com/google/cel-go/common/types/ref"
 	"github.com/google/cel-go/common/types/traits"
+
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 // lazyClaims is CEL's `claims` for a token whose claims are read lazily (a
@@ -16,7 +18,7 @@ import (
 // on the whole map, built on first use. Values are converted as CEL
 // converts the plain map's: the same Go types, through the same adapter.
 type lazyClaims struct {
-	src  ClaimSource
+	src  token.ClaimReader
 	full traits.Mapper
 }
 

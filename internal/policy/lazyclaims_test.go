@@ -3,21 +3,9 @@ package policy
 import (
 	"context"
 	"testing"
+
+	"github.com/extauthz/extauthz/internal/token"
 )
-
-// mapSource is a ClaimSource over a plain map, as a cached token's view is
-// over its payload.
-type mapSource map[string]any
-
-func (m mapSource) Claims() map[string]any { return m }
-func (m mapSource) Claim(name string) (any, bool) {
-	v, ok := m[name]
-	return v, ok
-}
-func (m mapSource) ClaimString(name string) (string, bool) {
-	s, ok := m[name].(string)
-	return s, ok
-}
 
 // TestLazyClaimsAsMap: every way CEL reads `claims` gives the same value
 // whether the claims come as a map or are read one by one from a token's
@@ -49,7 +37,7 @@ func TestLazyClaimsAsMap(t *testing.T) {
 	} {
 		e := compileTestExpr(t, src)
 		want, wantOK := e.Value(context.Background(), &Vars{Claims: claims})
-		got, gotOK := e.Value(context.Background(), &Vars{ClaimsOf: mapSource(claims)})
+		got, gotOK := e.Value(context.Background(), &Vars{ClaimsOf: token.ClaimMap(claims)})
 		if got != want || gotOK != wantOK {
 			t.Errorf("%s: lazily %q (%v), as a map %q (%v)", src, got, gotOK, want, wantOK)
 		}

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/extauthz/extauthz/internal/token"
 	policyv1 "github.com/extauthz/extauthz/proto/extauthz/policy/v1"
 )
 
@@ -217,9 +218,7 @@ func (t *Template) Match(iss string) (vars map[string]string, shape, ok bool) {
 
 // ClaimsBound reports whether every variable with a claim binding finds its
 // value in the token's claim of that name, as a string.
-func (t *Template) ClaimsBound(vars map[string]string, claims interface {
-	ClaimString(name string) (string, bool)
-}) (string, bool) {
+func (t *Template) ClaimsBound(vars map[string]string, claims token.ClaimReader) (string, bool) {
 	if t == nil {
 		return "", true
 	}

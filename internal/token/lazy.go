@@ -159,3 +159,35 @@ func (p *parser) skipString() {
 		}
 	}
 }
+
+// ClaimReader reads a token's claims: one at a time, as the hot paths do
+// (a cached token's view answers from its payload without building the
+// map), or all of them. *Token is one; ClaimMap makes a plain map another.
+type ClaimReader interface {
+	Claims() map[string]any
+	Claim(name string) (any, bool)
+	ClaimString(name string) (string, bool)
+	HasClaim(name string) bool
+}
+
+// ClaimMap is a claims map read as a ClaimReader.
+type ClaimMap map[string]any
+
+func (m ClaimMap) Claims() map[string]any { return m }
+
+func (m ClaimMap) Claim(name string) (any, bool) {
+	v, ok := m[name]
+	return v, ok
+}
+
+func (m ClaimMap) ClaimString(name string) (string, bool) {
+	s, ok := m[name].(string)
+	return s, ok
+}
+
+func (m ClaimMap) HasClaim(name string) bool {
+	_, ok := m[name]
+	return ok
+}
+
+var _ ClaimReader = (*Token)(nil)
