@@ -33,7 +33,7 @@ func fromMembers(members map[string]any) (*token.Token, error) {
 	}
 	active, ok := v.(bool)
 	if !ok {
-		return nil, fmt.Errorf("active is %s, not a JSON boolean", kind(v))
+		return nil, fmt.Errorf("active is %s, not a JSON boolean", token.JSONType(v))
 	}
 	if !active {
 		return nil, ErrInactive
@@ -41,13 +41,13 @@ func fromMembers(members map[string]any) (*token.Token, error) {
 	for _, name := range []string{"scope", "client_id", "username", "token_type"} {
 		if v, ok := members[name]; ok {
 			if _, str := v.(string); !str {
-				return nil, fmt.Errorf("%s is %s, not a string", name, kind(v))
+				return nil, fmt.Errorf("%s is %s, not a string", name, token.JSONType(v))
 			}
 		}
 	}
 	if v, ok := members["cnf"]; ok {
 		if _, obj := v.(map[string]any); !obj {
-			return nil, fmt.Errorf("cnf is %s, not an object", kind(v))
+			return nil, fmt.Errorf("cnf is %s, not an object", token.JSONType(v))
 		}
 	}
 	// iss, sub, jti, exp, nbf, iat and aud are typed as in a JWT.
@@ -102,22 +102,4 @@ func (c *Client) parseJWT(ctx context.Context, body string, now time.Time, shown
 		return bad(outcomeInvalid, "token_introspection: %w", err)
 	}
 	return tok, err
-}
-
-func kind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case string:
-		return "a string"
-	case int64, float64:
-		return "a number"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
 }

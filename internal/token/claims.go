@@ -59,13 +59,13 @@ func (t *Token) registered() error {
 		for i, e := range v {
 			s, ok := e.(string)
 			if !ok {
-				return fmt.Errorf("%w: aud entry %d is %s, not a string", ErrClaimType, i, jsonType(e))
+				return fmt.Errorf("%w: aud entry %d is %s, not a string", ErrClaimType, i, JSONType(e))
 			}
 			t.Audience[i] = s
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: aud is %s, not a string or an array", ErrClaimType, jsonType(v))
+	return fmt.Errorf("%w: aud is %s, not a string or an array", ErrClaimType, JSONType(v))
 }
 
 func stringClaim(c map[string]any, name string) (string, bool, error) {
@@ -75,7 +75,7 @@ func stringClaim(c map[string]any, name string) (string, bool, error) {
 	}
 	s, ok := v.(string)
 	if !ok {
-		return "", false, fmt.Errorf("%w: %s is %s, not a string", ErrClaimType, name, jsonType(v))
+		return "", false, fmt.Errorf("%w: %s is %s, not a string", ErrClaimType, name, JSONType(v))
 	}
 	return s, true, nil
 }
@@ -105,7 +105,7 @@ func dateClaim(c map[string]any, name string) (sec int64, nsec int32, ok bool, e
 		sec, nsec := splitSeconds(n)
 		return sec, nsec, true, nil
 	}
-	return 0, 0, false, fmt.Errorf("%w: %s is %s, not a number", ErrClaimType, name, jsonType(v))
+	return 0, 0, false, fmt.Errorf("%w: %s is %s, not a number", ErrClaimType, name, JSONType(v))
 }
 
 // splitSeconds splits f, in [0, maxNumericDate], into whole seconds and
@@ -154,9 +154,9 @@ func instant(has bool, sec int64, nsec int32) time.Time {
 	return time.Unix(sec, int64(nsec)).UTC()
 }
 
-// jsonType names the JSON type of a parsed value for error messages, which
+// JSONType names the JSON type of a parsed value for error messages, which
 // must not carry the value itself.
-func jsonType(v any) string {
+func JSONType(v any) string {
 	switch v.(type) {
 	case nil:
 		return "null"

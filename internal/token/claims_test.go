@@ -222,7 +222,7 @@ func checkDate(t *testing.T, name string, v any, sec int64, at time.Time) {
 			t.Fatalf("%s: claim %v, exact %s reads back as %v", name, v, at, low)
 		}
 	default:
-		t.Fatalf("%s: %s accepted as a date", name, jsonType(v))
+		t.Fatalf("%s: %s accepted as a date", name, JSONType(v))
 	}
 }
 
