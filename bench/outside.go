@@ -33,26 +33,19 @@ type OutsideConfig struct {
 	Repo string // the repository root: extauthz is built from it, and bench/extauthz/policy.yaml read
 	Self string // this program, started as the floor and the load generator
 	// Extauthz is an extauthz binary to measure instead of building one.
-	Extauthz    string
-	Warmup      time.Duration // before each scenario's first round
-	Duration    time.Duration // each measured round
-	Rounds      int
-	Concurrency int
-	Conns       int
-	// Distinct is the number of distinct ES256 tokens; extauthz's token
-	// cache is set to half, so cycling through them never hits.
-	Distinct int
-	Pin      bool
-	Out      io.Writer // the summary
-	Log      io.Writer // progress, a line per run
+	Extauthz string
+	// Load is the run's shape; Distinct counts ES256 tokens only.
+	Load
+	Out io.Writer // the summary
+	Log io.Writer // progress, a line per run
 }
 
 // OutsideDefaults take about 40 seconds after the build.
 func OutsideDefaults() OutsideConfig {
-	return OutsideConfig{
+	return OutsideConfig{Load: Load{
 		Warmup: time.Second, Duration: 3 * time.Second, Rounds: 3,
 		Concurrency: 16, Conns: 4, Distinct: 20_000, Pin: true,
-	}
+	}}
 }
 
 // outsideRequest is BearerCheck with seven headers: the pseudo-headers, the

@@ -43,13 +43,7 @@ func Subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (b
 		return true, RunLoad(ctx, c, stdout)
 	case "outside":
 		c := OutsideDefaults()
-		fs.DurationVar(&c.Warmup, "warmup", c.Warmup, "warm-up before each scenario's first round")
-		fs.DurationVar(&c.Duration, "duration", c.Duration, "length of each measured round")
-		fs.IntVar(&c.Rounds, "rounds", c.Rounds, "interleaved rounds (floor, cached, distinct); the ratios are medians of the rounds'")
-		fs.IntVar(&c.Concurrency, "concurrency", c.Concurrency, "requests in flight")
-		fs.IntVar(&c.Conns, "conns", c.Conns, "HTTP/2 connections per server")
-		fs.IntVar(&c.Distinct, "distinct", c.Distinct, "distinct ES256 tokens (extauthz's token cache is set to half)")
-		fs.BoolVar(&c.Pin, "pin", c.Pin, "run the servers and the load generator on different cores (taskset), when there are 2 or more")
+		c.Load.Flags(fs)
 		fs.StringVar(&c.Extauthz, "extauthz", "", "an extauthz binary to measure (default: go build ./cmd/extauthz)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return true, err

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -19,14 +20,7 @@ type Config struct {
 	Self    string // this program, started again as the no-op server
 	Command string // the command that ran, for the report
 
-	Warmup      time.Duration // before a pair's first round
-	Duration    time.Duration // each measured round
-	Rounds      int
-	Concurrency int // requests in flight (closed loop)
-	Conns       int // HTTP/2 connections per server
-	// Distinct is the number of distinct tokens per algorithm; extauthz's
-	// token cache is set to half of it, so cycling through them never hits.
-	Distinct int
+	Load
 	// Assertions is the number of single-use client assertions signed for
 	// each replay store.
 	Assertions int
@@ -37,9 +31,6 @@ type Config struct {
 	// is always measured. Empty means every scenario.
 	Scenarios []string
 	Peers     bool // build and run OPA-Envoy and Heimdall
-	// Pin puts the servers and the load generator on different cores
-	// (taskset), when the machine allows.
-	Pin bool
 	// DebugPprof starts extauthz with --debug-pprof, so its CPU can be
 	// profiled under the bench's load (the log names its HTTP address).
 	DebugPprof bool
@@ -52,12 +43,38 @@ type Config struct {
 	Log io.Writer
 }
 
+// Load is the shape of a run's load, shared by make bench and outside.
+type Load struct {
+	Warmup      time.Duration // before a scenario's first round
+	Duration    time.Duration // each measured round
+	Rounds      int
+	Concurrency int // requests in flight (closed loop)
+	Conns       int // HTTP/2 connections per server
+	// Distinct is the number of distinct tokens per algorithm; extauthz's
+	// token cache is set to half of it, so cycling through them never hits.
+	Distinct int
+	// Pin puts the servers and the load generator on different cores
+	// (taskset), when the machine allows.
+	Pin bool
+}
+
+// Flags registers the load's flags on fs, with l's values as defaults.
+func (l *Load) Flags(fs *flag.FlagSet) {
+	fs.DurationVar(&l.Warmup, "warmup", l.Warmup, "warm-up before each scenario's first round")
+	fs.DurationVar(&l.Duration, "duration", l.Duration, "length of each measured round")
+	fs.IntVar(&l.Rounds, "rounds", l.Rounds, "interleaved rounds; ratios and figures are medians of the rounds'")
+	fs.IntVar(&l.Concurrency, "concurrency", l.Concurrency, "requests in flight")
+	fs.IntVar(&l.Conns, "conns", l.Conns, "HTTP/2 connections per server")
+	fs.IntVar(&l.Distinct, "distinct", l.Distinct, "distinct tokens per algorithm (extauthz's token cache is set to half)")
+	fs.BoolVar(&l.Pin, "pin", l.Pin, "run the servers and the load generator on different cores (taskset), when there are 2 or more")
+}
+
 // Defaults fit `make bench` in under 10 minutes on 2 cores.
 func Defaults() Config {
 	return Config{
-		Warmup: 2 * time.Second, Duration: 3 * time.Second, Rounds: 5,
-		Concurrency: 16, Conns: 4, Distinct: 20_000, Assertions: 200_000, DPoPProofs: 150_000,
-		Peers: true, Pin: true, GoBench: true, GoBenchDur: "300ms",
+		Load:       Load{Warmup: 2 * time.Second, Duration: 3 * time.Second, Rounds: 5, Concurrency: 16, Conns: 4, Distinct: 20_000, Pin: true},
+		Assertions: 200_000, DPoPProofs: 150_000,
+		Peers: true, GoBench: true, GoBenchDur: "300ms",
 	}
 }
 
