@@ -324,7 +324,7 @@ func runServer(ctx context.Context, cfg serveConfig, log *slog.Logger) error {
 	if cfg.debugPprof {
 		admin.Handle("/debug/pprof/", debugPprofHandler())
 	}
-	serveTokens(rctx, minter, cfg.tokens.refresh, admin)
+	serveTokens(rctx, &bg, minter, cfg.tokens.refresh, admin)
 	httpSrv := &http.Server{
 		Handler:           admin,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -15,14 +15,16 @@ import (
 // TestServeJoinsItsGoroutines runs serve in process on the quick-start
 // policy, sends it SIGHUP's work and a request, cancels it, and then finds
 // no goroutine running code of this module but the test's own: the SIGHUP
-// forwarder, the reloader, the TLS reloader, the listeners and the key
-// plane's refreshers all ended before runServer returned.
+// forwarder, the reloader, the TLS reloader, the internal-token keyring's
+// re-reader, the listeners and the key plane's refreshers all ended before
+// runServer returned.
 func TestServeJoinsItsGoroutines(t *testing.T) {
 	before := moduleGoroutines()
 	var cfg serveConfig
 	fs := newFlagSet("serve", io.Discard)
 	cfg.flags(fs)
-	if err := fs.Parse([]string{"--policy", "../../examples/quickstart/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"}); err != nil {
+	if err := fs.Parse([]string{"--policy", "../../examples/quickstart/policy.yaml", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
+		"--token-keys", "../../examples/policies/keys/internal-token-signing.pem", "--token-issuer", "https://extauthz.example"}); err != nil {
 		t.Fatal(err)
 	}
 	var logs logtest.Buffer

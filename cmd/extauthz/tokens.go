@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/extauthz/extauthz/internal/txtoken"
@@ -68,13 +69,13 @@ func (c *tokenConfig) open(log *slog.Logger, now func() time.Time) (*txtoken.Min
 	return &txtoken.Minter{Issuer: c.issuer, Keys: ring}, nil
 }
 
-// serveTokens starts re-reading the keys and serves the JWKS and discovery
-// document on the HTTP mux.
-func serveTokens(ctx context.Context, m *txtoken.Minter, refresh time.Duration, mux *http.ServeMux) {
+// serveTokens starts re-reading the keys, in bg so serve joins it, and
+// serves the JWKS and discovery document on the HTTP mux.
+func serveTokens(ctx context.Context, bg *sync.WaitGroup, m *txtoken.Minter, refresh time.Duration, mux *http.ServeMux) {
 	if m == nil {
 		return
 	}
-	go m.Keys.Run(ctx, refresh)
+	bg.Go(func() { m.Keys.Run(ctx, refresh) })
 	mux.Handle("GET "+txtoken.JWKSPath, m.Keys.JWKSHandler())
 	mux.Handle("GET "+txtoken.DiscoveryPath, m.Keys.DiscoveryHandler(m.Issuer))
 }
