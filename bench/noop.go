@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/extauthz/extauthz/internal/gcheadroom"
+	"github.com/extauthz/extauthz/internal/tuning"
 )
 
 // The no-op server is the floor: the cheapest ext_authz server there can
@@ -22,7 +22,8 @@ import (
 // marshalled once, at start. The same process serves BareMethod, an empty
 // unary method taking and returning an empty message: the cost of a gRPC
 // unary call on this machine, with nothing to decode or encode. Its
-// collector is paced as extauthz's (internal/gcheadroom).
+// collector is paced as extauthz's (internal/tuning), and it runs
+// Checks on as many stream workers.
 
 // BareMethod is the no-op server's empty unary method.
 const BareMethod = "/extauthz.bench.Bare/Empty"
@@ -108,11 +109,11 @@ func ServeNoop(ctx context.Context, addr string, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	// The collector paced as extauthz's is: its share of a Check is the
-	// floor's too, not extauthz's overhead (internal/gcheadroom).
-	stopGC, _ := gcheadroom.Start(gcheadroom.Default)
+	// The collector paced and Checks run on workers as extauthz's are:
+	// what they save is saved in the floor too, not credited to extauthz.
+	stopGC, _ := tuning.StartGCHeadroom(tuning.DefaultGCHeadroom)
 	defer stopGC()
-	gs := grpc.NewServer(grpc.ForceServerCodecV2(noopCodec{}))
+	gs := grpc.NewServer(grpc.ForceServerCodecV2(noopCodec{}), grpc.NumStreamWorkers(tuning.StreamWorkers))
 	for i := range noopServices {
 		gs.RegisterService(&noopServices[i], struct{}{})
 	}

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/extauthz/extauthz/internal/gcheadroom"
+	"github.com/extauthz/extauthz/internal/tuning"
 )
 
 // writeTargets is the targets table and why each miss happens.
@@ -124,7 +124,7 @@ func (r *report) writeFloor(w func(string, ...any)) {
 	w("### The floor and a bare gRPC call\n\n")
 	w("The floor is the cheapest ext_authz server there can be: a Go gRPC server whose codec does not unmarshal the CheckRequest at all and answers every Check OK with an empty OkHttpResponse marshalled once, at start. ")
 	w("The same process serves an empty unary method taking and returning an empty message, measured in the same rounds: the cost of a gRPC unary call on this machine. ")
-	w("Its garbage collector is paced as extauthz's is (a %d MiB headroom between collections, `internal/gcheadroom`), so what the collector costs a Check is counted in the floor too, not as extauthz's overhead.\n\n", gcheadroom.Default>>20)
+	w("It is built as extauthz's server is where that makes a Check cheaper: its garbage collector is paced the same (a %d MiB headroom between collections, `internal/tuning`) and it runs Checks on as many stream workers (%d), so what those save is saved in the floor too, not credited to extauthz.\n\n", tuning.DefaultGCHeadroom>>20, tuning.StreamWorkers)
 	w("| | server CPU µs/Check | checks/s | load-gen CPU µs/Check |\n| --- | ---: | ---: | ---: |\n")
 	w("| bare gRPC unary, empty message | %.1f | %.0f | %.1f |\n", bare.cpu, bare.rate, bare.loadCPU)
 	w("| floor: Check, not decoded, empty OK | %.1f | %.0f | %.1f |\n", floor.cpu, floor.rate, floor.loadCPU)

@@ -30,12 +30,12 @@ import (
 
 	"github.com/extauthz/extauthz/internal/check"
 	"github.com/extauthz/extauthz/internal/dpop"
-	"github.com/extauthz/extauthz/internal/gcheadroom"
 	"github.com/extauthz/extauthz/internal/introspect"
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
 	"github.com/extauthz/extauthz/internal/token"
+	"github.com/extauthz/extauthz/internal/tuning"
 )
 
 // serveConfig holds every serve flag.
@@ -105,10 +105,10 @@ func (c *serveConfig) flags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.policyPoll, "policy-poll-interval", 2*time.Second, "how often policy files are checked for changes (SIGHUP checks at once)")
 	fs.StringVar(&c.grpcAddr, "grpc-addr", ":9001", "gRPC listen address: host:port or unix:///path")
 	c.grpcTLS.flags(fs)
-	fs.IntVar(&c.streamWorkers, "grpc-stream-workers", defaultStreamWorkers, "gRPC goroutines kept to run Checks, whose stacks have already grown; a Check arriving while all are busy gets a new goroutine (0: a new goroutine for every Check)")
+	fs.IntVar(&c.streamWorkers, "grpc-stream-workers", tuning.StreamWorkers, "gRPC goroutines kept to run Checks, whose stacks have already grown; a Check arriving while all are busy gets a new goroutine (0: a new goroutine for every Check)")
 	fs.StringVar(&c.httpAddr, "http-addr", ":9090", "HTTP address of /healthz, /readyz, /metrics, /debug/keys and /.well-known/oauth-protected-resource")
 	fs.BoolVar(&c.debugPprof, "debug-pprof", false, "serve Go's runtime profiles under /debug/pprof/ on --http-addr (off by default)")
-	fs.IntVar(&c.gcHeadroomMiB, "gc-headroom-mib", gcheadroom.Default>>20, "MiB the Go heap may always grow by between two collections, when GOGC is not set (0: Go's default, GOGC=100)")
+	fs.IntVar(&c.gcHeadroomMiB, "gc-headroom-mib", tuning.DefaultGCHeadroom>>20, "MiB the Go heap may always grow by between two collections, when GOGC is not set (0: Go's default, GOGC=100)")
 	fs.StringVar(&c.logFormat, "log-format", "json", "log format: json or text")
 	fs.StringVar(&c.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.Float64Var(&c.logSample, "decision-log-sample", 0.01, "with --log-decisions sampled, the fraction of allowed Checks written to the decision log (denies are always logged)")
@@ -182,7 +182,7 @@ func serve(ctx context.Context, args []string, _, stderr io.Writer) int {
 		return 2
 	}
 	setMemoryLimit(log)
-	stopGC, tuned := gcheadroom.Start(uint64(cfg.gcHeadroomMiB) << 20)
+	stopGC, tuned := tuning.StartGCHeadroom(uint64(cfg.gcHeadroomMiB) << 20)
 	defer stopGC()
 	if tuned {
 		log.Info("garbage collector headroom set", "gc_headroom_bytes", cfg.gcHeadroomMiB<<20)
@@ -439,16 +439,8 @@ func tokenCacheSize(flag int) int {
 	return flag
 }
 
-// A goroutine gRPC starts for a Check begins with a small stack and grows
-// it, copying, several times while the Check runs: in profiles of the
-// cached path about a tenth of the server's CPU. Workers keep their grown
-// stacks from one Check to the next. A Check that finds them all busy gets
-// a goroutine of its own, as without workers, so the number bounds only
-// the memory kept (a few KiB each), not the Checks in flight.
-const (
-	defaultStreamWorkers = 64
-	maxStreamWorkers     = 1 << 14
-)
+// maxStreamWorkers bounds --grpc-stream-workers.
+const maxStreamWorkers = 1 << 14
 
 // maxCheckRequestBytes bounds one CheckRequest: Envoy's buffered body
 // (max_request_bytes) plus headers fit well within it.

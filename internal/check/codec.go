@@ -44,7 +44,7 @@ func (c codec) Name() string { return c.base.Name() }
 // (and a response with fields the encoder does not know) with gRPC's codec.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if m, ok := v.(*authv3.CheckResponse); ok {
-		if b, ok := encodeCheckResponse(make([]byte, 0, 384), m); ok {
+		if b, ok := encodeCheckResponse(make([]byte, 0, 384), m, &sharedMemos); ok {
 			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 		}
 	}

@@ -17,7 +17,10 @@ import (
 // vtprotobuf build tag.) It reports false for any field it does not know —
 // a message with unknown fields, an error_response, query parameters,
 // non-string metadata — and the caller marshals m with protobuf-go.
-func encodeCheckResponse(b []byte, m *authv3.CheckResponse) ([]byte, bool) {
+//
+// A Struct shared by memos (metamemo.go) is copied from the wire form
+// memos keep.
+func encodeCheckResponse(b []byte, m *authv3.CheckResponse, memos *metaMemos) ([]byte, bool) {
 	if unknown(m) {
 		return b, false
 	}
@@ -43,7 +46,12 @@ func encodeCheckResponse(b []byte, m *authv3.CheckResponse) ([]byte, bool) {
 		return b, false
 	}
 	if ok && m.DynamicMetadata != nil {
-		b, ok = appendMsg(b, 4, func(b []byte) ([]byte, bool) { return appendStruct(b, m.DynamicMetadata) })
+		if w := memos.wireOf(m.DynamicMetadata); w != nil {
+			b = protowire.AppendTag(b, 4, protowire.BytesType)
+			b = protowire.AppendBytes(b, w)
+		} else {
+			b, ok = appendMsg(b, 4, func(b []byte) ([]byte, bool) { return appendStruct(b, m.DynamicMetadata) })
+		}
 	}
 	return b, ok
 }

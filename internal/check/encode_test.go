@@ -33,7 +33,7 @@ func TestEncodeCheckResponse(t *testing.T) {
 	}
 	resps = append(resps, &authv3.CheckResponse{}, &authv3.CheckResponse{HttpResponse: &authv3.CheckResponse_OkResponse{}})
 	for i, want := range resps {
-		b, ok := encodeCheckResponse(nil, want)
+		b, ok := encodeCheckResponse(nil, want, nil)
 		if !ok {
 			t.Errorf("response %d: not encoded: %v", i, want)
 			continue
@@ -53,7 +53,7 @@ func TestEncodeCheckResponse(t *testing.T) {
 		{HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{QueryParametersToRemove: []string{"a"}}}},
 		{HttpResponse: &authv3.CheckResponse_OkResponse{OkResponse: &authv3.OkHttpResponse{Headers: []*corev3.HeaderValueOption{{Append: wrapperspb.Bool(true)}}}}},
 	} {
-		if _, ok := encodeCheckResponse(nil, other); ok {
+		if _, ok := encodeCheckResponse(nil, other, nil); ok {
 			t.Errorf("other %d was encoded", i)
 		}
 	}

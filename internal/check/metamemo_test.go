@@ -3,6 +3,8 @@ package check
 import (
 	"testing"
 
+	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
+	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/structpb"
 
@@ -62,5 +64,36 @@ func TestMetaMemos(t *testing.T) {
 	var none *metaMemos
 	if st := none.metadata(allow(rules[0], "a", ""), &metaParts{}); st.GetFields()["client_id"].GetStringValue() != "a" {
 		t.Errorf("without memos: %v", st)
+	}
+}
+
+// TestMetaMemoWire: the response of an allow whose metadata is a memo's
+// carries the memo's wire form, which decodes to that very Struct; a
+// Struct no memo holds is encoded as it stands.
+func TestMetaMemoWire(t *testing.T) {
+	var m metaMemos
+	rule := &policy.Rule{Name: "api"}
+	d := &decision{allow: true, reason: ReasonAllowed, rule: rule, issuer: &policy.Issuer{Name: "idp"}, clientID: "a"}
+	shared := m.metadata(d, &metaParts{})
+	if m.wireOf(shared) == nil {
+		t.Fatal("no wire form for the memo's Struct")
+	}
+	own := d.metadata(&metaParts{})
+	if m.wireOf(own) != nil {
+		t.Fatal("a wire form for a Struct no memo holds")
+	}
+	for _, st := range []*structpb.Struct{shared, own} {
+		resp := &authv3.CheckResponse{Status: &status.Status{}, DynamicMetadata: st}
+		b, ok := encodeCheckResponse(nil, resp, &m)
+		if !ok {
+			t.Fatal("not encoded")
+		}
+		var got authv3.CheckResponse
+		if err := proto.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !proto.Equal(got.DynamicMetadata, shared) {
+			t.Errorf("metadata decoded as %v, want %v", got.DynamicMetadata, shared)
+		}
 	}
 }

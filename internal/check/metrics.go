@@ -3,10 +3,12 @@ package check
 import (
 	"errors"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
 )
 
@@ -19,6 +21,21 @@ type Metrics struct {
 	failOpen      prometheus.Counter
 	replayOps     *prometheus.CounterVec
 	replayFulls   *prometheus.CounterVec
+	// sets remember, a slot per rule, the series the last Check of the
+	// rule counted in: finding a series by its label values hashes them
+	// all, three times per Check.
+	sets [64]atomic.Pointer[metricSet]
+}
+
+// metricSet is the series of one decision, rule, issuer and reason.
+type metricSet struct {
+	allow         bool
+	rule          *policy.Rule
+	issuer        *policy.Issuer
+	reason        string
+	decisions     prometheus.Counter
+	latency       prometheus.Observer
+	verifications prometheus.Counter // nil without an issuer
 }
 
 // NewMetrics registers the Check metrics with reg.
@@ -58,6 +75,24 @@ func (m *Metrics) observe(d *decision, elapsed time.Duration) {
 	if m == nil {
 		return
 	}
+	set := m.set(d)
+	set.decisions.Inc()
+	set.latency.Observe(elapsed.Seconds())
+	if set.verifications != nil {
+		set.verifications.Inc()
+	}
+}
+
+// set is the series d is counted in: the remembered ones when the last
+// Check of d's rule had the same labels, else found by label values.
+func (m *Metrics) set(d *decision) *metricSet {
+	var slot *atomic.Pointer[metricSet]
+	if d.rule != nil {
+		slot = &m.sets[ruleSlot(d.rule, len(m.sets))]
+		if e := slot.Load(); e != nil && e.allow == d.allow && e.rule == d.rule && e.issuer == d.issuer && e.reason == d.reason {
+			return e
+		}
+	}
 	decision, rule := "deny", ""
 	if d.allow {
 		decision = "allow"
@@ -65,11 +100,18 @@ func (m *Metrics) observe(d *decision, elapsed time.Duration) {
 	if d.rule != nil {
 		rule = d.rule.Name
 	}
-	m.decisions.WithLabelValues(decision, rule, d.reason).Inc()
-	m.latency.WithLabelValues(decision, rule).Observe(elapsed.Seconds())
-	if d.issuer != nil {
-		m.verifications.WithLabelValues(d.issuer.Name, d.reason).Inc()
+	e := &metricSet{
+		allow: d.allow, rule: d.rule, issuer: d.issuer, reason: d.reason,
+		decisions: m.decisions.WithLabelValues(decision, rule, d.reason),
+		latency:   m.latency.WithLabelValues(decision, rule),
 	}
+	if d.issuer != nil {
+		e.verifications = m.verifications.WithLabelValues(d.issuer.Name, d.reason)
+	}
+	if slot != nil {
+		slot.Store(e)
+	}
+	return e
 }
 
 func (m *Metrics) replayClaim(result string) {

@@ -62,8 +62,6 @@ type Server struct {
 	nonces *dpop.Nonces
 	// fullLogged is the second of the last "replay store full" log line.
 	fullLogged atomic.Int64
-	// memos share allows' dynamic_metadata (metamemo.go).
-	memos metaMemos
 }
 
 // New returns a Server. cfg.Policy and cfg.Replay are required.
@@ -121,7 +119,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 func (s *Server) checkSince(ctx context.Context, req *authv3.CheckRequest, tr *trace, start time.Time) *authv3.CheckResponse {
 	snap := s.cfg.Policy.Load()
 	r := readRequest(req)
-	r.scratch.memos = &s.memos
+	r.scratch.memos = &sharedMemos
 	ext := req.GetAttributes().GetContextExtensions()
 	if resp := s.resourceMetadata(snap, r, ext, start, tr); resp != nil {
 		return resp

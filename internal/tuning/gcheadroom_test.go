@@ -1,4 +1,4 @@
-package gcheadroom
+package tuning
 
 import (
 	"runtime"
@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-func TestPercentFor(t *testing.T) {
+func TestGCPercentFor(t *testing.T) {
 	for _, c := range []struct {
 		live, headroom uint64
 		want           int
@@ -17,8 +17,8 @@ func TestPercentFor(t *testing.T) {
 		{live: 0, headroom: 64 << 20, want: maxPercent},   // nothing live yet
 		{live: 100 << 20, headroom: 150 << 20, want: 150}, // between
 	} {
-		if got := PercentFor(c.live, c.headroom); got != c.want {
-			t.Errorf("PercentFor(%d, %d) = %d, want %d", c.live, c.headroom, got, c.want)
+		if got := GCPercentFor(c.live, c.headroom); got != c.want {
+			t.Errorf("GCPercentFor(%d, %d) = %d, want %d", c.live, c.headroom, got, c.want)
 		}
 	}
 }
@@ -27,7 +27,7 @@ func TestPercentFor(t *testing.T) {
 // what the live heap needs for the headroom, and stop puts 100 back.
 func TestTunerFollowsCollections(t *testing.T) {
 	t.Setenv("GOGC", "")
-	defer debug.SetGCPercent(debug.SetGCPercent(MinPercent))
+	defer debug.SetGCPercent(debug.SetGCPercent(MinGCPercent))
 	tuned := make(chan int, 16)
 	stop, ok := start(1<<40, func(p int) {
 		select {
@@ -48,22 +48,22 @@ func TestTunerFollowsCollections(t *testing.T) {
 		t.Fatalf("GOGC is %d, the tuner said it set %d", got, p)
 	}
 	stop()
-	if got := debug.SetGCPercent(MinPercent); got != MinPercent {
-		t.Fatalf("GOGC is %d after stop, want %d", got, MinPercent)
+	if got := debug.SetGCPercent(MinGCPercent); got != MinGCPercent {
+		t.Fatalf("GOGC is %d after stop, want %d", got, MinGCPercent)
 	}
 	runtime.GC()
 	runtime.GC()
-	if got := debug.SetGCPercent(MinPercent); got != MinPercent {
-		t.Fatalf("GOGC is %d after stop and two collections, want %d", got, MinPercent)
+	if got := debug.SetGCPercent(MinGCPercent); got != MinGCPercent {
+		t.Fatalf("GOGC is %d after stop and two collections, want %d", got, MinGCPercent)
 	}
 }
 
 func TestOperatorGOGCStands(t *testing.T) {
 	t.Setenv("GOGC", "100")
-	if _, ok := Start(Default); ok {
+	if _, ok := StartGCHeadroom(DefaultGCHeadroom); ok {
 		t.Fatal("started although GOGC is set")
 	}
-	if _, ok := Start(0); ok {
+	if _, ok := StartGCHeadroom(0); ok {
 		t.Fatal("started with no headroom")
 	}
 }

@@ -1,4 +1,4 @@
-package gcheadroom
+package tuning
 
 import (
 	"os"
@@ -8,22 +8,31 @@ import (
 	"sync"
 )
 
-// Default is the headroom extauthz's servers use unless told otherwise: it
-// costs little next to a pod's memory limit (the manifests give 256 MiB)
-// and makes collections rare while the live heap is small.
-const Default = 64 << 20
+// DefaultGCHeadroom is the headroom extauthz's servers use unless told
+// otherwise: it costs little next to a pod's memory limit (the manifests
+// give 256 MiB) and makes collections rare while the live heap is small.
+const DefaultGCHeadroom = 64 << 20
 
-// MinPercent is the GOGC the headroom never goes below: Go's default.
-const MinPercent = 100
+// MinGCPercent is the GOGC the headroom never goes below: Go's default.
+const MinGCPercent = 100
+
+// StreamWorkers is how many goroutines a Check server keeps to run Checks
+// (grpc.NumStreamWorkers). A goroutine gRPC starts for a call begins with
+// a small stack and grows it, copying, several times while a Check runs: a
+// tenth of the server's CPU in profiles of the cached path. Workers keep
+// their grown stacks from one Check to the next. A Check that finds them
+// all busy gets a goroutine of its own, as without workers, so the number
+// bounds only the memory kept (a few KiB each), not the Checks in flight.
+const StreamWorkers = 64
 
 // maxPercent bounds GOGC for a live heap of almost nothing.
 const maxPercent = 1 << 20
 
-// PercentFor is the GOGC that lets a heap of live bytes grow by headroom
-// bytes before the next collection, at least MinPercent.
-func PercentFor(live, headroom uint64) int {
+// GCPercentFor is the GOGC that lets a heap of live bytes grow by headroom
+// bytes before the next collection, at least MinGCPercent.
+func GCPercentFor(live, headroom uint64) int {
 	p := headroom * 100 / max(live, 1)
-	return int(min(max(p, MinPercent), maxPercent))
+	return int(min(max(p, MinGCPercent), maxPercent))
 }
 
 // tuner retunes GOGC after every collection until stopped.
@@ -35,14 +44,14 @@ type tuner struct {
 	tuned    func(percent int)
 }
 
-// Start keeps headroom bytes of room between collections, unless headroom
+// StartGCHeadroom keeps headroom bytes of room between collections, unless headroom
 // is 0 or the environment sets GOGC: an operator's GOGC stands. It reports
-// whether it started; stop ends it and puts GOGC back to MinPercent.
-func Start(headroom uint64) (stop func(), started bool) {
+// whether it started; stop ends it and puts GOGC back to MinGCPercent.
+func StartGCHeadroom(headroom uint64) (stop func(), started bool) {
 	return start(headroom, nil)
 }
 
-// start is Start, with tuned told every GOGC set.
+// start is StartGCHeadroom, with tuned told every GOGC set.
 func start(headroom uint64, tuned func(percent int)) (stop func(), started bool) {
 	if headroom == 0 || os.Getenv("GOGC") != "" {
 		return func() {}, false
@@ -71,7 +80,7 @@ func (t *tuner) afterGC() {
 	metrics.Read(sample)
 	if sample[0].Value.Kind() == metrics.KindUint64 {
 		// Setting GOGC takes the heap lock: skip a change under a tenth.
-		p := PercentFor(sample[0].Value.Uint64(), t.headroom)
+		p := GCPercentFor(sample[0].Value.Uint64(), t.headroom)
 		if t.percent == 0 || p*10 < t.percent*9 || p*10 > t.percent*11 {
 			t.percent = p
 			debug.SetGCPercent(p)
@@ -88,6 +97,6 @@ func (t *tuner) stop() {
 	defer t.mu.Unlock()
 	if !t.stopped {
 		t.stopped = true
-		debug.SetGCPercent(MinPercent)
+		debug.SetGCPercent(MinGCPercent)
 	}
 }
