@@ -401,7 +401,7 @@ func TestCheckAllocs(t *testing.T) {
 	}
 	fresh := env.server(-1, replay.NewMemory(replay.MemoryConfig{}))
 	i := 0
-	const maxNew = 30
+	const maxNew = 26
 	if n := testing.AllocsPerRun(64, func() { allow(fresh, reqs[i%len(reqs)]); i++ }); n > maxNew {
 		t.Errorf("a new-token ES256 Check allocates %.0f times, want ≤ %d", n, maxNew)
 	}

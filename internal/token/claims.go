@@ -15,37 +15,38 @@ const (
 	maxAudience = 1000
 )
 
-// registered lifts the registered claims out of t.claims, refusing any of the
-// wrong type: a lax reading here (a string exp, an aud object) is how
+// registered lifts the registered claims, as claim gives them, refusing any
+// of the wrong type: a lax reading here (a string exp, an aud object) is how
 // validation gets skipped.
-func (t *Token) registered() error {
+func (t *Token) registered(claim func(name string) (any, bool)) error {
 	var err error
-	if t.Issuer, t.HasIssuer, err = stringClaim(t.claims, "iss"); err != nil {
+	if t.Issuer, t.HasIssuer, err = stringClaim(claim, "iss"); err != nil {
 		return err
 	}
-	if t.Subject, t.HasSubject, err = stringClaim(t.claims, "sub"); err != nil {
+	if t.Subject, t.HasSubject, err = stringClaim(claim, "sub"); err != nil {
 		return err
 	}
-	if t.ID, t.HasID, err = stringClaim(t.claims, "jti"); err != nil {
+	if t.ID, t.HasID, err = stringClaim(claim, "jti"); err != nil {
 		return err
 	}
-	if t.Expiry, t.expiryNsec, t.HasExpiry, err = dateClaim(t.claims, "exp"); err != nil {
+	if t.Expiry, t.expiryNsec, t.HasExpiry, err = dateClaim(claim, "exp"); err != nil {
 		return err
 	}
-	if t.NotBefore, t.notBeforeNsec, t.HasNotBefore, err = dateClaim(t.claims, "nbf"); err != nil {
+	if t.NotBefore, t.notBeforeNsec, t.HasNotBefore, err = dateClaim(claim, "nbf"); err != nil {
 		return err
 	}
-	if t.IssuedAt, t.issuedAtNsec, t.HasIssuedAt, err = dateClaim(t.claims, "iat"); err != nil {
+	if t.IssuedAt, t.issuedAtNsec, t.HasIssuedAt, err = dateClaim(claim, "iat"); err != nil {
 		return err
 	}
-	v, ok := t.claims["aud"]
+	v, ok := claim("aud")
 	if !ok {
 		return nil
 	}
 	t.HasAudience = true
 	switch v := v.(type) {
 	case string:
-		t.Audience = []string{v}
+		t.audBuf[0] = v
+		t.Audience = t.audBuf[:]
 		return nil
 	case []any:
 		if len(v) == 0 {
@@ -68,8 +69,8 @@ func (t *Token) registered() error {
 	return fmt.Errorf("%w: aud is %s, not a string or an array", ErrClaimType, JSONType(v))
 }
 
-func stringClaim(c map[string]any, name string) (string, bool, error) {
-	v, ok := c[name]
+func stringClaim(claim func(string) (any, bool), name string) (string, bool, error) {
+	v, ok := claim(name)
 	if !ok {
 		return "", false, nil
 	}
@@ -86,8 +87,8 @@ func stringClaim(c map[string]any, name string) (string, bool, error) {
 // send them; refusing those would turn valid tokens away. What stays refused is
 // what cannot be a date: a string, a bool, null, a container, a negative value
 // or one past 9999-12-31. 1e400 never gets here: the parser refuses it.
-func dateClaim(c map[string]any, name string) (sec int64, nsec int32, ok bool, err error) {
-	v, ok := c[name]
+func dateClaim(claim func(string) (any, bool), name string) (sec int64, nsec int32, ok bool, err error) {
+	v, ok := claim(name)
 	if !ok {
 		return 0, 0, false, nil
 	}

@@ -7,7 +7,7 @@ package token
 // signature; claims becomes its Claims() and must not be changed afterwards.
 func FromClaims(claims map[string]any) (*Token, error) {
 	t := &Token{claims: claims}
-	if err := t.registered(); err != nil {
+	if err := t.registered(func(name string) (any, bool) { v, ok := claims[name]; return v, ok }); err != nil {
 		return nil, err
 	}
 	return t, nil

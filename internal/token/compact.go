@@ -61,8 +61,8 @@ func (t *Token) Compact() (c Compact, ok bool) {
 	for _, a := range t.Audience {
 		need(a)
 	}
-	cid, cidOK := t.claims["client_id"].(string)
-	scope, scopeOK := t.claims["scope"].(string)
+	cid, cidOK := t.ClaimString("client_id")
+	scope, scopeOK := t.ClaimString("scope")
 	need(cid)
 	need(scope)
 	table := 0
@@ -91,7 +91,7 @@ func (t *Token) Compact() (c Compact, ok bool) {
 		expNsec: t.expiryNsec, nbfNsec: t.notBeforeNsec, iatNs: t.issuedAtNsec,
 	}
 	for i, name := range knownClaims {
-		if _, ok := t.claims[name]; ok {
+		if t.HasClaim(name) {
 			c.present |= 1 << i
 		}
 	}

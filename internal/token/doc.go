@@ -46,6 +46,10 @@
 //		return err // ErrExpired, ErrNotYetValid, ErrIssuedInFuture, ErrMissingExpiry
 //	}
 //	// t.Issuer, t.Audience, t.Claims()... are now trustworthy. A cache
-//	// keeps t.Compact(); its View gives the token back, and builds the
-//	// claims map only when Claims() is called.
+//	// keeps t.Compact(); its View gives the token back.
+//
+// Parse validates the whole payload but keeps no claims map: the registered
+// claims are lifted and the ones every Check probes (client_id, scope, cnf
+// and a few more) indexed, and Claims builds the map from the payload the
+// first time a caller asks, for a parsed token and a cached view alike.
 package token

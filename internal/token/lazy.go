@@ -1,5 +1,7 @@
 package token
 
+import "fmt"
+
 // Claims is every payload member, registered ones included. Values are
 // string, bool, nil, int64 (an integer literal that fits), float64 (any other
 // number), []any and map[string]any. A view of a cached token (Compact.View)
@@ -191,3 +193,93 @@ func (m ClaimMap) HasClaim(name string) bool {
 }
 
 var _ ClaimReader = (*Token)(nil)
+
+// registeredClaims are the claims registered lifts, by their place here.
+var registeredClaims = [...]string{"iss", "sub", "jti", "exp", "nbf", "iat", "aud"}
+
+// scanPayload validates the payload as strictly as parsing it into a map
+// would (syntax, UTF-8, depth, numbers, duplicate names at every level),
+// lifts the registered claims and fills the index of the known ones, but
+// keeps no map: Claims builds it from the payload if a Check asks. Values
+// are parsed as Claims would hold them, so the registered claims are typed
+// exactly as for a map, and nested objects are still parsed as maps, where
+// their duplicates are found.
+func (t *Token) scanPayload() error {
+	p := parser{s: t.payload}
+	type seen struct {
+		name string
+		off  int
+	}
+	var small [16]seen
+	names := small[:0]
+	var reg [len(registeredClaims)]any
+	var regHas uint8
+	err := p.document(func(name string, off int) error {
+		v, err := p.value(1)
+		if err != nil {
+			return err
+		}
+		names = append(names, seen{name, off})
+		for i, r := range registeredClaims {
+			if name == r {
+				reg[i], regHas = v, regHas|1<<i
+			}
+		}
+		if i := knownIndex(name); i >= 0 {
+			t.index.present |= 1 << i
+			if s, ok := v.(string); ok && (i == knownClientID || i == knownScope) {
+				t.index.isString |= 1 << i
+				if i == knownClientID {
+					t.index.clientID = s
+				} else {
+					t.index.scope = s
+				}
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		err = duplicateName(len(names), func(i int) (string, int) { return names[i].name, names[i].off })
+	}
+	if err != nil {
+		return fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+	}
+	return t.registered(func(name string) (any, bool) {
+		for i, r := range registeredClaims {
+			if name == r {
+				return reg[i], regHas&(1<<i) != 0
+			}
+		}
+		return nil, false
+	})
+}
+
+// duplicateName reports the first of n member names (in order, with their
+// offsets) that repeats an earlier one, as the error parsing into a map
+// gives. Few names are compared pairwise; many go through a set, so a
+// payload of thousands of members costs linear time.
+func duplicateName(n int, member func(i int) (name string, off int)) error {
+	dup := func(off int) error {
+		return &jsonError{kind: kindDuplicate, off: off, what: "duplicate member name"}
+	}
+	if n <= 16 {
+		for i := 1; i < n; i++ {
+			name, off := member(i)
+			for j := range i {
+				if other, _ := member(j); other == name {
+					return dup(off)
+				}
+			}
+		}
+		return nil
+	}
+	set := make(map[string]struct{}, n)
+	for i := range n {
+		name, off := member(i)
+		if _, ok := set[name]; ok {
+			return dup(off)
+		}
+		set[name] = struct{}{}
+	}
+	return nil
+}

@@ -113,6 +113,10 @@ func TestParseRejects(t *testing.T) {
 		{"payload duplicate iss", withSig(hs, `{"iss":"a","iss":"b"}`), ErrMalformed},
 		{"payload duplicate by escape", withSig(hs, `{"sub":"a","\u0073ub":"b"}`), ErrMalformed},
 		{"payload nested duplicate", withSig(hs, `{"x":{"a":1,"a":2}}`), ErrMalformed},
+		{"payload duplicate unregistered claim", withSig(hs, `{"client_id":"a","scope":"x","client_id":"b"}`), ErrMalformed},
+		{"payload duplicate among few", withSig(hs, manyClaims(10, "c3")), ErrMalformed},
+		{"payload duplicate among many", withSig(hs, manyClaims(40, "c7")), ErrMalformed},
+		{"payload duplicate iss among many", withSig(hs, manyClaims(40, "iss")), ErrMalformed},
 		{"payload BOM", withSig(hs, "\ufeff{}"), ErrMalformed},
 		{"payload trailing data", withSig(hs, `{}]`), ErrMalformed},
 		{"payload invalid UTF-8", withSig(hs, `{"sub":"`+"a\xe2\x82"+`"}`), ErrMalformed},
@@ -251,6 +255,8 @@ func TestParseAccepts(t *testing.T) {
 				Expiry: 1900000000, HasExpiry: true,
 				NotBefore: 1700000000, HasNotBefore: true,
 				IssuedAt: 1700000000, HasIssuedAt: true,
+				// The known claims client_id and scope, indexed at parse.
+				index: lazyIndex{present: 1<<knownClientID | 1<<knownScope, isString: 1<<knownClientID | 1<<knownScope, clientID: "c-123", scope: "read write"},
 			}
 			got := *tok
 			got.claims, got.payload, got.Audience, got.signingInput, got.signature = nil, "", nil, nil, nil
@@ -344,6 +350,17 @@ func TestParseAccepts(t *testing.T) {
 // nest is a payload whose innermost value sits depth containers deep.
 func nest(depth int) string {
 	return `{"x":` + strings.Repeat("[", depth-1) + strings.Repeat("]", depth-1) + `}`
+}
+
+// manyClaims is a payload of n claims c0…, then a repeat of dup.
+func manyClaims(n int, dup string) string {
+	var b strings.Builder
+	b.WriteString(`{"iss":"a"`)
+	for i := range n {
+		fmt.Fprintf(&b, `,"c%d":%d`, i, i)
+	}
+	fmt.Fprintf(&b, `,%q:"again"}`, dup)
+	return b.String()
 }
 
 // manyMembers is an HS256 header with n extra members, plus a repeat of dup
