@@ -66,12 +66,28 @@ func isOneOf(name string, names []string) bool {
 	return false
 }
 
+// underscoreSpellings are the bytes of a raw query that can give a name an
+// '_' once decoded and folded: '_' itself, what canonicalParam turns into
+// one ('.', ' ', '['), '+' (a space) and '%' (an escape of any of them).
+// A query with none of these carries no name with an '_', as every
+// credential parameter has, so the common ?limit=10 costs one scan.
+const underscoreSpellings = "_.[ +%"
+
+func allHaveUnderscore(names []string) bool {
+	for _, n := range names {
+		if strings.IndexByte(n, '_') < 0 {
+			return false
+		}
+	}
+	return true
+}
+
 // queryNames reports whether the raw query carries one of names, encoded
 // or not, and with fold in any spelling canonicalParam folds to it. Pairs
 // are split on & and on ; (which some frameworks, Rack among them, also
 // split on).
 func queryNames(rawQuery string, names []string, fold bool) bool {
-	if rawQuery == "" {
+	if rawQuery == "" || !strings.ContainsAny(rawQuery, underscoreSpellings) && allHaveUnderscore(names) {
 		return false
 	}
 	for rest := rawQuery; rest != ""; {

@@ -107,3 +107,28 @@ func TestCompactViewAllocs(t *testing.T) {
 		t.Fatalf("%v allocations, want 0", n)
 	}
 }
+
+func TestWithin(t *testing.T) {
+	js := `{"alg":"ES256"}{"iss":"https://idp","sub":"x"}`
+	payload := js[15:]
+	iss := payload[8:19]
+	for _, c := range []struct {
+		name string
+		s    string
+		off  int
+		in   bool
+	}{
+		{"a substring", iss, 8, true},
+		{"the whole", payload, 0, true},
+		{"the last byte", payload[len(payload)-1:], len(payload) - 1, true},
+		{"empty", "", 0, true},
+		{"equal bytes elsewhere", strings.Clone(iss), 0, false},
+		{"the header before it", js[8:13], 0, false},
+		{"overlapping its start", js[10:20], 0, false},
+		{"longer than it", js, 0, false},
+	} {
+		if off, in := within(c.s, payload); in != c.in || (in && off != c.off) {
+			t.Errorf("%s: within = %d, %v; want %d, %v", c.name, off, in, c.off, c.in)
+		}
+	}
+}
