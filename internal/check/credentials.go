@@ -71,7 +71,23 @@ func isOneOf(name string, names []string) bool {
 // one ('.', ' ', '['), '+' (a space) and '%' (an escape of any of them).
 // A query with none of these carries no name with an '_', as every
 // credential parameter has, so the common ?limit=10 costs one scan.
-const underscoreSpellings = "_.[ +%"
+var underscoreSpellings = func() (t [256]bool) {
+	for _, c := range []byte("_.[ +%") {
+		t[c] = true
+	}
+	return t
+}()
+
+// spellsUnderscore is strings.ContainsAny(q, "_.[ +%") without building
+// the set on every call.
+func spellsUnderscore(q string) bool {
+	for i := 0; i < len(q); i++ {
+		if underscoreSpellings[q[i]] {
+			return true
+		}
+	}
+	return false
+}
 
 func allHaveUnderscore(names []string) bool {
 	for _, n := range names {
@@ -87,7 +103,7 @@ func allHaveUnderscore(names []string) bool {
 // are split on & and on ; (which some frameworks, Rack among them, also
 // split on).
 func queryNames(rawQuery string, names []string, fold bool) bool {
-	if rawQuery == "" || !strings.ContainsAny(rawQuery, underscoreSpellings) && allHaveUnderscore(names) {
+	if rawQuery == "" || !spellsUnderscore(rawQuery) && allHaveUnderscore(names) {
 		return false
 	}
 	for rest := rawQuery; rest != ""; {
