@@ -44,9 +44,10 @@ type tuner struct {
 	tuned    func(percent int)
 }
 
-// StartGCHeadroom keeps headroom bytes of room between collections, unless headroom
-// is 0 or the environment sets GOGC: an operator's GOGC stands. It reports
-// whether it started; stop ends it and puts GOGC back to MinGCPercent.
+// StartGCHeadroom keeps headroom bytes of room between collections,
+// unless headroom is 0 or the environment sets GOGC: an operator's GOGC
+// stands. It reports whether it started; stop ends it and puts GOGC back
+// to MinGCPercent.
 func StartGCHeadroom(headroom uint64) (stop func(), started bool) {
 	return start(headroom, nil)
 }

@@ -20,8 +20,9 @@ const memLimitShare = 0.9
 // container's when the operator has not set GOMEMLIMIT: without it the
 // collector does not know the pod's limit, and a burst of new tokens (each
 // cached entry is about a kilobyte) can take the heap past it and get the
-// process OOM-killed, where collecting sooner would have done. GOGC keeps
-// its default, so below the limit nothing changes.
+// process OOM-killed, where collecting sooner would have done. Below the
+// limit the collector is paced by GOGC and the heap headroom
+// (internal/tuning); near it, by the limit.
 func setMemoryLimit(log *slog.Logger) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
