@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -141,13 +142,23 @@ func (s *session) runRound(ctx context.Context, round int) error {
 			return ctx.Err()
 		}
 	}
-	for _, p := range s.fixed {
+	// The fixed-rate runs follow the closed loop's heaviest servers, whose
+	// collectors and sockets may still be busy on the servers' cores: each
+	// run is led by a settling run at the same rate, not recorded, and the
+	// order alternates by round, so what is left over falls on neither
+	// side more than the other.
+	fixed := slices.Clone(s.fixed)
+	if round%2 == 0 {
+		slices.Reverse(fixed)
+	}
+	for _, p := range fixed {
 		rate := floorRate / 2
+		settle := cfg.Duration / 6
 		if !p.warm {
-			if _, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, cfg.Warmup/2); err != nil {
-				return err
-			}
-			p.warm = true
+			settle, p.warm = cfg.Warmup/2, true
+		}
+		if _, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, settle); err != nil {
+			return err
 		}
 		r, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, cfg.Duration)
 		if err != nil {
