@@ -321,3 +321,38 @@ func TestPinning(t *testing.T) {
 		t.Errorf("unpinned to %v", got)
 	}
 }
+
+// TestTailTargetReason: a tail missed because p99s swing tenfold between
+// rounds is put down to stalls with the per-round ranges; a steady one to
+// queueing; a floor tail above extauthz's is flagged beside the figure.
+func TestTailTargetReason(t *testing.T) {
+	res := func(p99 time.Duration) *Result {
+		lat := make([]time.Duration, 100)
+		for i := range lat {
+			lat[i] = 100 * time.Microsecond
+		}
+		for i := 95; i < 100; i++ {
+			lat[i] = p99
+		}
+		return &Result{Checks: 100, Elapsed: time.Second, ServerCP: 3 * time.Millisecond, Lat: lat, Rate0: 100}
+	}
+	fixed := func(floor, ext []time.Duration) target {
+		r := &report{cfg: Defaults()}
+		f, e := &pair{scenario: scFixed, server: srvFloor}, &pair{scenario: scFixed, server: srvExt}
+		for i := range floor {
+			f.runs, e.runs = append(f.runs, res(floor[i])), append(e.runs, res(ext[i]))
+		}
+		r.pairs = []*pair{f, e}
+		return r.targetFixed()
+	}
+	ms := time.Millisecond
+	if tg := fixed([]time.Duration{ms, ms, ms}, []time.Duration{50 * ms, 2 * ms, 40 * ms}); tg.met || !strings.Contains(tg.why, "stalls") || !strings.Contains(tg.why, "from 2000 to 50000 µs") {
+		t.Errorf("swinging tails: %+v", tg)
+	}
+	if tg := fixed([]time.Duration{ms, ms, ms}, []time.Duration{3 * ms, 3 * ms, 3 * ms}); tg.met || !strings.Contains(tg.why, "queueing") {
+		t.Errorf("steady tails: %+v", tg)
+	}
+	if tg := fixed([]time.Duration{9 * ms, 9 * ms, 9 * ms}, []time.Duration{ms, ms, ms}); !tg.met || !strings.Contains(tg.measured, "bounds little") {
+		t.Errorf("floor's tail the larger: %+v", tg)
+	}
+}

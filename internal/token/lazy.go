@@ -4,9 +4,11 @@ import "fmt"
 
 // Claims is every payload member, registered ones included. Values are
 // string, bool, nil, int64 (an integer literal that fits), float64 (any other
-// number), []any and map[string]any. A view of a cached token (Compact.View)
-// builds the map from the payload on the first call, so a Check that never
-// asks for it does not pay for it; the map must not be changed.
+// number), []any and map[string]any. A parsed token and a view of a cached
+// one (Compact.View) build the map from the payload on the first call, so a
+// Check that never asks for it does not pay for it; the map must not be
+// changed. That first call writes the token: a token shared between
+// goroutines must be built with FromClaims, or have had Claims called.
 func (t *Token) Claims() map[string]any {
 	if t.claims == nil && t.payload != "" {
 		m, err := parseObject(t.payload)
