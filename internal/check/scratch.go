@@ -24,15 +24,13 @@ type checkScratch struct {
 	scopes [8]string
 
 	dUsed, varsUsed, hdrUsed, okUsed, vUsed, scopesUsed, tokUsed bool
-
-	// memos are the server's shared metadata (metamemo.go).
-	memos *metaMemos
 }
 
-// metaMemos are the shared metadata of r's server, nil for none.
+// metaMemos are the shared metadata (metamemo.go) for a Check's request
+// view, nil for a view built some other way.
 func (r *httpRequest) metaMemos() *metaMemos {
-	if s := r.scratchOrNil(); s != nil {
-		return s.memos
+	if r.scratchOrNil() != nil {
+		return &sharedMemos
 	}
 	return nil
 }

@@ -119,7 +119,6 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 func (s *Server) checkSince(ctx context.Context, req *authv3.CheckRequest, tr *trace, start time.Time) *authv3.CheckResponse {
 	snap := s.cfg.Policy.Load()
 	r := readRequest(req)
-	r.scratch.memos = &sharedMemos
 	ext := req.GetAttributes().GetContextExtensions()
 	if resp := s.resourceMetadata(snap, r, ext, start, tr); resp != nil {
 		return resp
