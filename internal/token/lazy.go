@@ -208,11 +208,8 @@ var registeredClaims = [...]string{"iss", "sub", "jti", "exp", "nbf", "iat", "au
 // their duplicates are found.
 func (t *Token) scanPayload() error {
 	p := parser{s: t.payload}
-	type seen struct {
-		name string
-		off  int
-	}
-	var small [16]seen
+	// Gathered as object gathers members, without their values.
+	var small [16]member
 	names := small[:0]
 	var reg [len(registeredClaims)]any
 	var regHas uint8
@@ -221,7 +218,7 @@ func (t *Token) scanPayload() error {
 		if err != nil {
 			return err
 		}
-		names = append(names, seen{name, off})
+		names = append(names, member{name: name, off: off})
 		for i, r := range registeredClaims {
 			if name == r {
 				reg[i], regHas = v, regHas|1<<i
@@ -241,7 +238,7 @@ func (t *Token) scanPayload() error {
 		return nil
 	})
 	if err == nil {
-		err = duplicateName(len(names), func(i int) (string, int) { return names[i].name, names[i].off })
+		err = duplicateName(names)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: payload: %w", ErrMalformed, err)
@@ -256,32 +253,30 @@ func (t *Token) scanPayload() error {
 	})
 }
 
-// duplicateName reports the first of n member names (in order, with their
-// offsets) that repeats an earlier one, as the error parsing into a map
-// gives. Few names are compared pairwise; many go through a set, so a
-// payload of thousands of members costs linear time.
-func duplicateName(n int, member func(i int) (name string, off int)) error {
-	dup := func(off int) error {
-		return &jsonError{kind: kindDuplicate, off: off, what: "duplicate member name"}
+// duplicateName reports the first of ms (in order) whose name repeats an
+// earlier one, as the error parsing into a map gives. Few names are
+// compared pairwise; many go through a set, so a payload of thousands of
+// members costs linear time.
+func duplicateName(ms []member) error {
+	dup := func(m member) error {
+		return &jsonError{kind: kindDuplicate, off: m.off, what: "duplicate member name"}
 	}
-	if n <= 16 {
-		for i := 1; i < n; i++ {
-			name, off := member(i)
-			for j := range i {
-				if other, _ := member(j); other == name {
-					return dup(off)
+	if len(ms) <= 16 {
+		for i := 1; i < len(ms); i++ {
+			for _, earlier := range ms[:i] {
+				if earlier.name == ms[i].name {
+					return dup(ms[i])
 				}
 			}
 		}
 		return nil
 	}
-	set := make(map[string]struct{}, n)
-	for i := range n {
-		name, off := member(i)
-		if _, ok := set[name]; ok {
-			return dup(off)
+	set := make(map[string]struct{}, len(ms))
+	for _, m := range ms {
+		if _, ok := set[m.name]; ok {
+			return dup(m)
 		}
-		set[name] = struct{}{}
+		set[m.name] = struct{}{}
 	}
 	return nil
 }
