@@ -31,11 +31,11 @@ func ServerCodec() grpc.ServerOption {
 
 // codec is gRPC's own proto codec, with a second chance for a CheckRequest
 // that fails to decode, and direct code for the messages of a Check: a
-// decoder for the CheckRequests Envoy sends (decodeCheckRequest) and an
-// encoder for the responses a Check builds (encodeCheckResponse), both
-// several times cheaper than protobuf-go's reflective code. Whatever they
-// do not know goes to gRPC's codec; only a failed decode pays for the
-// second chance.
+// decoder of the CheckRequests Envoy sends straight into the view a Check
+// reads (decodeView, for Register's handler) and an encoder for the
+// responses a Check builds (encodeCheckResponse), both several times
+// cheaper than protobuf-go's reflective code. Whatever they do not know
+// goes to gRPC's codec; only a failed decode pays for the second chance.
 type codec struct{ base encoding.CodecV2 }
 
 func (c codec) Name() string { return c.base.Name() }
@@ -51,21 +51,22 @@ func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	return c.base.Marshal(v)
 }
 
-// Unmarshal decodes data into v. When a CheckRequest fails to decode
-// because string fields hold invalid UTF-8, it replaces those bytes, decodes
-// again and marks the request, so check denies it. A message that still
-// fails is broken in some other way, a bug of the sender: its original
-// error stands.
+// Unmarshal decodes data into v. A decodedCheck is decoded as a view when
+// decodeView knows the request's shape, else as the message. When a
+// CheckRequest fails to decode because string fields hold invalid UTF-8,
+// it replaces those bytes, decodes again and marks the request, so check
+// denies it. A message that still fails is broken in some other way, a bug
+// of the sender: its original error stands.
 func (c codec) Unmarshal(data mem.BufferSlice, v any) error {
-	req, ok := v.(*authv3.CheckRequest)
-	if ok {
-		// The fast decoder's strings alias its own copy of the bytes;
-		// what it does not know goes to protobuf-go, from scratch.
-		if decodeCheckRequest(data.Materialize(), req) {
+	if d, ok := v.(*decodedCheck); ok {
+		// The view's strings alias this copy of the bytes.
+		if decodeView(data.Materialize(), d) {
 			return nil
 		}
-		proto.Reset(req)
+		d.msg = &authv3.CheckRequest{}
+		v = d.msg
 	}
+	req, ok := v.(*authv3.CheckRequest)
 	err := c.base.Unmarshal(data, v)
 	if err == nil || !ok {
 		return err

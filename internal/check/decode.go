@@ -4,315 +4,355 @@ import (
 	"unicode/utf8"
 	"unsafe"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Decoding the CheckRequest was the largest single cost of a cached Check
-// (a fifth of the server's CPU, most of it protobuf-go's reflective map
-// decoding of the headers). decodeCheckRequest is a direct decoder for the
-// fields Envoy sends, with the semantics protobuf-go gives them: proto3
-// strings must be valid UTF-8, a scalar given twice keeps the last value,
-// a map entry's missing key or value is "". Its strings and bytes alias b,
-// which the caller gives it as a private copy, so a request costs one copy
-// of its bytes instead of an allocation per string.
+// after gRPC's own work: first protobuf-go's reflective map decoding of the
+// headers, then, with a direct decoder, building a dozen messages a Check
+// never reads. decodeView decodes the CheckRequests Envoy sends straight
+// into the request view a Check reads, with the semantics protobuf-go gives
+// the message: proto3 strings must be valid UTF-8 (those the view does not
+// keep too), a scalar given twice keeps the last value, a map entry's
+// missing key or value is "", a later map entry replaces an earlier one of
+// the same key. Its strings alias b, which the caller gives it as a private
+// copy, so a request costs one copy of its bytes instead of an allocation
+// per string.
 //
-// It decodes only the shapes it knows, and reports false for anything else
+// It decodes only the shapes it knows and reports false for anything else
 // — an unknown field, a wire type a field does not have, a singular message
-// given twice (protobuf-go would merge them), non-empty metadata, invalid
-// UTF-8 — so that the caller resets the message and decodes it with
-// protobuf-go, keeping every behaviour of the codec (the invalid-UTF-8
+// given twice (protobuf-go would merge them), non-empty metadata, an
+// address other than a socket address, header_map (encode_raw_headers),
+// a header name with an upper-case letter, invalid UTF-8 — and then writes
+// nothing, so the caller decodes the message with protobuf-go and reads it
+// with readRequest, keeping every behaviour of the codec (the invalid-UTF-8
 // second chance among them) for those requests.
-func decodeCheckRequest(b []byte, req *authv3.CheckRequest) bool {
+
+// decodedCheck is a CheckRequest as the Check handler has gRPC decode it:
+// straight into the request view of the Check's scratch when decodeView
+// knows its shape, else as the message.
+type decodedCheck struct {
+	scratch checkScratch
+	// ext is context_extensions, of either form.
+	ext map[string]string
+	// msg is the message when decodeView declined, or when the Check came
+	// as one (Server.Check); nil when the view was decoded directly.
+	msg *authv3.CheckRequest
+}
+
+// view is the request view and context extensions of c.
+func (c *decodedCheck) view() (*httpRequest, map[string]string) {
+	r := &c.scratch.req
+	r.scratch = &c.scratch
+	if c.msg != nil {
+		readRequest(c.msg, r)
+		return r, c.msg.GetAttributes().GetContextExtensions()
+	}
+	return r, c.ext
+}
+
+// viewWire is what decodeView has read so far; the view is written from
+// it only once the whole message decoded.
+type viewWire struct {
+	ext                      map[string]string
+	headers                  map[string]string
+	method, authority        string
+	scheme, path, body       string
+	principal, certificate   string
+	rawBody                  []byte
+	source, destination      bool
+	request, time, http, tls bool
+	metadata, routeMetadata  bool
+}
+
+func decodeView(b []byte, c *decodedCheck) bool {
+	var w viewWire
 	seen := false
-	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-		if num != 1 || typ != protowire.BytesType || seen {
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 || num != 1 || typ != protowire.BytesType || seen || !w.attributes(v) {
 			return false
 		}
-		seen = true
-		ar := &decodeArena{}
-		req.Attributes = ar.attributes()
-		return decodeAttributes(v, req.Attributes, ar)
-	})
+		b, seen = b[n:], true
+	}
+	r := &c.scratch.req
+	r.Method, r.scheme, r.authority = w.method, w.scheme, w.authority
+	r.principal, r.peerCert = w.principal, w.certificate
+	r.Headers = w.headers
+	body := w.body
+	if len(w.rawBody) > 0 {
+		body = unsafe.String(unsafe.SliceData(w.rawBody), len(w.rawBody))
+	}
+	r.settle(w.path, body)
+	c.ext = w.ext
+	return true
 }
 
-func decodeAttributes(b []byte, a *authv3.AttributeContext, ar *decodeArena) bool {
-	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-		if typ != protowire.BytesType {
-			return false
-		}
-		switch num {
-		case 1:
-			if a.Source != nil {
-				return false
-			}
-			a.Source = ar.peer()
-			return decodePeer(v, a.Source, ar)
-		case 2:
-			if a.Destination != nil {
-				return false
-			}
-			a.Destination = ar.peer()
-			return decodePeer(v, a.Destination, ar)
-		case 4:
-			if a.Request != nil {
-				return false
-			}
-			a.Request = ar.request()
-			return decodeRequest(v, a.Request, ar)
-		case 10:
-			if a.ContextExtensions == nil {
-				a.ContextExtensions = make(map[string]string, 1)
-			}
-			return decodeMapEntry(v, a.ContextExtensions)
-		case 11, 13:
-			// Envoy sends empty metadata unless a filter put some there.
-			if len(v) != 0 {
-				return false
-			}
-			if num == 11 {
-				if a.MetadataContext != nil {
-					return false
-				}
-				a.MetadataContext = &corev3.Metadata{}
-			} else {
-				if a.RouteMetadataContext != nil {
-					return false
-				}
-				a.RouteMetadataContext = &corev3.Metadata{}
-			}
-			return true
-		case 12:
-			if a.TlsSession != nil {
-				return false
-			}
-			a.TlsSession = &authv3.AttributeContext_TLSSession{}
-			return eachFieldOK(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-				if num != 1 || typ != protowire.BytesType {
-					return false
-				}
-				s, ok := wireString(v)
-				a.TlsSession.Sni = s
-				return ok
-			})
-		}
+// once reports whether a singular message is seen for the first time, and
+// marks it seen.
+func once(seen *bool) bool {
+	if *seen {
 		return false
-	})
+	}
+	*seen = true
+	return true
 }
 
-func decodePeer(b []byte, p *authv3.AttributeContext_Peer, ar *decodeArena) bool {
-	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-		if typ != protowire.BytesType {
+func (w *viewWire) attributes(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 || typ != protowire.BytesType {
 			return false
 		}
+		b = b[n:]
 		var ok bool
 		switch num {
 		case 1:
-			if p.Address != nil {
-				return false
-			}
-			var sa *corev3.SocketAddress
-			p.Address, sa = ar.socketAddress()
-			return decodeAddress(v, sa, ar)
+			ok = once(&w.source) && w.peer(v, true)
 		case 2:
-			p.Service, ok = wireString(v)
-		case 3:
-			if p.Labels == nil {
-				p.Labels = make(map[string]string, 1)
-			}
-			return decodeMapEntry(v, p.Labels)
+			ok = once(&w.destination) && w.peer(v, false)
 		case 4:
-			p.Principal, ok = wireString(v)
-		case 5:
-			p.Certificate, ok = wireString(v)
-		}
-		return ok
-	})
-}
-
-// decodeAddress decodes an Address into sa, the SocketAddress of its
-// oneof, set before the Address is read.
-func decodeAddress(b []byte, sa *corev3.SocketAddress, ar *decodeArena) bool {
-	seen := false
-	ok := eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-		// Only a socket address, once: the oneof's other members (pipes,
-		// internal addresses) go to protobuf-go. An empty Address (no
-		// member) is refused at the end, for the same reason.
-		if num != 1 || typ != protowire.BytesType || seen {
-			return false
-		}
-		seen = true
-		return eachFieldOK(v, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) bool {
-			var ok bool
-			switch {
-			case num == 1 && typ == protowire.VarintType:
-				sa.Protocol, ok = corev3.SocketAddress_Protocol(int32(x)), true
-			case num == 2 && typ == protowire.BytesType:
-				sa.Address, ok = wireString(v)
-			case num == 3 && typ == protowire.VarintType:
-				sa.PortSpecifier, ok = ar.portValue(uint32(x)), true
+			ok = once(&w.request) && w.requestAttrs(v)
+		case 10:
+			if w.ext == nil {
+				w.ext = make(map[string]string, 1)
 			}
-			return ok
-		})
-	})
-	return ok && seen
-}
-
-func decodeRequest(b []byte, r *authv3.AttributeContext_Request, ar *decodeArena) bool {
-	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-		if typ != protowire.BytesType {
+			ok = mapEntry(v, w.ext)
+		case 11:
+			// Envoy sends empty metadata unless a filter put some there.
+			ok = once(&w.metadata) && len(v) == 0
+		case 13:
+			ok = once(&w.routeMetadata) && len(v) == 0
+		case 12:
+			ok = once(&w.tls) && onlyStrings(v, 1)
+		}
+		if !ok {
 			return false
 		}
+	}
+	return true
+}
+
+// peer reads an AttributeContext.Peer; the view keeps the source's
+// principal and certificate.
+func (w *viewWire) peer(b []byte, source bool) bool {
+	address := false
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 || typ != protowire.BytesType {
+			return false
+		}
+		b = b[n:]
+		var ok bool
 		switch num {
 		case 1:
-			if r.Time != nil {
-				return false
-			}
-			r.Time = ar.timestamp()
-			return eachFieldOK(v, func(num protowire.Number, typ protowire.Type, _ []byte, x uint64) bool {
-				switch {
-				case typ != protowire.VarintType:
-					return false
-				case num == 1:
-					r.Time.Seconds = int64(x)
-				case num == 2:
-					r.Time.Nanos = int32(x)
-				default:
-					return false
-				}
-				return true
-			})
+			ok = once(&address) && socketAddress(v)
 		case 2:
-			if r.Http != nil {
-				return false
+			_, ok = wireString(v)
+		case 3:
+			ok = mapEntry(v, nil)
+		case 4:
+			var s string
+			if s, ok = wireString(v); source {
+				w.principal = s
 			}
-			r.Http = ar.httpRequest()
-			return decodeHTTP(v, r.Http)
+		case 5:
+			var s string
+			if s, ok = wireString(v); source {
+				w.certificate = s
+			}
 		}
-		return false
-	})
+		if !ok {
+			return false
+		}
+	}
+	return true
 }
 
-func decodeHTTP(b []byte, h *authv3.AttributeContext_HttpRequest) bool {
+// socketAddress checks an Address holding a SocketAddress, once: the
+// oneof's other members (pipes, internal addresses) and an Address with no
+// member go to protobuf-go.
+func socketAddress(b []byte) bool {
+	num, typ, v, n := nextField(b)
+	if n < 0 || num != 1 || typ != protowire.BytesType || n != len(b) {
+		return false
+	}
+	for len(v) > 0 {
+		num, typ, s, n := nextField(v)
+		if n < 0 {
+			return false
+		}
+		v = v[n:]
+		var ok bool
+		switch {
+		case (num == 1 || num == 3) && typ == protowire.VarintType:
+			ok = true // protocol, port_value
+		case num == 2 && typ == protowire.BytesType:
+			_, ok = wireString(s)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *viewWire) requestAttrs(b []byte) bool {
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 || typ != protowire.BytesType {
+			return false
+		}
+		b = b[n:]
+		var ok bool
+		switch num {
+		case 1:
+			ok = once(&w.time) && onlyVarints(v, 2)
+		case 2:
+			ok = once(&w.http) && w.httpAttrs(v)
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func (w *viewWire) httpAttrs(b []byte) bool {
 	// Count the headers first, so their map is made at its size.
 	headers := 0
-	if !eachFieldOK(b, func(num protowire.Number, _ protowire.Type, _ []byte, _ uint64) bool {
+	for rest := b; len(rest) > 0; {
+		num, _, _, n := nextField(rest)
+		if n < 0 {
+			return false
+		}
 		if num == 3 {
 			headers++
 		}
-		return true
-	}) {
-		return false
+		rest = rest[n:]
 	}
 	if headers > 0 {
-		h.Headers = make(map[string]string, headers)
+		w.headers = make(map[string]string, headers)
 	}
-	return eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) bool {
-		if num == 9 {
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 {
+			return false
+		}
+		b = b[n:]
+		if num == 9 { // size
 			if typ != protowire.VarintType {
 				return false
 			}
-			h.Size = int64(x)
-			return true
+			continue
 		}
 		if typ != protowire.BytesType {
 			return false
 		}
-		var ok bool
+		ok := true
 		switch num {
-		case 1:
-			h.Id, ok = wireString(v)
+		case 1, 7, 8, 10: // id, query (Envoy sends it in path), fragment, protocol
+			_, ok = wireString(v)
 		case 2:
-			h.Method, ok = wireString(v)
+			w.method, ok = wireString(v)
 		case 3:
-			return decodeMapEntry(v, h.Headers)
+			ok = headerEntry(v, w.headers)
 		case 4:
-			h.Path, ok = wireString(v)
+			w.path, ok = wireString(v)
 		case 5:
-			h.Host, ok = wireString(v)
+			w.authority, ok = wireString(v)
 		case 6:
-			h.Scheme, ok = wireString(v)
-		case 7:
-			h.Query, ok = wireString(v)
-		case 8:
-			h.Fragment, ok = wireString(v)
-		case 10:
-			h.Protocol, ok = wireString(v)
+			w.scheme, ok = wireString(v)
 		case 11:
-			h.Body, ok = wireString(v)
+			w.body, ok = wireString(v)
 		case 12:
-			// protobuf-go gives a present bytes field a non-nil slice.
-			h.RawBody, ok = v[:len(v):len(v)], true
-			if h.RawBody == nil {
-				h.RawBody = []byte{}
-			}
-		case 13:
-			if h.HeaderMap != nil {
-				return false
-			}
-			h.HeaderMap = &corev3.HeaderMap{}
-			return decodeHeaderMap(v, h.HeaderMap)
+			w.rawBody = v
+		default: // header_map (13) and what the decoder does not know
+			ok = false
 		}
-		return ok
-	})
-}
-
-func decodeHeaderMap(b []byte, hm *corev3.HeaderMap) bool {
-	n := 0
-	if !eachFieldOK(b, func(num protowire.Number, typ protowire.Type, _ []byte, _ uint64) bool {
-		n++
-		return num == 1 && typ == protowire.BytesType
-	}) {
-		return false
-	}
-	vals := make([]corev3.HeaderValue, n)
-	hm.Headers = make([]*corev3.HeaderValue, n)
-	i := 0
-	return eachFieldOK(b, func(_ protowire.Number, _ protowire.Type, v []byte, _ uint64) bool {
-		hv := &vals[i]
-		hm.Headers[i] = hv
-		i++
-		return eachFieldOK(v, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-			if typ != protowire.BytesType {
-				return false
-			}
-			var ok bool
-			switch num {
-			case 1:
-				hv.Key, ok = wireString(v)
-			case 2:
-				hv.Value, ok = wireString(v)
-			case 3:
-				hv.RawValue, ok = v[:len(v):len(v)], true
-				if hv.RawValue == nil {
-					hv.RawValue = []byte{}
-				}
-			}
-			return ok
-		})
-	})
-}
-
-// decodeMapEntry adds a map<string, string> entry to m.
-func decodeMapEntry(b []byte, m map[string]string) bool {
-	var k, val string
-	if !eachFieldOK(b, func(num protowire.Number, typ protowire.Type, v []byte, _ uint64) bool {
-		if typ != protowire.BytesType {
+		if !ok {
 			return false
 		}
-		var ok bool
-		switch num {
-		case 1:
-			k, ok = wireString(v)
-		case 2:
-			val, ok = wireString(v)
-		}
-		return ok
-	}) {
+	}
+	return true
+}
+
+// headerEntry adds a headers map entry to m; a name with an upper-case
+// letter (Envoy sends none) is declined, so readRequest lower-cases and
+// joins it.
+func headerEntry(b []byte, m map[string]string) bool {
+	k, v, ok := entry(b)
+	if !ok {
 		return false
 	}
-	m[k] = val
+	for i := 0; i < len(k); i++ {
+		if c := k[i]; c >= 'A' && c <= 'Z' {
+			return false
+		}
+	}
+	m[k] = v
+	return true
+}
+
+// mapEntry adds a map<string, string> entry to m, or only checks it when m
+// is nil.
+func mapEntry(b []byte, m map[string]string) bool {
+	k, v, ok := entry(b)
+	if ok && m != nil {
+		m[k] = v
+	}
+	return ok
+}
+
+func entry(b []byte) (key, value string, ok bool) {
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 || typ != protowire.BytesType {
+			return "", "", false
+		}
+		b = b[n:]
+		switch num {
+		case 1:
+			key, ok = wireString(v)
+		case 2:
+			value, ok = wireString(v)
+		default:
+			ok = false
+		}
+		if !ok {
+			return "", "", false
+		}
+	}
+	return key, value, true
+}
+
+// onlyStrings checks a message whose fields, numbered 1 to max, are all
+// strings.
+func onlyStrings(b []byte, max protowire.Number) bool {
+	for len(b) > 0 {
+		num, typ, v, n := nextField(b)
+		if n < 0 || num < 1 || num > max || typ != protowire.BytesType {
+			return false
+		}
+		if _, ok := wireString(v); !ok {
+			return false
+		}
+		b = b[n:]
+	}
+	return true
+}
+
+// onlyVarints checks a message whose fields, numbered 1 to max, are all
+// varints (a Timestamp).
+func onlyVarints(b []byte, max protowire.Number) bool {
+	for len(b) > 0 {
+		num, typ, _, n := nextField(b)
+		if n < 0 || num < 1 || num > max || typ != protowire.VarintType {
+			return false
+		}
+		b = b[n:]
+	}
 	return true
 }
 
@@ -324,33 +364,43 @@ func wireString(v []byte) (string, bool) {
 	return unsafe.String(unsafe.SliceData(v), len(v)), true
 }
 
-// eachFieldOK calls f with each field of the message b: its number, wire
-// type, and the bytes of a length-delimited field or the value of a varint.
-// It reports false when b is malformed, holds a wire type other than those
-// two, or f returns false.
-func eachFieldOK(b []byte, f func(num protowire.Number, typ protowire.Type, v []byte, x uint64) bool) bool {
-	for len(b) > 0 {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			return false
-		}
-		b = b[n:]
+// nextField reads the first field of the message b: its number, wire type,
+// the bytes of a length-delimited field, and the length of the whole
+// field. n is negative when b is malformed or the field has a wire type
+// other than those two (a varint's value is never needed). Most fields of
+// a CheckRequest have a one-byte tag and a one-byte length or value, read
+// here without a call.
+func nextField(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int) {
+	if len(b) >= 2 && b[0] < 0x80 && b[1] < 0x80 && b[0]>>3 != 0 {
+		num, typ = protowire.Number(b[0]>>3), protowire.Type(b[0]&7)
 		switch typ {
 		case protowire.BytesType:
-			v, m := protowire.ConsumeBytes(b)
-			if m < 0 || !f(num, typ, v, 0) {
-				return false
+			if end := 2 + int(b[1]); end <= len(b) {
+				return num, typ, b[2:end:end], end
 			}
-			b = b[m:]
 		case protowire.VarintType:
-			x, m := protowire.ConsumeVarint(b)
-			if m < 0 || !f(num, typ, nil, x) {
-				return false
-			}
-			b = b[m:]
-		default:
-			return false
+			return num, typ, nil, 2
 		}
 	}
-	return true
+	return nextFieldSlow(b)
+}
+
+func nextFieldSlow(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n int) {
+	num, typ, n = protowire.ConsumeTag(b)
+	if n < 0 {
+		return 0, 0, nil, n
+	}
+	var m int
+	switch typ {
+	case protowire.BytesType:
+		v, m = protowire.ConsumeBytes(b[n:])
+	case protowire.VarintType:
+		_, m = protowire.ConsumeVarint(b[n:])
+	default:
+		return 0, 0, nil, -1
+	}
+	if m < 0 {
+		return 0, 0, nil, m
+	}
+	return num, typ, v, n + m
 }

@@ -1,6 +1,8 @@
 package check
 
 import (
+	"bytes"
+	"reflect"
 	"testing"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -10,10 +12,11 @@ import (
 	"google.golang.org/protobuf/types/known/structpb"
 
 	"github.com/extauthz/extauthz/bench"
+	"github.com/extauthz/extauthz/internal/envoytest"
 )
 
-// decodeCorpus is CheckRequests of every shape Envoy sends, and a few it
-// does not, the fast decoder must hand on.
+// decodeCorpus is CheckRequests of every shape Envoy sends, and a few
+// decodeView must hand on.
 func decodeCorpus() []*authv3.CheckRequest {
 	bearer := bench.BearerCheck("a.b.c", 7)
 	assertion := bench.AssertionCheck("a.b.c", 8)
@@ -53,65 +56,141 @@ func decodeCorpus() []*authv3.CheckRequest {
 	return []*authv3.CheckRequest{{}, {Attributes: &authv3.AttributeContext{}}, bearer, assertion, dpop, raw, rich, meta, pipe, named}
 }
 
-// TestDecodeCheckRequest: the fast decoder decodes what protobuf-go does,
-// or declines.
-func TestDecodeCheckRequest(t *testing.T) {
+// viewFields is what a Check reads of a request view, to compare views.
+type viewFields struct {
+	Method, Host, Path, Query, Scheme, Authority string
+	Headers, Ext                                 map[string]string
+	Authorization                                string
+	HasAuthorization, PartialBody                bool
+	Body, PeerCert, Principal                    string
+}
+
+func fieldsOf(r *httpRequest, ext map[string]string) viewFields {
+	f := viewFields{
+		Method: r.Method, Host: r.Host, Path: r.Path, Query: r.Query, Scheme: r.scheme, Authority: r.authority,
+		Headers: r.Headers, Ext: ext, Authorization: r.authorization, HasAuthorization: r.hasAuthorization,
+		PartialBody: r.partialBody, Body: r.body, PeerCert: r.peerCert, Principal: r.principal,
+	}
+	if len(f.Headers) == 0 {
+		f.Headers = nil
+	}
+	if len(f.Ext) == 0 {
+		f.Ext = nil
+	}
+	return f
+}
+
+// decodeBoth decodes b with decodeView and, when it accepts, with
+// protobuf-go and readRequest; ok is false when decodeView declined.
+func decodeBoth(t *testing.T, b []byte) (got, want viewFields, ok bool) {
+	t.Helper()
+	c := &decodedCheck{}
+	if !decodeView(append([]byte(nil), b...), c) {
+		return got, want, false
+	}
+	if c.msg != nil {
+		t.Fatal("decodeView set the message")
+	}
+	got = fieldsOf(c.view())
+	msg := &authv3.CheckRequest{}
+	if err := proto.Unmarshal(b, msg); err != nil {
+		t.Fatalf("decoded what protobuf-go refuses (%v): %+v", err, got)
+	}
+	want = fieldsOf((&decodedCheck{msg: msg}).view())
+	return got, want, true
+}
+
+// TestDecodeView: decodeView gives the view protobuf-go and readRequest
+// give, or declines and writes nothing.
+func TestDecodeView(t *testing.T) {
 	declined := 0
-	for i, want := range decodeCorpus() {
-		b, err := proto.Marshal(want)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := &authv3.CheckRequest{}
-		if !decodeCheckRequest(b, got) {
+	for i, req := range decodeCorpus() {
+		got, want, ok := decodeBoth(t, mustMarshal(t, req))
+		if !ok {
 			declined++
 			continue
 		}
-		if !proto.Equal(got, want) {
-			t.Errorf("request %d: decoded\n%v\nwant\n%v", i, got, want)
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("request %d: decoded\n%+v\nwant\n%+v", i, got, want)
 		}
 	}
-	if declined != 3 {
-		t.Errorf("declined %d requests, want the 3 with metadata, a pipe and a named port", declined)
+	if declined != 4 {
+		t.Errorf("declined %d requests, want the 4 with header_map, metadata, a pipe and a named port", declined)
 	}
-	// Twice a singular message: protobuf-go merges, the decoder declines.
-	b, _ := proto.Marshal(bench.BearerCheck("a.b.c", 1))
-	if decodeCheckRequest(append(append([]byte(nil), b...), b...), &authv3.CheckRequest{}) {
-		t.Error("a repeated attributes field was decoded")
+
+	base := func() *authv3.CheckRequest {
+		req := envoytest.Request{
+			ID: "req-1", Method: "GET", Host: "api.example.com", Path: "/reports?x=1",
+			Headers: [][2]string{{"authorization", "Bearer a.b.c"}, {"user-agent", "u"}},
+			Source:  envoytest.SocketPeer("10.0.0.7", 43210),
+		}.Proto()
+		req.Attributes.Destination = envoytest.SocketPeer("10.0.0.1", 8443)
+		return req
 	}
-	// Invalid UTF-8 goes to protobuf-go (and the codec's second chance).
-	bad := bench.BearerCheck("a.b.c", 1)
-	bad.Attributes.Request.Http.Path = "/x"
-	b, _ = proto.Marshal(bad)
-	for i := range b {
-		if i+1 < len(b) && b[i] == '/' && b[i+1] == 'x' {
-			b[i+1] = 0xff
+	if _, _, ok := decodeBoth(t, mustMarshal(t, base())); !ok {
+		t.Fatal("declined an ordinary request")
+	}
+	upper := base()
+	upper.Attributes.Request.Http.Headers["X-Forwarded-Client-Cert"] = "spoofed"
+	emptyAddr := base()
+	emptyAddr.Attributes.Source.Address = &corev3.Address{}
+	twice := mustMarshal(t, base())
+	badUTF8 := mustMarshal(t, base())
+	badUTF8[bytes.Index(badUTF8, []byte("user-agent"))+len("user-agent")+2] = 0xff // the value u
+	for name, b := range map[string][]byte{
+		"upper-case header name":                  mustMarshal(t, upper),
+		"address without member":                  mustMarshal(t, emptyAddr),
+		"attributes twice":                        append(twice, twice...),
+		"invalid UTF-8 in a header no rule reads": badUTF8,
+		"a fixed32 field":                         protowire.AppendTag(nil, 1, protowire.Fixed32Type),
+	} {
+		c := &decodedCheck{}
+		if decodeView(append([]byte(nil), b...), c) {
+			t.Errorf("%s: decoded", name)
+		}
+		if !reflect.DeepEqual(c, &decodedCheck{}) {
+			t.Errorf("%s: declined but wrote to the check", name)
 		}
 	}
-	if decodeCheckRequest(b, &authv3.CheckRequest{}) {
-		t.Error("invalid UTF-8 was decoded")
+
+	// An empty socket address, and one whose port comes twice, decode.
+	bare := base()
+	bare.Attributes.Destination.Address = &corev3.Address{Address: &corev3.Address_SocketAddress{SocketAddress: &corev3.SocketAddress{}}}
+	sa := protowire.AppendVarint(protowire.AppendTag(nil, 3, protowire.VarintType), 80)
+	sa = protowire.AppendVarint(protowire.AppendTag(sa, 3, protowire.VarintType), 443)
+	addr := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), sa)
+	peer := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), addr)
+	attrs := protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), peer)
+	for name, b := range map[string][]byte{
+		"empty socket address": mustMarshal(t, bare),
+		"port twice":           protowire.AppendBytes(protowire.AppendTag(nil, 1, protowire.BytesType), attrs),
+	} {
+		if got, want, ok := decodeBoth(t, b); !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: decoded %v\n%+v\nwant\n%+v", name, ok, got, want)
+		}
 	}
 }
 
-// FuzzDecodeCheckRequest: whatever the bytes, the fast decoder either
-// declines or agrees with protobuf-go.
-func FuzzDecodeCheckRequest(f *testing.F) {
+// FuzzDecodeView: whatever the bytes, decodeView either declines or gives
+// the view of protobuf-go's message.
+func FuzzDecodeView(f *testing.F) {
 	for _, req := range decodeCorpus() {
 		b, _ := proto.Marshal(req)
 		f.Add(b)
 	}
 	f.Add(protowire.AppendTag(nil, 1, protowire.Fixed32Type))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		got := &authv3.CheckRequest{}
-		if !decodeCheckRequest(append([]byte(nil), b...), got) {
-			return
-		}
-		want := &authv3.CheckRequest{}
-		if err := proto.Unmarshal(b, want); err != nil {
-			t.Fatalf("decoded what protobuf-go refuses (%v): %v", err, got)
-		}
-		if !proto.Equal(got, want) {
-			t.Fatalf("decoded\n%v\nprotobuf-go\n%v", got, want)
+		if got, want, ok := decodeBoth(t, b); ok && !reflect.DeepEqual(got, want) {
+			t.Fatalf("decoded\n%+v\nprotobuf-go and readRequest\n%+v", got, want)
 		}
 	})
+}
+
+func mustMarshal(t testing.TB, req *authv3.CheckRequest) []byte {
+	t.Helper()
+	b, err := proto.Marshal(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

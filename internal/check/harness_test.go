@@ -211,7 +211,7 @@ func newHarness(t *testing.T, policyYAML string, opts ...func(*check.Config)) *h
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(check.ServerCodec())
-	authv3.RegisterAuthorizationServer(gs, srv)
+	srv.Register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	t.Cleanup(func() {

@@ -47,19 +47,17 @@ type httpRequest struct {
 	scratch *checkScratch
 }
 
-// readRequest converts Envoy's attributes. Both header encodings Envoy uses
-// (the `headers` map, or `header_map` with raw values when
-// encode_raw_headers is on) give the same view, so they give the same
+// readRequest reads Envoy's attributes into the view r. Both header
+// encodings Envoy uses (the `headers` map, or `header_map` with raw values
+// when encode_raw_headers is on) give the same view, so they give the same
 // decision: repeated headers are joined with ",", as Envoy joins them.
-func readRequest(req *authv3.CheckRequest) *httpRequest {
+// decodeView gives the same view straight from the wire.
+func readRequest(req *authv3.CheckRequest, r *httpRequest) {
 	h := req.GetAttributes().GetRequest().GetHttp()
-	r := newHTTPRequest()
 	r.Method = h.GetMethod()
 	r.scheme, r.authority = h.GetScheme(), h.GetHost()
 	r.peerCert = req.GetAttributes().GetSource().GetCertificate()
 	r.principal = req.GetAttributes().GetSource().GetPrincipal()
-	r.Host = hostOnly(h.GetHost())
-	r.Path, r.Query, _ = strings.Cut(h.GetPath(), "?")
 	if hm := h.GetHeaderMap(); hm != nil && len(hm.GetHeaders()) > 0 {
 		r.Headers = make(map[string]string, len(hm.GetHeaders()))
 		for _, hv := range hm.GetHeaders() {
@@ -87,21 +85,29 @@ func readRequest(req *authv3.CheckRequest) *httpRequest {
 			r.Headers[k] = v
 		}
 	}
+	body := h.GetBody()
+	if raw := h.GetRawBody(); len(raw) > 0 {
+		body = unsafe.String(unsafe.SliceData(raw), len(raw))
+	}
+	r.settle(h.GetPath(), body)
+}
+
+// settle derives the rest of the view once its method, authority, scheme,
+// peer and headers are read: the host, path and query of path, the
+// Authorization header, :authority and :scheme when Envoy did not send them
+// in their fields, and the body.
+func (r *httpRequest) settle(path, body string) {
+	r.Path, r.Query, _ = strings.Cut(path, "?")
 	r.authorization, r.hasAuthorization = r.Headers["authorization"]
 	if r.authority == "" {
 		r.authority = r.Headers[":authority"]
-		r.Host = hostOnly(r.authority)
 	}
+	r.Host = hostOnly(r.authority)
 	if r.scheme == "" {
 		r.scheme = r.Headers[":scheme"]
 	}
-	if raw := h.GetRawBody(); len(raw) > 0 {
-		r.body = unsafe.String(unsafe.SliceData(raw), len(raw))
-	} else {
-		r.body = h.GetBody()
-	}
+	r.body = body
 	r.partialBody = strings.EqualFold(r.Headers["x-envoy-auth-partial-body"], "true")
-	return r
 }
 
 func lowerKeys(m map[string]string) bool {

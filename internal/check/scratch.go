@@ -35,13 +35,6 @@ func (r *httpRequest) metaMemos() *metaMemos {
 	return nil
 }
 
-// newHTTPRequest is the request view of a new Check, in a fresh scratch.
-func newHTTPRequest() *httpRequest {
-	s := &checkScratch{}
-	s.req.scratch = s
-	return &s.req
-}
-
 // newDecision is a zero decision, the scratch's if it is still free.
 func (r *httpRequest) newDecision() *decision {
 	if s := r.scratchOrNil(); s != nil && !s.dUsed {

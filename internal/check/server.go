@@ -97,8 +97,13 @@ func (s *Server) nonceFor(cfg *policy.DPoP) string {
 }
 
 // Check implements the Authorization service. It returns a gRPC error only
-// for a bug (a recovered panic); every deny is a normal response.
-func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *authv3.CheckResponse, err error) {
+// for a bug (a recovered panic); every deny is a normal response. Register
+// serves the same Checks without building the message.
+func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (*authv3.CheckResponse, error) {
+	return s.checkDecoded(ctx, &decodedCheck{msg: req})
+}
+
+func (s *Server) checkDecoded(ctx context.Context, c *decodedCheck) (resp *authv3.CheckResponse, err error) {
 	start := time.Now()
 	defer func() {
 		if p := recover(); p != nil {
@@ -107,19 +112,18 @@ func (s *Server) Check(ctx context.Context, req *authv3.CheckRequest) (resp *aut
 			resp, err = nil, status.Error(codes.Internal, "check: internal error")
 		}
 	}()
-	return s.checkSince(ctx, req, nil, start), nil
+	return s.checkSince(ctx, c, nil, start), nil
 }
 
 func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace) *authv3.CheckResponse {
-	return s.checkSince(ctx, req, tr, time.Now())
+	return s.checkSince(ctx, &decodedCheck{msg: req}, tr, time.Now())
 }
 
 // checkSince is check of a Check that started at start: the clock is read
 // once for both the panic path's latency and the decision's.
-func (s *Server) checkSince(ctx context.Context, req *authv3.CheckRequest, tr *trace, start time.Time) *authv3.CheckResponse {
+func (s *Server) checkSince(ctx context.Context, c *decodedCheck, tr *trace, start time.Time) *authv3.CheckResponse {
 	snap := s.cfg.Policy.Load()
-	r := readRequest(req)
-	ext := req.GetAttributes().GetContextExtensions()
+	r, ext := c.view()
 	if resp := s.resourceMetadata(snap, r, ext, start, tr); resp != nil {
 		return resp
 	}

@@ -359,24 +359,25 @@ func newHarnessWith(t testing.TB, cfg harnessConfig) *harness {
 		o(&checkCfg)
 	}
 	h.srv = check.New(checkCfg)
-	h.conn = serve(t, h.srv, check.ServerCodec())
+	h.conn = serve(t, h.srv.Register, check.ServerCodec())
 	h.client = authv3.NewAuthorizationClient(h.conn)
 	return h
 }
 
-// serve serves srv over gRPC on 127.0.0.1:0 with opts and returns a client
-// connection. The harness passes check.ServerCodec(), as every extauthz
-// server must; the codec's own test serves without it. The message limit is
+// serve serves what register registers over gRPC on 127.0.0.1:0 with opts
+// and returns a client connection. The harness registers its Server as
+// extauthz serve does, with check.ServerCodec(), as every extauthz server
+// must; the codec's own test serves the generated registration without it. The message limit is
 // extauthz serve's, larger than gRPC's default: the size tests send 1 MiB
 // tokens inside larger requests.
-func serve(t testing.TB, srv *check.Server, opts ...grpc.ServerOption) *grpc.ClientConn {
+func serve(t testing.TB, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	gs := grpc.NewServer(append([]grpc.ServerOption{grpc.MaxRecvMsgSize(16 << 20)}, opts...)...)
-	authv3.RegisterAuthorizationServer(gs, srv)
+	register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	t.Cleanup(func() {

@@ -160,7 +160,7 @@ func TestUndecodable(t *testing.T) {
 	// the same bytes into a gRPC Internal, and Envoy's failure_mode_allow
 	// decides.
 	t.Run("without ServerCodec", func(t *testing.T) {
-		plain := serve(t, h.srv)
+		plain := serve(t, func(gs grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(gs, h.srv) })
 		_, err := checkRaw(plain, wire(t, attacks[0].req, true))
 		if status.Code(err) != codes.Internal {
 			t.Errorf("got %v, want the Internal error check.ServerCodec exists to prevent", err)
