@@ -40,16 +40,23 @@ type codec struct{ base encoding.CodecV2 }
 
 func (c codec) Name() string { return c.base.Name() }
 
-// Marshal encodes a CheckResponse directly when it can, any other message
-// (and a response with fields the encoder does not know) with gRPC's codec.
+// Marshal encodes a response of Register's handler directly when it can,
+// any other message (and a response with fields the encoder does not know)
+// with gRPC's codec.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if m, ok := v.(*authv3.CheckResponse); ok {
-		if b, ok := encodeCheckResponse(make([]byte, 0, 384), m, &sharedMemos); ok {
+	if m, ok := v.(builtResponse); ok {
+		if b, ok := encodeCheckResponse(make([]byte, 0, 384), m.CheckResponse, &sharedMemos); ok {
 			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 		}
+		v = m.CheckResponse
 	}
 	return c.base.Marshal(v)
 }
+
+// builtResponse is a CheckResponse a Check built, as Register's handler
+// returns it: the codec can encode it directly, since nothing in it came
+// from outside. A struct of one pointer, it costs no allocation as an any.
+type builtResponse struct{ *authv3.CheckResponse }
 
 // Unmarshal decodes data into v. A decodedCheck is decoded as a view when
 // decodeView knows the request's shape, else as the message. When a

@@ -344,14 +344,23 @@ func TestCodecDelegates(t *testing.T) {
 	if c.Name() != "proto" {
 		t.Errorf("Name = %q", c.Name())
 	}
-	resp := &authv3.CheckResponse{DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("x")}}}
-	got, err := c.Marshal(resp)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want, _ := base.Marshal(resp)
-	if !bytes.Equal(got.Materialize(), want.Materialize()) {
-		t.Error("Marshal differs from gRPC's")
+	// A response of Register's handler is encoded directly, any other
+	// message by gRPC's codec; the bytes are the same.
+	num, _ := structpb.NewValue(1.5)
+	for _, resp := range []*authv3.CheckResponse{
+		{DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{"reason": structpb.NewStringValue("x")}}},
+		{DynamicMetadata: &structpb.Struct{Fields: map[string]*structpb.Value{"n": num}}},
+	} {
+		want, _ := base.Marshal(resp)
+		for _, v := range []any{resp, builtResponse{resp}} {
+			got, err := c.Marshal(v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(got.Materialize(), want.Materialize()) {
+				t.Errorf("Marshal of %T differs from gRPC's", v)
+			}
+		}
 	}
 }
 

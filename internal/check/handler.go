@@ -37,5 +37,9 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	if err := dec(c); err != nil {
 		return nil, err
 	}
-	return s.checkDecoded(ctx, c)
+	resp, err := s.checkDecoded(ctx, c)
+	if err != nil {
+		return nil, err
+	}
+	return builtResponse{resp}, nil
 }
