@@ -99,3 +99,33 @@ func TestRuntimeCostLimit(t *testing.T) {
 		t.Fatalf("True = %v, %v; want the cost limit to stop it", ok, err)
 	}
 }
+
+// TestHeaderVariables: an expression that is one string variable is read
+// without the program, and gives what the program gives, for every such
+// variable and for values a header must not carry; anything more is run.
+func TestHeaderVariables(t *testing.T) {
+	for _, vars := range []*Vars{
+		{ClientID: "c", SpiffeID: "spiffe://td/w", Issuer: "login", Credential: "bearer", DPoPJKT: "jkt"},
+		{ClientID: "a\r\nx-evil: 1", SpiffeID: "a\x00b"},
+		{},
+	} {
+		for _, src := range []string{"client_id", "spiffe_id", "issuer", "credential", "dpop_jkt", " (client_id) "} {
+			e := compileTestExpr(t, src)
+			if e.variable == "" {
+				t.Fatalf("%q: not read directly", src)
+			}
+			got, gotOK := e.Value(context.Background(), vars)
+			run := *e
+			run.variable = ""
+			want, wantOK := run.Value(context.Background(), vars)
+			if got != want || gotOK != wantOK {
+				t.Errorf("%q of %+v: read %q %v, the program gives %q %v", src, vars, got, gotOK, want, wantOK)
+			}
+		}
+	}
+	for _, src := range []string{"client_id + ''", "scopes", "claims.client_id", "request.host"} {
+		if e := compileTestExpr(t, src); e.variable != "" {
+			t.Errorf("%q: read as the variable %q", src, e.variable)
+		}
+	}
+}
