@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"reflect"
 	"testing"
+	"unicode/utf8"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
@@ -193,4 +194,24 @@ func mustMarshal(t testing.TB, req *authv3.CheckRequest) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// TestIsASCII: isASCII against utf8.RuneSelf, for every length up to three
+// words with every byte value at every place.
+func TestIsASCII(t *testing.T) {
+	for n := 1; n <= 24; n++ {
+		b := bytes.Repeat([]byte{'a'}, n)
+		for i := range b {
+			for c := 0; c < 256; c++ {
+				b[i] = byte(c)
+				if isASCII(b) != (c < utf8.RuneSelf) {
+					t.Fatalf("isASCII(%q) = %v", b, !(c < utf8.RuneSelf))
+				}
+			}
+			b[i] = 'a'
+		}
+	}
+	if !isASCII(nil) {
+		t.Error("no bytes are not ASCII")
+	}
 }
