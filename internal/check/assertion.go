@@ -86,7 +86,7 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 	// told use_dpop_nonce may retry with the same assertion (RFC 9449 §8).
 	var proof *dpop.Proof
 	if ca.DPoP != nil {
-		if _, sent := r.Headers["dpop"]; sent || ca.DPoP.Required {
+		if _, sent := r.Header("dpop"); sent || ca.DPoP.Required {
 			p, pd := s.checkProof(ctx, ca.DPoP, r, "", true, tr)
 			if pd != nil {
 				pd.issuer, pd.clientID, pd.spiffeID = is, d.clientID, d.spiffeID

@@ -34,7 +34,7 @@ func (s *Server) checkProof(ctx context.Context, cfg *policy.DPoP, r *httpReques
 		}
 		return nil, d
 	}
-	header, ok := r.Headers["dpop"]
+	header, ok := r.Header("dpop")
 	if !ok {
 		return fail(proofKind, ReasonDPoPMissing, "no DPoP header")
 	}

@@ -200,7 +200,7 @@ func hiddenCredential(r *httpRequest, form map[string]string, mediaType string) 
 	}
 	switch {
 	case mediaType == "multipart/form-data":
-		if ok, bad := multipartNames(r.body, r.Headers["content-type"], credentialParams); ok || bad {
+		if ok, bad := multipartNames(r.body, r.headerValue("content-type"), credentialParams); ok || bad {
 			return "multipart body"
 		}
 	case mediaType == "application/json" || strings.HasSuffix(mediaType, "+json"):

@@ -7,6 +7,8 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/extauthz/extauthz/internal/policy"
 )
 
 // Decoding the CheckRequest was the largest single cost of a cached Check
@@ -19,7 +21,9 @@ import (
 // missing key or value is "", a later map entry replaces an earlier one of
 // the same key. Its strings alias b, which the caller gives it as a private
 // copy, so a request costs one copy of its bytes instead of an allocation
-// per string.
+// per string. The headers stay a list (policy.Request.Pairs): a Check
+// reads a handful of them, and their map is made only for an expression
+// that reads request.headers.
 //
 // It decodes only the shapes it knows and reports false for anything else
 // — an unknown field, a wire type a field does not have, a singular message
@@ -35,6 +39,9 @@ import (
 // knows its shape, else as the message.
 type decodedCheck struct {
 	scratch checkScratch
+	// pairs hold the headers decodeView reads (policy.Request.Pairs):
+	// Envoy sends about a dozen.
+	pairs [16]policy.HeaderPair
 	// ext is context_extensions, of either form.
 	ext map[string]string
 	// msg is the message when decodeView declined, or when the Check came
@@ -54,10 +61,11 @@ func (c *decodedCheck) view() (*httpRequest, map[string]string) {
 }
 
 // viewWire is what decodeView has read so far; the view is written from
-// it only once the whole message decoded.
+// it only once the whole message decoded (the headers, in the check's
+// pairs, are cleared if it did not).
 type viewWire struct {
 	ext                      map[string]string
-	headers                  map[string]string
+	headers                  []policy.HeaderPair
 	method, authority        string
 	scheme, path, body       string
 	principal, certificate   string
@@ -68,11 +76,12 @@ type viewWire struct {
 }
 
 func decodeView(b []byte, c *decodedCheck) bool {
-	var w viewWire
+	w := viewWire{headers: c.pairs[:0]}
 	seen := false
 	for len(b) > 0 {
 		num, typ, v, n := nextField(b)
 		if n < 0 || num != 1 || typ != protowire.BytesType || seen || !w.attributes(v) {
+			clear(c.pairs[:])
 			return false
 		}
 		b, seen = b[n:], true
@@ -80,7 +89,7 @@ func decodeView(b []byte, c *decodedCheck) bool {
 	r := &c.scratch.req
 	r.Method, r.scheme, r.authority = w.method, w.scheme, w.authority
 	r.principal, r.peerCert = w.principal, w.certificate
-	r.Headers = w.headers
+	r.Pairs = w.headers
 	body := w.body
 	if len(w.rawBody) > 0 {
 		body = unsafe.String(unsafe.SliceData(w.rawBody), len(w.rawBody))
@@ -221,21 +230,6 @@ func (w *viewWire) requestAttrs(b []byte) bool {
 }
 
 func (w *viewWire) httpAttrs(b []byte) bool {
-	// Count the headers first, so their map is made at its size.
-	headers := 0
-	for rest := b; len(rest) > 0; {
-		num, _, _, n := nextField(rest)
-		if n < 0 {
-			return false
-		}
-		if num == 3 {
-			headers++
-		}
-		rest = rest[n:]
-	}
-	if headers > 0 {
-		w.headers = make(map[string]string, headers)
-	}
 	for len(b) > 0 {
 		num, typ, v, n := nextField(b)
 		if n < 0 {
@@ -258,7 +252,7 @@ func (w *viewWire) httpAttrs(b []byte) bool {
 		case 2:
 			w.method, ok = wireString(v)
 		case 3:
-			ok = headerEntry(v, w.headers)
+			ok = w.header(v)
 		case 4:
 			w.path, ok = wireString(v)
 		case 5:
@@ -279,10 +273,10 @@ func (w *viewWire) httpAttrs(b []byte) bool {
 	return true
 }
 
-// headerEntry adds a headers map entry to m; a name with an upper-case
-// letter (Envoy sends none) is declined, so readRequest lower-cases and
-// joins it.
-func headerEntry(b []byte, m map[string]string) bool {
+// header adds a headers map entry to the view's pairs; a name with an
+// upper-case letter (Envoy sends none) is declined, so readRequest
+// lower-cases and joins it.
+func (w *viewWire) header(b []byte) bool {
 	k, v, ok := entry(b)
 	if !ok {
 		return false
@@ -292,7 +286,7 @@ func headerEntry(b []byte, m map[string]string) bool {
 			return false
 		}
 	}
-	m[k] = v
+	w.headers = append(w.headers, policy.HeaderPair{Name: k, Value: v})
 	return true
 }
 

@@ -69,7 +69,7 @@ type viewFields struct {
 func fieldsOf(r *httpRequest, ext map[string]string) viewFields {
 	f := viewFields{
 		Method: r.Method, Host: r.Host, Path: r.Path, Query: r.Query, Scheme: r.scheme, Authority: r.authority,
-		Headers: r.Headers, Ext: ext, Authorization: r.authorization, HasAuthorization: r.hasAuthorization,
+		Headers: r.HeaderMap(), Ext: ext, Authorization: r.authorization, HasAuthorization: r.hasAuthorization,
 		PartialBody: r.partialBody, Body: r.body, PeerCert: r.peerCert, Principal: r.principal,
 	}
 	if len(f.Headers) == 0 {

@@ -98,16 +98,22 @@ func readRequest(req *authv3.CheckRequest, r *httpRequest) {
 // in their fields, and the body.
 func (r *httpRequest) settle(path, body string) {
 	r.Path, r.Query, _ = strings.Cut(path, "?")
-	r.authorization, r.hasAuthorization = r.Headers["authorization"]
+	r.authorization, r.hasAuthorization = r.Header("authorization")
 	if r.authority == "" {
-		r.authority = r.Headers[":authority"]
+		r.authority = r.headerValue(":authority")
 	}
 	r.Host = hostOnly(r.authority)
 	if r.scheme == "" {
-		r.scheme = r.Headers[":scheme"]
+		r.scheme = r.headerValue(":scheme")
 	}
 	r.body = body
-	r.partialBody = strings.EqualFold(r.Headers["x-envoy-auth-partial-body"], "true")
+	r.partialBody = strings.EqualFold(r.headerValue("x-envoy-auth-partial-body"), "true")
+}
+
+// headerValue is the value of the header name, "" when there is none.
+func (r *httpRequest) headerValue(name string) string {
+	v, _ := r.Header(name)
+	return v
 }
 
 func lowerKeys(m map[string]string) bool {
@@ -145,7 +151,7 @@ func hostOnly(authority string) string {
 // the upstream will parse. multiple is true when Envoy joined two
 // Content-Type headers, which a credential rule refuses.
 func (r *httpRequest) contentType() (mediaType string, multiple bool) {
-	ct := r.Headers["content-type"]
+	ct := r.headerValue("content-type")
 	mt, _, _ := strings.Cut(ct, ";")
 	if strings.IndexByte(mt, ',') >= 0 {
 		return "", true

@@ -271,7 +271,7 @@ func (s *Server) log(r *httpRequest, d *decision, elapsed time.Duration) {
 	attrs := []slog.Attr{
 		slog.String("decision", decisionName), slog.String("rule", rule), slog.String("reason", d.reason),
 		slog.String("issuer", issuer), slog.String("client_id", printable(d.clientID)), slog.String("spiffe_id", d.spiffeID),
-		slog.String("request_id", r.Headers["x-request-id"]), slog.String("method", r.Method),
+		slog.String("request_id", r.headerValue("x-request-id")), slog.String("method", r.Method),
 		slog.String("host", r.Host), slog.String("path", r.Path), slog.Int64("latency_us", elapsed.Microseconds()),
 	}
 	if !d.allow {

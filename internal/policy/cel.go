@@ -274,7 +274,7 @@ func (r *Request) celValue() map[string]any {
 	if r == nil {
 		return map[string]any{"method": "", "host": "", "path": "", "query": "", "headers": map[string]string{}}
 	}
-	h := r.Headers
+	h := r.HeaderMap()
 	if h == nil {
 		h = map[string]string{}
 	}

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"context"
+	"maps"
 	"testing"
 )
 
@@ -127,5 +128,29 @@ func TestHeaderVariables(t *testing.T) {
 		if e := compileTestExpr(t, src); e.variable != "" {
 			t.Errorf("%q: read as the variable %q", src, e.variable)
 		}
+	}
+}
+
+// TestRequestPairs: a request's headers as pairs read as the map of them
+// would, a later pair replacing an earlier one, in lookups and in CEL.
+func TestRequestPairs(t *testing.T) {
+	pairs := &Request{Pairs: []HeaderPair{{"x-a", "1"}, {"x-b", "2"}, {"x-a", "3"}, {"", "e"}}}
+	asMap := &Request{Headers: map[string]string{"x-a": "3", "x-b": "2", "": "e"}}
+	for _, name := range []string{"x-a", "x-b", "", "x-c"} {
+		gv, gok := pairs.Header(name)
+		wv, wok := asMap.Header(name)
+		if gv != wv || gok != wok {
+			t.Errorf("Header(%q) = %q %v, the map gives %q %v", name, gv, gok, wv, wok)
+		}
+	}
+	if got := pairs.HeaderMap(); !maps.Equal(got, asMap.Headers) {
+		t.Errorf("HeaderMap = %v", got)
+	}
+	e := compileTestExpr(t, "request.headers['x-a'] + request.headers['x-b'] + string(size(request.headers))")
+	if got, ok := e.Value(context.Background(), &Vars{Request: pairs}); got != "323" || !ok {
+		t.Errorf("CEL read %q %v, want 323", got, ok)
+	}
+	if _, ok := (&Request{}).Header("x-a"); ok {
+		t.Error("a request without headers has x-a")
 	}
 }

@@ -251,7 +251,42 @@ type Request struct {
 	Path  string
 	Query string
 	// Headers have lower-case names; repeated headers are joined with ",".
+	// When it is nil, the headers are Pairs.
 	Headers map[string]string
+	// Pairs are the headers in the order Envoy listed them, lower-case, a
+	// later one replacing an earlier of the same name: a Check reads a few
+	// headers, so no map is built unless an expression reads
+	// request.headers.
+	Pairs []HeaderPair
+}
+
+// HeaderPair is one header of Request.Pairs.
+type HeaderPair struct{ Name, Value string }
+
+// Header is the value of the header name (lower-case).
+func (r *Request) Header(name string) (string, bool) {
+	if r.Headers != nil {
+		v, ok := r.Headers[name]
+		return v, ok
+	}
+	for i := len(r.Pairs) - 1; i >= 0; i-- {
+		if r.Pairs[i].Name == name {
+			return r.Pairs[i].Value, true
+		}
+	}
+	return "", false
+}
+
+// HeaderMap is the headers as a map, built from Pairs when there is none.
+func (r *Request) HeaderMap() map[string]string {
+	if r.Headers != nil || len(r.Pairs) == 0 {
+		return r.Headers
+	}
+	m := make(map[string]string, len(r.Pairs))
+	for _, p := range r.Pairs {
+		m[p.Name] = p.Value
+	}
+	return m
 }
 
 // Holds reports whether every condition of m holds for req.
