@@ -101,13 +101,24 @@ var benchSetup = sync.OnceValues(func() (*benchEnv, error) {
 	return &benchEnv{idp: idp, client: client, dpop: dpopClients, store: policy.NewStore(snap), now: time.Now()}, nil
 })
 
-func benchEnvFor(b *testing.B) *benchEnv {
-	b.Helper()
+func benchEnvFor(tb testing.TB) *benchEnv {
+	tb.Helper()
 	env, err := benchSetup()
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	return env
+}
+
+// bearer is the bench's ES256 access token (the first of its cycle) and a
+// Server on the bench policy with the default token cache.
+func (e *benchEnv) bearer(tb testing.TB) (string, *Server) {
+	tb.Helper()
+	tok, err := e.idp.ByAlg["ES256"].Sign("at+jwt", e.bearerClaims(0))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return tok, e.server(0, replay.NewMemory(replay.MemoryConfig{}))
 }
 
 func (e *benchEnv) bearerClaims(i int) map[string]any {
@@ -161,11 +172,7 @@ func allow(tb testing.TB, srv *Server, d *decodedCheck) {
 func BenchmarkCheck(b *testing.B) {
 	env := benchEnvFor(b)
 	b.Run("cached_bearer", func(b *testing.B) {
-		tok, err := env.idp.ByAlg["ES256"].Sign("at+jwt", env.bearerClaims(0))
-		if err != nil {
-			b.Fatal(err)
-		}
-		srv := env.server(0, replay.NewMemory(replay.MemoryConfig{}))
+		tok, srv := env.bearer(b)
 		req := served(b, bench.BearerCheck(tok, 0))
 		allow(b, srv, req)
 		b.ReportAllocs()
@@ -399,15 +406,8 @@ func TestCheckAllocs(t *testing.T) {
 	if testing.Short() || raceEnabled {
 		t.Skip("allocation counts differ under -race")
 	}
-	env, err := benchSetup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := env.idp.ByAlg["ES256"].Sign("at+jwt", env.bearerClaims(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := env.server(0, replay.NewMemory(replay.MemoryConfig{}))
+	env := benchEnvFor(t)
+	tok, srv := env.bearer(t)
 	req := bench.BearerCheck(tok, 0)
 	view := served(t, req)
 	allow(t, srv, view)

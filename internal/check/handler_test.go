@@ -13,7 +13,6 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/extauthz/extauthz/bench"
-	"github.com/extauthz/extauthz/internal/replay"
 )
 
 // serveCheck serves on 127.0.0.1:0, with ServerCodec and opts, what
@@ -66,15 +65,7 @@ func invokeWire(conn *grpc.ClientConn, wire []byte, resp *authv3.CheckResponse) 
 // to protobuf-go (header_map, an upper-case header name, metadata, invalid
 // UTF-8) — and an interceptor is given the message.
 func TestRegister(t *testing.T) {
-	env, err := benchSetup()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tok, err := env.idp.ByAlg["ES256"].Sign("at+jwt", env.bearerClaims(0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := env.server(0, replay.NewMemory(replay.MemoryConfig{}))
+	tok, srv := benchEnvFor(t).bearer(t)
 	ours := serveCheck(t, srv.Register)
 	generated := serveCheck(t, func(gs grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(gs, srv) })
 

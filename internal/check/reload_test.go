@@ -4,15 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
@@ -40,20 +37,8 @@ func TestReloadUnderLoad(t *testing.T) {
 	store := policy.NewStore(snap)
 	reloader := policy.NewReloader(policy.ReloaderConfig{Paths: []string{file}, Store: store, Options: opts})
 
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	gs := grpc.NewServer()
-	authv3.RegisterAuthorizationServer(gs, New(Config{Policy: store, Replay: replay.NewMemory(replay.MemoryConfig{})}))
-	go gs.Serve(lis)
-	defer gs.Stop()
-	conn, err := grpc.NewClient("passthrough:///"+lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	client := authv3.NewAuthorizationClient(conn)
+	srv := New(Config{Policy: store, Replay: replay.NewMemory(replay.MemoryConfig{})})
+	client := authv3.NewAuthorizationClient(serveCheck(t, srv.Register))
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api", Path: "/"},
 	}}}
