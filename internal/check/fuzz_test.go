@@ -21,6 +21,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
@@ -329,7 +330,8 @@ func (e *fzEnv) seedTokens(f *testing.F) []string {
 // adversarial seeds, through the Check server. Whatever the input: no
 // panic, no gRPC error, and a deny of the spec's shape — never an allow,
 // since no rule can be satisfied without a signature the fuzzer cannot
-// make — that never echoes the credential.
+// make — that never echoes the credential; and the same decision when
+// the request is decoded as Register's handler decodes it.
 func FuzzCheck(f *testing.F) {
 	e := newFzEnv(f)
 	form := "application/x-www-form-urlencoded"
@@ -356,6 +358,20 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check returned an error: %v", err)
 		}
 		e.checkDeny(t, resp, authorization)
+		// The same bytes as extauthz serve's handler reads them, straight
+		// into the view when it can: the same decision, to the byte.
+		wire, err := proto.Marshal(req)
+		if err != nil {
+			return // invalid UTF-8, which protobuf-go will not marshal
+		}
+		d := &decodedCheck{}
+		if !decodeView(wire, d) {
+			return
+		}
+		served, err := e.srv.checkDecoded(context.Background(), d)
+		if err != nil || !proto.Equal(served, resp) {
+			t.Fatalf("decoded as the view: %v\n%v\nas the message:\n%v", err, served, resp)
+		}
 	})
 }
 
