@@ -10,4 +10,14 @@
 // A deny is a normal response with a stable reason code, never a gRPC
 // error: only a bug is an error, so Envoy's failure_mode_allow means what
 // operators think it means.
+//
+// A server is served as extauthz serve serves it:
+//
+//	gs := grpc.NewServer(check.ServerCodec())
+//	check.New(cfg).Register(gs)
+//
+// Register's handler and the codec decode each CheckRequest straight into
+// the view a Check reads and encode the response directly; Server.Check,
+// the generated AuthorizationServer method, gives the same decisions from
+// the message.
 package check
