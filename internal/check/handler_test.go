@@ -15,9 +15,10 @@ import (
 	"github.com/extauthz/extauthz/bench"
 )
 
-// serveCheck serves on 127.0.0.1:0, with ServerCodec and opts, what
-// register registers, and returns a client connection.
-func serveCheck(t *testing.T, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) *grpc.ClientConn {
+// ServeCheck serves on 127.0.0.1:0, with ServerCodec and opts, what
+// register registers, and returns a client connection. Exported from a
+// test file so the package's external tests (the harness) share it.
+func ServeCheck(t *testing.T, register func(grpc.ServiceRegistrar), opts ...grpc.ServerOption) *grpc.ClientConn {
 	t.Helper()
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -66,8 +67,8 @@ func invokeWire(conn *grpc.ClientConn, wire []byte, resp *authv3.CheckResponse) 
 // UTF-8) — and an interceptor is given the message.
 func TestRegister(t *testing.T) {
 	tok, srv := benchEnvFor(t).bearer(t)
-	ours := serveCheck(t, srv.Register)
-	generated := serveCheck(t, func(gs grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(gs, srv) })
+	ours := ServeCheck(t, srv.Register)
+	generated := ServeCheck(t, func(gs grpc.ServiceRegistrar) { authv3.RegisterAuthorizationServer(gs, srv) })
 
 	headerMap := bench.BearerCheck(tok, 2)
 	h := headerMap.Attributes.Request.Http
@@ -115,7 +116,7 @@ func TestRegister(t *testing.T) {
 	}
 
 	var seen any
-	intercepted := serveCheck(t, srv.Register, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
+	intercepted := ServeCheck(t, srv.Register, grpc.UnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, next grpc.UnaryHandler) (any, error) {
 		seen = req
 		if info.FullMethod != authv3.Authorization_Check_FullMethodName {
 			t.Errorf("FullMethod %q", info.FullMethod)

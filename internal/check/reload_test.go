@@ -38,7 +38,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	reloader := policy.NewReloader(policy.ReloaderConfig{Paths: []string{file}, Store: store, Options: opts})
 
 	srv := New(Config{Policy: store, Replay: replay.NewMemory(replay.MemoryConfig{})})
-	client := authv3.NewAuthorizationClient(serveCheck(t, srv.Register))
+	client := authv3.NewAuthorizationClient(ServeCheck(t, srv.Register))
 	req := &authv3.CheckRequest{Attributes: &authv3.AttributeContext{Request: &authv3.AttributeContext_Request{
 		Http: &authv3.AttributeContext_HttpRequest{Method: "GET", Host: "api", Path: "/"},
 	}}}
