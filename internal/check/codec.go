@@ -32,31 +32,22 @@ func ServerCodec() grpc.ServerOption {
 // codec is gRPC's own proto codec, with a second chance for a CheckRequest
 // that fails to decode, and direct code for the messages of a Check: a
 // decoder of the CheckRequests Envoy sends straight into the view a Check
-// reads (decodeView, for Register's handler) and an encoder for the
-// responses a Check builds (encodeCheckResponse), both several times
+// reads (decodeView) and an encoder for the responses a Check builds
+// (encodeCheckResponse), both used by Register's handler, several times
 // cheaper than protobuf-go's reflective code. Whatever they do not know
 // goes to gRPC's codec; only a failed decode pays for the second chance.
 type codec struct{ base encoding.CodecV2 }
 
 func (c codec) Name() string { return c.base.Name() }
 
-// Marshal encodes a response of Register's handler directly when it can,
-// any other message (and a response with fields the encoder does not know)
-// with gRPC's codec.
+// Marshal hands over the bytes of a response Register's handler encoded,
+// and encodes any other message with gRPC's codec.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
-	if m, ok := v.(builtResponse); ok {
-		if b, ok := encodeCheckResponse(make([]byte, 0, 384), m.CheckResponse, &sharedMemos); ok {
-			return mem.BufferSlice{mem.SliceBuffer(b)}, nil
-		}
-		v = m.CheckResponse
+	if e, ok := v.(*encodedResponse); ok {
+		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
 	}
 	return c.base.Marshal(v)
 }
-
-// builtResponse is a CheckResponse a Check built, as Register's handler
-// returns it: the codec can encode it directly, since nothing in it came
-// from outside. A struct of one pointer, it costs no allocation as an any.
-type builtResponse struct{ *authv3.CheckResponse }
 
 // Unmarshal decodes data into v. A decodedCheck is decoded as a view when
 // decodeView knows the request's shape, else as the message. When a
