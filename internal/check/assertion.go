@@ -28,7 +28,7 @@ func (s *Server) clientAssertion(ctx context.Context, ca *policy.ClientAssertion
 		}
 		return deny(denyInvalidClient, ReasonAssertionType)
 	}
-	now := s.cfg.Now()
+	now := s.checkNow(r)
 	v, reason, ours := s.verify(ctx, &ca.Credential, raw, now, false, tr)
 	if reason != "" {
 		return s.verifyDeny(v, reason, ours, denyInvalidClient)

@@ -20,7 +20,7 @@ func (s *Server) bearer(ctx context.Context, br *policy.Bearer, raw string, sche
 		d.scheme = schemeDPoP
 		return d
 	}
-	v, reason, ours := s.verifyBearer(ctx, br, raw, s.cfg.Now(), r, tr)
+	v, reason, ours := s.verifyBearer(ctx, br, raw, s.checkNow(r), r, tr)
 	if reason != "" {
 		d := s.verifyDeny(v, reason, ours, denyBearerInvalid)
 		d.scheme = scheme

@@ -452,3 +452,21 @@ func (e *fzEnv) checkDeny(t *testing.T, resp *authv3.CheckResponse, credential s
 		}
 	}
 }
+
+// TestIsB64TokenEveryPosition: a character outside b64token, or a "=" before
+// the end, is found wherever it falls in a token, inside the eight-character
+// steps or after them.
+func TestIsB64TokenEveryPosition(t *testing.T) {
+	base := strings.Repeat("aZ09-._~+/", 3)
+	for i := range len(base) {
+		for _, c := range []string{" ", ",", "\x00", "\xff", "=", "\""} {
+			s := base[:i] + c + base[i+1:]
+			if got, want := isB64Token(s), b64token.MatchString(s); got != want {
+				t.Errorf("isB64Token(%q) = %v, want %v", s, got, want)
+			}
+		}
+		if s := base[:i+1] + strings.Repeat("=", i); !isB64Token(s) {
+			t.Errorf("isB64Token(%q) = false", s)
+		}
+	}
+}

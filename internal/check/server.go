@@ -62,11 +62,14 @@ type Server struct {
 	nonces *dpop.Nonces
 	// fullLogged is the second of the last "replay store full" log line.
 	fullLogged atomic.Int64
+	// systemClock is set when cfg.Now is time.Now (checkNow).
+	systemClock bool
 }
 
 // New returns a Server. cfg.Policy and cfg.Replay are required.
 func New(cfg Config) *Server {
-	if cfg.Now == nil {
+	systemClock := cfg.Now == nil
+	if systemClock {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
@@ -83,7 +86,7 @@ func New(cfg Config) *Server {
 		// A random secret cannot be refused.
 		nonces, _ = dpop.NewNonces(nil, 0, cfg.Now)
 	}
-	return &Server{cfg: cfg, tokens: newTokenCache(cfg.TokenCacheSize), minted: newMintCache(cfg.TokenCacheSize), nonces: nonces}
+	return &Server{cfg: cfg, tokens: newTokenCache(cfg.TokenCacheSize), minted: newMintCache(cfg.TokenCacheSize), nonces: nonces, systemClock: systemClock}
 }
 
 // nonceFor is the DPoP-Nonce an allow of a rule with cfg carries: the
@@ -124,6 +127,7 @@ func (s *Server) check(ctx context.Context, req *authv3.CheckRequest, tr *trace)
 func (s *Server) checkSince(ctx context.Context, c *decodedCheck, tr *trace, start time.Time) *authv3.CheckResponse {
 	snap := s.cfg.Policy.Load()
 	r, ext := c.view()
+	r.start = start
 	if resp := s.resourceMetadata(snap, r, ext, start, tr); resp != nil {
 		return resp
 	}

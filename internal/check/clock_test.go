@@ -1,0 +1,40 @@
+package check
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/replay"
+)
+
+// TestCheckNow: on the system clock a Check validates at its start (no
+// second clock read); an injected clock is always read, so tests and
+// `extauthz check --now` see their own instant.
+func TestCheckNow(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(file, []byte("version: v1\ndefault_action: deny\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	snap, err := policy.Load([]string{file}, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Policy: policy.NewStore(snap), Replay: replay.NewMemory(replay.MemoryConfig{})}
+	start := time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC)
+	r := &httpRequest{start: start}
+	if got := New(cfg).checkNow(r); !got.Equal(start) {
+		t.Errorf("system clock: checkNow = %v, want the Check's start %v", got, start)
+	}
+	injected := start.Add(time.Hour)
+	cfg.Now = func() time.Time { return injected }
+	if got := New(cfg).checkNow(r); !got.Equal(injected) {
+		t.Errorf("injected clock: checkNow = %v, want %v", got, injected)
+	}
+	// A view no Check started (explain's) reads the clock.
+	if got := New(cfg).checkNow(&httpRequest{}); !got.Equal(injected) {
+		t.Errorf("no start: checkNow = %v, want %v", got, injected)
+	}
+}
