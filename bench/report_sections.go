@@ -192,9 +192,9 @@ func (r *report) writeVsFloor(w func(string, ...any)) {
 			if verifies != 1 {
 				rawCell = fmt.Sprintf("%.0f × %.1f = %.1f", verifies, raw, verifies*raw)
 			}
-			w("| %s | %.2f | %.1f | +%.1f µs | %s | +%.1f µs |\n", sc, s.rate/floor.rate, s.cpu, s.cpu-floor.cpu, rawCell, s.cpu-floor.cpu-verifies*raw)
+			w("| %s | %.2f | %.1f | %+.1f µs | %s | %+.1f µs |\n", sc, s.rate/floor.rate, s.cpu, s.cpu-floor.cpu, rawCell, s.cpu-floor.cpu-verifies*raw)
 		} else {
-			w("| %s | %.2f | %.1f | +%.1f µs | – | – |\n", sc, s.rate/floor.rate, s.cpu, s.cpu-floor.cpu)
+			w("| %s | %.2f | %.1f | %+.1f µs | – | – |\n", sc, s.rate/floor.rate, s.cpu, s.cpu-floor.cpu)
 		}
 	}
 	w("\n")
