@@ -83,6 +83,60 @@ func outsidePolicy(repo string, idp, client []byte) (string, error) {
 	return s, nil
 }
 
+// outsideFixtures are what the servers of `outside` and `ab` are given:
+// the idp's ES256 key, the request files of the cached token (256 requests)
+// and of distinct tokens, and the policy.
+type outsideFixtures struct {
+	es                       *mint.Key
+	cached, distinct, policy string
+}
+
+// newOutsideFixtures makes keys, tokens and requests in dir, all before
+// any server starts.
+func newOutsideFixtures(dir, repo string, distinct int) (*outsideFixtures, error) {
+	idp, err := mint.NewKeys("idp", "ES256")
+	if err != nil {
+		return nil, err
+	}
+	client, err := mint.NewKeys("client", "ES256")
+	if err != nil {
+		return nil, err
+	}
+	es := idp.ByAlg["ES256"]
+	claims := bearerClaims(time.Now().Truncate(time.Second))
+	cachedTok, err := es.Sign("at+jwt", claims(-1))
+	if err != nil {
+		return nil, err
+	}
+	toks, err := es.SignMany(distinct, "at+jwt", claims)
+	if err != nil {
+		return nil, err
+	}
+	cachedReqs := make([][]byte, 256)
+	for i := range cachedReqs {
+		cachedReqs[i] = outsideRequest(cachedTok, i)
+	}
+	distinctReqs := make([][]byte, len(toks))
+	for i, tok := range toks {
+		distinctReqs[i] = outsideRequest(tok, i)
+	}
+	fx := &outsideFixtures{es: es, cached: filepath.Join(dir, "cached.req"), distinct: filepath.Join(dir, "distinct.req")}
+	if err := writeRequests(fx.cached, cachedReqs); err != nil {
+		return nil, err
+	}
+	if err := writeRequests(fx.distinct, distinctReqs); err != nil {
+		return nil, err
+	}
+	policy, err := outsidePolicy(repo, idp.JWKS(), client.JWKS())
+	if err != nil {
+		return nil, err
+	}
+	if fx.policy, err = writeFile(dir, "policy.yaml", policy); err != nil {
+		return nil, err
+	}
+	return fx, nil
+}
+
 // outsideScenario is one scenario on one server, measured round by round.
 type outsideScenario struct {
 	name   string
@@ -125,50 +179,13 @@ func RunOutside(ctx context.Context, cfg OutsideConfig) error {
 		logf("built extauthz in %s", time.Since(t).Round(time.Millisecond))
 	}
 
-	// Keys, tokens and requests, all before any server starts.
-	idp, err := mint.NewKeys("idp", "ES256")
+	fx, err := newOutsideFixtures(dir, cfg.Repo, cfg.Distinct)
 	if err != nil {
 		return err
 	}
-	client, err := mint.NewKeys("client", "ES256")
-	if err != nil {
-		return err
-	}
-	es := idp.ByAlg["ES256"]
-	claims := bearerClaims(time.Now().Truncate(time.Second))
-	cachedTok, err := es.Sign("at+jwt", claims(-1))
-	if err != nil {
-		return err
-	}
-	toks, err := es.SignMany(cfg.Distinct, "at+jwt", claims)
-	if err != nil {
-		return err
-	}
-	cachedReqs := make([][]byte, 256)
-	for i := range cachedReqs {
-		cachedReqs[i] = outsideRequest(cachedTok, i)
-	}
-	distinctReqs := make([][]byte, len(toks))
-	for i, tok := range toks {
-		distinctReqs[i] = outsideRequest(tok, i)
-	}
-	cachedFile, distinctFile := filepath.Join(dir, "cached.req"), filepath.Join(dir, "distinct.req")
-	if err := writeRequests(cachedFile, cachedReqs); err != nil {
-		return err
-	}
-	if err := writeRequests(distinctFile, distinctReqs); err != nil {
-		return err
-	}
-	policy, err := outsidePolicy(cfg.Repo, idp.JWKS(), client.JWKS())
-	if err != nil {
-		return err
-	}
-	policyFile, err := writeFile(dir, "policy.yaml", policy)
-	if err != nil {
-		return err
-	}
+	es, cachedFile, distinctFile, policyFile := fx.es, fx.cached, fx.distinct, fx.policy
 
-	floor, err := startNoop(dir, cfg.Self)
+	floor, err := startNoop("noop", dir, cfg.Self)
 	if err != nil {
 		return err
 	}

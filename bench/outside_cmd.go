@@ -10,7 +10,7 @@ import (
 )
 
 // Subcommand runs the subcommands of extauthz-bench other than the full
-// bench: noop (the floor), load (one load-generator run) and outside. It
+// bench: noop (the floor), load (one load-generator run), outside and ab. It
 // returns false when args[0] names none of them. The bench's tests run it
 // too, when they start their own binary as a child.
 func Subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (bool, error) {
@@ -48,18 +48,39 @@ func Subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (b
 		if err := fs.Parse(args[1:]); err != nil {
 			return true, err
 		}
-		repo, err := os.Getwd()
-		if err != nil {
+		var err error
+		if c.Repo, c.Self, err = repoAndSelf(); err != nil {
 			return true, err
 		}
-		if _, err := os.Stat(filepath.Join(repo, "bench", "extauthz", "policy.yaml")); err != nil {
-			return true, fmt.Errorf("run from the repository root: %w", err)
-		}
-		if c.Self, err = os.Executable(); err != nil {
-			return true, err
-		}
-		c.Repo, c.Out, c.Log = repo, stdout, stderr
+		c.Out, c.Log = stdout, stderr
 		return true, RunOutside(ctx, c)
+	case "ab":
+		c := ABDefaults()
+		c.Load.Flags(fs)
+		fs.StringVar(&c.A, "a", "", "side A: an extauthz binary, or "+abFloor+" for the no-op server")
+		fs.StringVar(&c.B, "b", "", "side B: an extauthz binary, or "+abFloor)
+		if err := fs.Parse(args[1:]); err != nil {
+			return true, err
+		}
+		var err error
+		if c.Repo, c.Self, err = repoAndSelf(); err != nil {
+			return true, err
+		}
+		c.Out, c.Log = stdout, stderr
+		return true, RunAB(ctx, c)
 	}
 	return false, nil
+}
+
+// repoAndSelf are the repository root (the working directory, which must
+// be it: bench/extauthz/policy.yaml is read from it) and this program.
+func repoAndSelf() (repo, self string, err error) {
+	if repo, err = os.Getwd(); err != nil {
+		return "", "", err
+	}
+	if _, err := os.Stat(filepath.Join(repo, "bench", "extauthz", "policy.yaml")); err != nil {
+		return "", "", fmt.Errorf("run from the repository root: %w", err)
+	}
+	self, err = os.Executable()
+	return repo, self, err
 }

@@ -79,3 +79,50 @@ func TestOutside(t *testing.T) {
 		}
 	}
 }
+
+// TestAB runs `extauthz-bench ab` for one short round of the floor against
+// the real binary and asserts what it prints: a row per scenario and each
+// scenario's median ratio, as positive numbers.
+func TestAB(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts four processes and builds extauthz")
+	}
+	bin, err := bintest.Build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(childEnv, "1")
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	cfg := ABDefaults()
+	cfg.Repo, cfg.Self, cfg.A, cfg.B = "..", self, abFloor, bin
+	cfg.Rounds, cfg.Warmup, cfg.Duration, cfg.Distinct = 1, 0, 200*time.Millisecond, 500
+	var out, log bytes.Buffer
+	cfg.Out, cfg.Log = &out, &log
+	if err := RunAB(context.Background(), cfg); err != nil {
+		t.Fatalf("ab: %v\n%s", err, log.String())
+	}
+	num := `([0-9]+\.[0-9]+)`
+	for _, sc := range []string{"cached ES256", "distinct ES256"} {
+		for _, re := range []*regexp.Regexp{
+			regexp.MustCompile(`(?m)^  round 1  ` + sc + ` +A +` + num + ` µs/Check  B +` + num + ` µs/Check  B ÷ A ` + num + `$`),
+			regexp.MustCompile(`(?m)^` + sc + `: B's server CPU per Check ÷ A's, median of the rounds: ` + num),
+		} {
+			m := re.FindStringSubmatch(out.String())
+			if m == nil {
+				t.Fatalf("no line matching %s in:\n%s", re, out.String())
+			}
+			for _, v := range m[1:] {
+				if f, err := strconv.ParseFloat(v, 64); err != nil || f <= 0 {
+					t.Errorf("%q is not a positive number in:\n%s", v, out.String())
+				}
+			}
+		}
+	}
+	if err := RunAB(context.Background(), ABConfig{Load: cfg.Load, A: abFloor}); err == nil {
+		t.Error("ab without -b ran")
+	}
+}

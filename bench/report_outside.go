@@ -11,4 +11,10 @@ func (r *report) writeOutside(w func(string, ...any)) {
 	w("It runs 3 interleaved rounds (`-rounds`) of 3 s (`-duration`) of the floor, one cached ES256 bearer token and distinct ES256 tokens, reading each server's CPU from `/proc/<pid>/stat`, and measures a raw ES256 verify in process; in about a minute it prints the medians of each scenario's server CPU per Check and checks/s, the raw verify, and the two ratios of the targets above, each the median of the rounds':\n\n")
 	w("    cached ÷ floor: <floor's µs ÷ extauthz's> on server CPU per Check (…), <extauthz's checks/s ÷ the floor's> on checks/s (target ≥ 0.92)\n")
 	w("    distinct ES256 ÷ predicted: <checks/s ÷ the server cores' rate at the floor's µs + one raw verify per Check> on checks/s (…), <(floor + raw verify) ÷ extauthz's µs> on server CPU per Check (target ≥ 0.90)\n\n")
+	w("## Compare two builds\n\n")
+	w("On a shared machine a solo round can differ from the next by half, which hides a change of a few percent. `extauthz-bench ab` runs two servers at the same time, on the same server cores, each with its own load generator, so whatever else the machine does falls on both; their ratio stays within a few percent from round to round, and its median within about 1%% (two copies of one build give 1.00):\n\n")
+	w("    go build -o /tmp/old ./cmd/extauthz   # at the old commit, then at the new:\n")
+	w("    go build -o /tmp/new ./cmd/extauthz\n")
+	w("    go run ./bench/cmd/extauthz-bench ab -a /tmp/old -b /tmp/new\n\n")
+	w("It prints, per round, each side's server CPU per Check for one cached ES256 token and for distinct ES256 tokens, and then B's ÷ A's, the median of the rounds. `-a floor` puts the no-op server on a side. Two servers sharing the cores and caches cost more than one alone, so these figures compare builds; the figures above are the report's.\n\n")
 }

@@ -21,7 +21,7 @@ func (s *session) startServers(ctx context.Context) error {
 	if err := s.writePolicies(); err != nil {
 		return err
 	}
-	floor, err := startNoop(s.dir, cfg.Self)
+	floor, err := startNoop("noop", s.dir, cfg.Self)
 	if err != nil {
 		return err
 	}

@@ -37,10 +37,11 @@ func writeFile(dir, name, content string) (string, error) {
 	return p, os.WriteFile(p, []byte(content), 0o600)
 }
 
-// startNoop starts this program in its no-op server mode.
-func startNoop(dir, self string) (*Target, error) {
+// startNoop starts this program in its no-op server mode, logging to
+// dir/name.log.
+func startNoop(name, dir, self string) (*Target, error) {
 	var addr string
-	p, err := Start("noop", dir, self, []string{"noop", "-addr", "127.0.0.1:0"}, nil, func(line string) bool {
+	p, err := Start(name, dir, self, []string{"noop", "-addr", "127.0.0.1:0"}, nil, func(line string) bool {
 		a, ok := strings.CutPrefix(line, "serving ")
 		if ok {
 			addr = a
