@@ -17,9 +17,9 @@ import (
 // during a round falls on both alike. On a shared machine the solo rounds
 // of `make bench` and `outside` can differ by half from one round to the
 // next; the same-time ratio of two builds stays within a few percent, its
-// median within about 1%. The absolute
-// figures are not a solo server's (the two share the cores and caches), so
-// this compares builds; `make bench` reports.
+// median within about 1%. The absolute figures are not a solo server's
+// (the two share the cores and caches), so this compares builds; `make
+// bench` reports.
 
 // ABConfig is one run of `extauthz-bench ab`.
 type ABConfig struct {
