@@ -119,9 +119,15 @@ func RunAB(ctx context.Context, cfg ABConfig) error {
 			}
 			var ra, rb *loadResult
 			var ea, eb error
+			// The side whose load starts first alternates by round.
 			var wg sync.WaitGroup
-			wg.Go(func() { ra, ea = runLoadProcess(ctx, oc, pin, sc.a, warm) })
-			wg.Go(func() { rb, eb = runLoadProcess(ctx, oc, pin, sc.b, warm) })
+			first := func() { ra, ea = runLoadProcess(ctx, oc, pin, sc.a, warm) }
+			second := func() { rb, eb = runLoadProcess(ctx, oc, pin, sc.b, warm) }
+			if round%2 == 0 {
+				first, second = second, first
+			}
+			wg.Go(first)
+			wg.Go(second)
 			wg.Wait()
 			if ea != nil || eb != nil {
 				return fmt.Errorf("bench: ab: %s: %w", sc.name, firstErr(ea, eb))
