@@ -235,6 +235,8 @@ func TestReport(t *testing.T) {
 			}
 		}
 	}
+	// Measured at the same time: 45 ÷ 50 and 45 ÷ 60 µs.
+	r.sameTime = [][2]*Result{{res(9000, 45*time.Microsecond), res(8000, 50*time.Microsecond)}, {res(9000, 45*time.Microsecond), res(7000, 60*time.Microsecond)}}
 	ts := r.targets()
 	if len(ts) < 6 {
 		t.Fatalf("%d targets", len(ts))
@@ -258,6 +260,9 @@ func TestReport(t *testing.T) {
 	}
 	if strings.Contains(string(doc), "%!") {
 		t.Errorf("a format verb without its argument:\n%s", doc)
+	}
+	if !strings.Contains(string(doc), "extauthz's is 0.82 (median of 2 rounds, 0.75 to 0.90)") || !strings.Contains(ts[0].measured, "; 0.82 measured at the same time (0.75–0.90)") {
+		t.Errorf("the report lacks the same-time ratio: %q\n%s", ts[0].measured, doc)
 	}
 	if !strings.Contains(string(doc), "| floor over the bare call | +5.0 |") {
 		t.Errorf("the report lacks the floor against the bare call:\n%s", doc)

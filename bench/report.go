@@ -34,6 +34,9 @@ type report struct {
 
 	pairs     []*pair
 	rawVerify map[string][]float64 // µs per raw verify by algorithm, one sample per round
+	// sameTime is, per round, the floor and extauthz on the cached token
+	// measured at the same time on the same cores (runSameTime).
+	sameTime [][2]*Result
 	gobench   []goBench
 }
 

@@ -59,6 +59,9 @@ func (r *report) targetCached() target {
 		rateRatio, _ := perRound(cachedRuns, floorRuns, func(x, y *Result) float64 { return rate(x) / rate(y) })
 		t.known, t.met = true, ratio >= 0.92
 		t.measured = fmt.Sprintf("%.2f (medians: %.1f vs %.1f µs; checks/s ratio %.2f, %.0f vs %.0f)", ratio, floor.cpu, cached.cpu, rateRatio, cached.rate, floor.rate)
+		if m, lo, hi, ok := r.sameTimeRatio(); ok {
+			t.measured += fmt.Sprintf("; %.2f measured at the same time (%.2f–%.2f)", m, lo, hi)
+		}
 		if !t.met {
 			t.miss = fmt.Sprintf("missed by %s", pct(1-ratio/0.92))
 			// Round by round, as the ratio: a difference of two medians

@@ -9,11 +9,13 @@ import (
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"math/big"
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/extauthz/extauthz/bench/mint"
@@ -142,6 +144,9 @@ func (s *session) runRound(ctx context.Context, round int) error {
 			return ctx.Err()
 		}
 	}
+	if err := s.runSameTime(ctx, round); err != nil {
+		return err
+	}
 	// The fixed-rate runs follow the closed loop's heaviest servers, whose
 	// collectors and sockets may still be busy on the servers' cores: each
 	// run is led by a settling run at the same rate, not recorded, and the
@@ -169,6 +174,49 @@ func (s *session) runRound(ctx context.Context, round int) error {
 		s.logf("round %d  %-24s %-10s %8.0f checks/s  p50 %6.0fµs  p99 %6.0fµs  server %5.1fµs/check  denied %d errors %d",
 			round, fmt.Sprintf("fixed %.0f/s", rate), p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors)
 	}
+	return nil
+}
+
+// runSameTime loads the floor and extauthz with the cached token at the
+// same time, each with half the requests in flight, on the same server
+// cores: whatever else the machine does in those seconds falls on both,
+// which the solo runs, seconds apart, cannot promise. Sharing the cores
+// and caches raises both servers' cost, so the report gives only their
+// ratio, beside the solo figures.
+func (s *session) runSameTime(ctx context.Context, round int) error {
+	if s.floor == nil || s.ext == nil || !s.cfg.wants(scenarioKey(scCached)) {
+		return nil
+	}
+	cfg := s.cfg
+	both := func(d time.Duration) ([2]*Result, error) {
+		var out [2]*Result
+		var errs [2]error
+		var wg sync.WaitGroup
+		for i, t := range []*Target{s.floor, s.ext} {
+			wg.Go(func() {
+				out[i], errs[i] = ClosedLoop(ctx, t, NewCycle(s.cachedReqs), max(1, cfg.Concurrency/2), d)
+			})
+		}
+		wg.Wait()
+		return out, errors.Join(errs[:]...)
+	}
+	if round == 1 {
+		if _, err := both(cfg.Warmup); err != nil {
+			return err
+		}
+	}
+	out, err := both(cfg.Duration)
+	if err != nil {
+		return err
+	}
+	f, e := out[0], out[1]
+	if e.Denied > 0 || e.Errors > 0 || f.Errors > 0 || f.Checks == 0 || e.Checks == 0 {
+		return fmt.Errorf("bench: same-time round %d: the floor %d checks, %d errors; extauthz %d checks, %d denied, %d errors",
+			round, f.Checks, f.Errors, e.Checks, e.Denied, e.Errors)
+	}
+	s.rep.sameTime = append(s.rep.sameTime, out)
+	s.logf("round %d  same time: floor %8.0f checks/s %5.1fµs/check, extauthz cached %8.0f checks/s %5.1fµs/check, floor ÷ extauthz %.3f",
+		round, f.Rate(), us(f.CPUPerCheck()), e.Rate(), us(e.CPUPerCheck()), cpu(f)/cpu(e))
 	return nil
 }
 
