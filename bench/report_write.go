@@ -81,6 +81,7 @@ func (r *report) writeMethod(w func(string, ...any)) {
 	w("- Before any load, every server must allow each kind of request and deny a token with a forged signature (and extauthz a replayed assertion), or the run stops.\n")
 	w("- Requests are Envoy-shaped CheckRequests (peer addresses, request time, a dozen headers, the `Authorization` header; a form body for client assertions), marshalled in advance so the load generator spends its CPU on gRPC only.\n")
 	w("- Closed loop: %d workers keep one request each in flight for a fixed time. Each scenario gets %s of warm-up before its first round; the rounds then visit every scenario and server in turn, %d times, and the tables show medians.\n", cfg.Concurrency, cfg.Warmup, cfg.Rounds)
+	w("- Each round also loads the floor and extauthz on the cached token at the same time, on the same server cores, each with half the workers (`runSameTime`), for a cached-bearer ratio that host noise between the solo runs cannot move.\n")
 	w("- Client assertions are single use (replay protection is on): %d are signed for each replay store, ES256, each with its own `jti`.\n", cfg.Assertions)
 	if cfg.wants(keyDPoP) {
 		w("- DPoP: %d ES256 access tokens bound by `cnf.jkt` to one of %d ES256 client keys, each with its own ES256 proof (own `jti`, `htm` and `htu` of the request, `iat` at signing, `ath` of its token), all signed before the servers start and each sent once, to a rule with `dpop: {mode: required, max_age: 1h}` loaded from `bench/dpop-policy.yaml` beside `bench/extauthz/policy.yaml`.\n", cfg.DPoPProofs, DPoPClients)
