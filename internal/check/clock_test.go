@@ -33,7 +33,7 @@ func TestCheckNow(t *testing.T) {
 	if got := New(cfg).checkNow(r); !got.Equal(injected) {
 		t.Errorf("injected clock: checkNow = %v, want %v", got, injected)
 	}
-	// A view no Check started (explain's) reads the clock.
+	// A view no Check started reads the clock.
 	if got := New(cfg).checkNow(&httpRequest{}); !got.Equal(injected) {
 		t.Errorf("no start: checkNow = %v, want %v", got, injected)
 	}

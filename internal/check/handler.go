@@ -41,7 +41,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	}
 	resp, err := s.checkDecoded(ctx, c)
 	if err != nil {
-		return nil, err
+		return nil, err // a recovered panic: c is left to the collector
 	}
 	e := &encodedResponse{}
 	if b, ok := encodeCheckResponse(e.buf[:0], resp, &sharedMemos); ok {
@@ -56,7 +56,7 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 
 // decodedChecks hold the memory of finished Checks for the next ones: a
 // Check's 2.7 KB, allocated and zeroed fresh for every Check, cost a cached
-// Check about 4% of its server CPU, mostly in cache misses.
+// Check 5–6% of its server CPU (extauthz-bench ab), mostly in cache misses.
 // A Check's memory is released only once its response is encoded: nothing
 // keeps a pointer into it after that (the strings a Check hands on point
 // into the request's bytes or the token's decoded payload, which are never
