@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -46,29 +45,15 @@ const abFloor = "floor"
 // distinct ES256), each side's server CPU per Check and B's ÷ A's, then
 // the median of those ratios.
 func RunAB(ctx context.Context, cfg ABConfig) error {
-	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, format+"\n", args...) }
 	if cfg.A == "" || cfg.B == "" {
 		return fmt.Errorf("bench: ab: -a and -b are required (an extauthz binary, or %q)", abFloor)
 	}
-	if cfg.Rounds < 1 || cfg.Duration <= 0 || cfg.Distinct < 2 || cfg.Concurrency < 1 || cfg.Conns < 1 {
-		return fmt.Errorf("bench: ab: -rounds, -duration, -concurrency, -conns must be positive and -distinct at least 2")
-	}
-	dir, err := os.MkdirTemp("", "extauthz-ab-")
+	run, err := newSeparateRun("ab", cfg.Load, cfg.Log)
 	if err != nil {
 		return err
 	}
-	keep := true
-	defer func() {
-		if keep {
-			logf("the servers' logs are in %s", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
-	}()
-	pin := planPinning(cfg.Pin)
-	serverPin = pin
-	defer func() { serverPin = nil }()
-	logf("cores: %s", pin.mode())
+	defer run.close()
+	dir, pin := run.dir, run.pin
 	fx, err := newOutsideFixtures(dir, cfg.Repo, cfg.Distinct)
 	if err != nil {
 		return err
@@ -148,7 +133,7 @@ func RunAB(ctx context.Context, cfg ABConfig) error {
 		fmt.Fprintf(cfg.Out, "%s: B's server CPU per Check ÷ A's, median of the rounds: %.3f (range %.3f–%.3f)\n",
 			sc.name, median(sc.ratios), slices.Min(sc.ratios), slices.Max(sc.ratios))
 	}
-	keep = false
+	run.ok = true
 	return nil
 }
 

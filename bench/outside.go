@@ -83,6 +83,40 @@ func outsidePolicy(repo string, idp, client []byte) (string, error) {
 	return s, nil
 }
 
+// separateRun is the set-up `outside` and `ab` share: the run's shape
+// checked, a temporary directory for the servers' logs (removed when the
+// run succeeds, else named in the log) and the cores planned.
+type separateRun struct {
+	dir  string
+	pin  *pinning
+	logf func(format string, args ...any)
+	ok   bool // set when the run succeeded
+}
+
+func newSeparateRun(cmd string, l Load, log io.Writer) (*separateRun, error) {
+	logf := func(format string, args ...any) { fmt.Fprintf(log, format+"\n", args...) }
+	if l.Rounds < 1 || l.Duration <= 0 || l.Distinct < 2 || l.Concurrency < 1 || l.Conns < 1 {
+		return nil, fmt.Errorf("bench: %s: -rounds, -duration, -concurrency, -conns must be positive and -distinct at least 2", cmd)
+	}
+	dir, err := os.MkdirTemp("", "extauthz-"+cmd+"-")
+	if err != nil {
+		return nil, err
+	}
+	pin := planPinning(l.Pin)
+	serverPin = pin
+	logf("cores: %s", pin.mode())
+	return &separateRun{dir: dir, pin: pin, logf: logf}, nil
+}
+
+func (r *separateRun) close() {
+	serverPin = nil
+	if r.ok {
+		os.RemoveAll(r.dir)
+	} else {
+		r.logf("the servers' logs are in %s", r.dir)
+	}
+}
+
 // outsideFixtures are what the servers of `outside` and `ab` are given:
 // the idp's ES256 key, the request files of the cached token (256 requests)
 // and of distinct tokens, and the policy.
@@ -148,26 +182,12 @@ type outsideScenario struct {
 
 // RunOutside is `extauthz-bench outside`.
 func RunOutside(ctx context.Context, cfg OutsideConfig) error {
-	logf := func(format string, args ...any) { fmt.Fprintf(cfg.Log, format+"\n", args...) }
-	if cfg.Rounds < 1 || cfg.Duration <= 0 || cfg.Distinct < 2 || cfg.Concurrency < 1 || cfg.Conns < 1 {
-		return fmt.Errorf("bench: outside: -rounds, -duration, -concurrency, -conns must be positive and -distinct at least 2")
-	}
-	dir, err := os.MkdirTemp("", "extauthz-outside-")
+	run, err := newSeparateRun("outside", cfg.Load, cfg.Log)
 	if err != nil {
 		return err
 	}
-	keep := true
-	defer func() {
-		if keep {
-			logf("the servers' logs are in %s", dir)
-		} else {
-			os.RemoveAll(dir)
-		}
-	}()
-	pin := planPinning(cfg.Pin)
-	serverPin = pin
-	defer func() { serverPin = nil }()
-	logf("cores: %s", pin.mode())
+	defer run.close()
+	dir, pin, logf := run.dir, run.pin, run.logf
 
 	bin := cfg.Extauthz
 	if bin == "" {
@@ -233,7 +253,7 @@ func RunOutside(ctx context.Context, cfg OutsideConfig) error {
 		cores = len(pin.server)
 	}
 	writeOutsideSummary(cfg.Out, cfg, pin, cores, scs[0].runs, scs[1].runs, scs[2].runs, raws)
-	keep = false
+	run.ok = true
 	return nil
 }
 

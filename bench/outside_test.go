@@ -33,23 +33,31 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// TestOutside runs `extauthz-bench outside` for one short round on the real
-// binary and asserts the shape of what it prints: both ratios, as numbers.
-func TestOutside(t *testing.T) {
+// separateRunTest skips in -short mode, and returns the real binary and
+// this test binary, which runs as the bench's children (the floor, the
+// load generators).
+func separateRunTest(t *testing.T) (bin, self string) {
+	t.Helper()
 	if testing.Short() {
-		t.Skip("starts three processes and builds extauthz")
+		t.Skip("starts the floor, extauthz and load generators, and builds extauthz")
 	}
 	bin, err := bintest.Build()
 	if err != nil {
 		t.Fatal(err)
 	}
-	self, err := os.Executable()
-	if err != nil {
+	if self, err = os.Executable(); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv(childEnv, "1")
 	// A race-built child would sleep a second at exit.
 	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	return bin, self
+}
+
+// TestOutside runs `extauthz-bench outside` for one short round on the real
+// binary and asserts the shape of what it prints: both ratios, as numbers.
+func TestOutside(t *testing.T) {
+	bin, self := separateRunTest(t)
 	cfg := OutsideDefaults()
 	cfg.Repo, cfg.Self, cfg.Extauthz = "..", self, bin
 	cfg.Rounds, cfg.Warmup, cfg.Duration, cfg.Distinct = 1, 0, 200*time.Millisecond, 500
@@ -84,19 +92,7 @@ func TestOutside(t *testing.T) {
 // the real binary and asserts what it prints: a row per scenario and each
 // scenario's median ratio, as positive numbers.
 func TestAB(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts four processes and builds extauthz")
-	}
-	bin, err := bintest.Build()
-	if err != nil {
-		t.Fatal(err)
-	}
-	self, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(childEnv, "1")
-	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	bin, self := separateRunTest(t)
 	cfg := ABDefaults()
 	cfg.Repo, cfg.Self, cfg.A, cfg.B = "..", self, abFloor, bin
 	cfg.Rounds, cfg.Warmup, cfg.Duration, cfg.Distinct = 1, 0, 200*time.Millisecond, 500

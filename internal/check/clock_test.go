@@ -1,12 +1,12 @@
 package check
 
 import (
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/policytest"
 	"github.com/extauthz/extauthz/internal/replay"
 )
 
@@ -15,9 +15,7 @@ import (
 // `extauthz check --now` see their own instant.
 func TestCheckNow(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "policy.yaml")
-	if err := os.WriteFile(file, []byte("version: v1\ndefault_action: deny\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	policytest.Write(t, file, policytest.Versioned(0))
 	snap, err := policy.Load([]string{file}, policy.Options{})
 	if err != nil {
 		t.Fatal(err)
