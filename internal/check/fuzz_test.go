@@ -21,6 +21,7 @@ import (
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/extauthz/extauthz/internal/keys"
@@ -358,19 +359,26 @@ func FuzzCheck(f *testing.F) {
 			t.Fatalf("Check returned an error: %v", err)
 		}
 		e.checkDeny(t, resp, authorization)
-		// The same bytes as extauthz serve's handler reads them, straight
-		// into the view when it can: the same decision, to the byte.
+		// The same bytes as extauthz serve's handler serves them: decoded
+		// into the view when it can (else as the message), checked in
+		// memory an earlier Check used, and encoded: the same decision.
 		wire, err := proto.Marshal(req)
 		if err != nil {
 			return // invalid UTF-8, which protobuf-go will not marshal
 		}
-		d := &decodedCheck{}
-		if !decodeView(wire, d) {
-			return
+		c := serverCodec()
+		dec := func(m any) error { return c.Unmarshal(mem.BufferSlice{mem.SliceBuffer(wire)}, m) }
+		v, err := checkHandler(e.srv, context.Background(), dec, nil)
+		if err != nil {
+			t.Fatalf("Register's handler: %v", err)
 		}
-		served, err := e.srv.checkDecoded(context.Background(), d)
-		if err != nil || !proto.Equal(served, resp) {
-			t.Fatalf("decoded as the view: %v\n%v\nas the message:\n%v", err, served, resp)
+		out, err := c.Marshal(v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var served authv3.CheckResponse
+		if err := proto.Unmarshal(out.Materialize(), &served); err != nil || !proto.Equal(&served, resp) {
+			t.Fatalf("served by Register's handler: %v\n%v\nChecked as the message:\n%v", err, &served, resp)
 		}
 	})
 }
