@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -102,27 +103,9 @@ func RunAB(ctx context.Context, cfg ABConfig) error {
 			if round == 1 {
 				warm = cfg.Warmup
 			}
-			var ra, rb *loadResult
-			var ea, eb error
-			// The side whose load starts first alternates by round.
-			var wg sync.WaitGroup
-			first := func() { ra, ea = runLoadProcess(ctx, oc, pin, sc.a, warm) }
-			second := func() { rb, eb = runLoadProcess(ctx, oc, pin, sc.b, warm) }
-			if round%2 == 0 {
-				first, second = second, first
-			}
-			wg.Go(first)
-			wg.Go(second)
-			wg.Wait()
-			if ea != nil || eb != nil {
-				return fmt.Errorf("bench: ab: %s: %w", sc.name, firstErr(ea, eb))
-			}
-			x, y := ra.result(), rb.result()
-			for _, r := range []*Result{x, y} {
-				// The floor denies nothing either: it answers OK.
-				if r.Denied > 0 || r.Errors > 0 || r.Checks == 0 {
-					return fmt.Errorf("bench: ab: %s: %d checks, %d denied, %d errors: every Check should be allowed", sc.name, r.Checks, r.Denied, r.Errors)
-				}
+			x, y, err := runAtOnce(ctx, oc, pin, sc.a, sc.b, warm, round%2 == 0)
+			if err != nil {
+				return fmt.Errorf("bench: ab: %s: %w", sc.name, err)
 			}
 			ratio := cpu(y) / cpu(x)
 			sc.ratios = append(sc.ratios, ratio)
@@ -137,11 +120,29 @@ func RunAB(ctx context.Context, cfg ABConfig) error {
 	return nil
 }
 
-func firstErr(errs ...error) error {
-	for _, err := range errs {
-		if err != nil {
-			return err
+// runAtOnce runs a round of two scenarios at the same time, each in its
+// own load-generator process, b's started first when bFirst; both must
+// allow every Check (the floor answers OK to all).
+func runAtOnce(ctx context.Context, oc OutsideConfig, pin *pinning, a, b *outsideScenario, warm time.Duration, bFirst bool) (ra, rb *Result, err error) {
+	var la, lb *loadResult
+	var ea, eb error
+	var wg sync.WaitGroup
+	first := func() { la, ea = runLoadProcess(ctx, oc, pin, a, warm) }
+	second := func() { lb, eb = runLoadProcess(ctx, oc, pin, b, warm) }
+	if bFirst {
+		first, second = second, first
+	}
+	wg.Go(first)
+	wg.Go(second)
+	wg.Wait()
+	if err := errors.Join(ea, eb); err != nil {
+		return nil, nil, err
+	}
+	ra, rb = la.result(), lb.result()
+	for _, r := range []*Result{ra, rb} {
+		if r.Denied > 0 || r.Errors > 0 || r.Checks == 0 {
+			return nil, nil, fmt.Errorf("%d checks, %d denied, %d errors: every Check should be allowed", r.Checks, r.Denied, r.Errors)
 		}
 	}
-	return nil
+	return ra, rb, nil
 }

@@ -70,6 +70,7 @@ func TestOutside(t *testing.T) {
 	for _, re := range []*regexp.Regexp{
 		regexp.MustCompile(`(?m)^cached ÷ floor: ` + num + ` on server CPU per Check .*, ` + num + ` on checks/s`),
 		regexp.MustCompile(`(?m)^distinct ES256 ÷ predicted: ` + num + ` on checks/s .*, ` + num + ` on server CPU per Check`),
+		regexp.MustCompile(`(?m)^cached ÷ floor, the two at the same time: ` + num + ` on server CPU per Check \(` + num + ` to ` + num + ` over the rounds\)`),
 	} {
 		m := re.FindStringSubmatch(out.String())
 		if m == nil {
