@@ -270,6 +270,14 @@ func TestReport(t *testing.T) {
 	if !strings.Contains(string(doc), "| "+scDPoP+" | 0.20 | 250.0 | +205.0 µs | 2 × 60.0 = 120.0 | +85.0 µs |") {
 		t.Errorf("the floor table lacks the DPoP row:\n%s", doc)
 	}
+	// A disturbed run establishes no target measured under load.
+	r.otherCores = 0.3
+	var dist strings.Builder
+	r.writeTargets(func(format string, args ...any) { fmt.Fprintf(&dist, format, args...) })
+	if !strings.Contains(dist.String(), "| met in a disturbed run: not established |") || !strings.Contains(dist.String(), "no target measured under load counts as met") {
+		t.Errorf("a disturbed run's targets:\n%s", dist.String())
+	}
+	r.otherCores = 0
 	svg := r.chart()
 	d := xml.NewDecoder(strings.NewReader(svg))
 	for {

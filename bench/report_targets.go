@@ -17,6 +17,9 @@ type target struct {
 	known    bool // false when the run lacks what the target needs
 	miss     string
 	why      string
+	// inProcess marks a target measured in process (memory), which other
+	// processes on the machine cannot disturb.
+	inProcess bool
 }
 
 func pct(x float64) string {
@@ -200,7 +203,7 @@ func p99Range(rs []*Result) (lo, hi float64) {
 
 // targetMem is a memory target read from an in-process benchmark.
 func (r *report) targetMem(name, bench, unit string, limit float64) target {
-	t := target{name: name, limit: fmt.Sprintf("≤ %.0f B", limit)}
+	t := target{name: name, limit: fmt.Sprintf("≤ %.0f B", limit), inProcess: true}
 	b, ok := r.bench(bench)
 	if !ok {
 		t.measured = "not measured"
