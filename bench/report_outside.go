@@ -12,7 +12,7 @@ func (r *report) writeOutside(w func(string, ...any)) {
 	w("    cached ÷ floor: <floor's µs ÷ extauthz's> on server CPU per Check (…), <extauthz's checks/s ÷ the floor's> on checks/s (target ≥ 0.92)\n")
 	w("    distinct ES256 ÷ predicted: <checks/s ÷ the server cores' rate at the floor's µs + one raw verify per Check> on checks/s (…), <(floor + raw verify) ÷ extauthz's µs> on server CPU per Check (target ≥ 0.90)\n")
 	w("    cached ÷ floor, the two at the same time: <the floor's µs ÷ extauthz's, both loaded at once> on server CPU per Check (<range> over the rounds)\n\n")
-	w("The last line is the same-time ratio of the targets above: each round ends with the floor and extauthz on the cached token loaded together, each by its own load generator with half the requests in flight.\n\n")
+	w("The last line is the same-time ratio of “extauthz against the floor”: each round ends with the floor and extauthz on the cached token loaded together, each by its own load generator with half the requests in flight.\n\n")
 	w("## Compare two builds\n\n")
 	w("On a shared machine a solo round can differ from the next by half, which hides a change of a few percent. `extauthz-bench ab` runs two servers at the same time, on the same server cores, each with its own load generator, so whatever else the machine does falls on both; their ratio stays within a few percent from round to round, and its median within about 1%% (two copies of one build give 1.00):\n\n")
 	w("    go build -o /tmp/old ./cmd/extauthz   # at the old commit, then at the new:\n")
