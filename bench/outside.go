@@ -314,7 +314,7 @@ func writeOutsideSummary(w io.Writer, cfg OutsideConfig, pin *pinning, cores int
 	}
 	raw := median(raws)
 	fmt.Fprintf(w, "  %-26s %6.1f µs (in process, one thread)\n", "raw ES256 verify", raw)
-	cpuRatio, _ := perRound(cached, floor, func(x, y *Result) float64 { return cpu(y) / cpu(x) })
+	cpuRatio, _ := perRound(cached, floor, floorCPURatio)
 	rateRatio, _ := perRound(cached, floor, func(x, y *Result) float64 { return rate(x) / rate(y) })
 	fmt.Fprintf(w, "cached ÷ floor: %.2f on server CPU per Check (the floor's µs ÷ extauthz's), %.2f on checks/s (target ≥ 0.92)\n", cpuRatio, rateRatio)
 	if len(same) > 0 {

@@ -218,7 +218,7 @@ func (r *report) writeVsFloor(w func(string, ...any)) {
 	}
 	w("\n")
 	if m, lo, hi, ok := r.sameTimeRatio(); ok {
-		solo, _ := perRound(r.runs(scCached, srvExt), r.runs(scFloor, srvFloor), func(x, y *Result) float64 { return cpu(y) / cpu(x) })
+		solo, _ := r.cachedVsFloor(floorCPURatio)
 		w("Each round also loads the floor and extauthz on the cached token at the same time, on the same server cores, each with half the requests in flight (%d), so that whatever else the machine does in those seconds falls on both; the solo runs above are seconds apart. Measured so, the floor's server CPU per Check ÷ extauthz's is %.2f (median of %d rounds, %.2f to %.2f), against %.2f solo: the steadiest figure from run to run, for comparing runs and builds, but not the target's condition. Sharing the cores and caches raises both servers' cost, extauthz's (the larger working set) more, so it tends to run below the solo ratio, and only the ratio is given.\n\n",
 			max(1, r.cfg.Concurrency/2), m, len(r.sameTime), lo, hi, solo)
 	}
