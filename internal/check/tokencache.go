@@ -3,6 +3,9 @@ package check
 import (
 	"context"
 	"crypto/sha256"
+	"hash/maphash"
+	"strings"
+	"sync/atomic"
 	"unsafe"
 
 	"github.com/extauthz/extauthz/internal/keys"
@@ -21,8 +24,46 @@ const DefaultTokenCacheSize = 20_000
 // on the rule is cached (parse, issuer, algorithm, JWT-SVID rules,
 // signature); time claims, audience, scopes and CEL run on every Check.
 // Client assertions are single-use and never cached.
+//
+// In front of the LRU, hot keeps the tokens that come back again and
+// again verbatim, so their Checks skip SHA-256 and the LRU's lock (see
+// hotTokens).
 type tokenCache struct {
 	lru *tokenLRU
+	hot hotTokens
+}
+
+// Hashing the token was the largest part of a cached Check after gRPC's
+// own work. hotTokens is a direct-mapped table of LRU entries by a seeded
+// maphash of the token's bytes, each slot holding a copy of the token: a
+// hit is a 64-bit hash, a comparison of the hash and then of every byte,
+// and the same checks an LRU hit runs. A slot is filled on an LRU hit,
+// never on a miss, so a stream of new tokens leaves it alone; a token used
+// since the slot last resisted a newcomer keeps its slot once more (second
+// chance), so two hot tokens sharing a slot do not replace each other on
+// every Check.
+//
+// The hash only picks the slot and keeps the byte comparison for an equal
+// hash: a forged token reaches the comparison with probability 2⁻⁶⁴ and
+// fails it, so neither the answer nor its timing tells anything about the
+// token in the slot. An entry may stay here after the LRU evicted it; it
+// still counts only while its issuer and key hold, as in the LRU, which
+// bounds the memory by hotSlots tokens of at most maxHotToken bytes.
+type hotTokens struct {
+	seed  maphash.Seed
+	slots [hotSlots]atomic.Pointer[hotToken]
+}
+
+const (
+	hotSlots    = 512
+	maxHotToken = 4 << 10
+)
+
+type hotToken struct {
+	hash uint64
+	raw  string
+	e    *cachedToken
+	used atomic.Bool
 }
 
 // cachedToken keeps what later Checks read, not the parsed token: the
@@ -47,7 +88,7 @@ func newTokenCache(size int) *tokenCache {
 	if size <= 0 {
 		return nil
 	}
-	return &tokenCache{lru: newTokenLRU(size)}
+	return &tokenCache{lru: newTokenLRU(size), hot: hotTokens{seed: maphash.MakeSeed()}}
 }
 
 // digest hashes the token in place: copying a 1 KiB string to a []byte
@@ -56,17 +97,67 @@ func digest(raw string) [sha256.Size]byte {
 	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
 }
 
-// lookup returns the cached verification of the token with digest sum if it
-// still holds for cred: the same issuer object of the serving policy (a
-// policy change makes new ones) and a key still in that issuer's set.
-func (c *tokenCache) lookup(ctx context.Context, sum [sha256.Size]byte, cred *policy.Credential) *cachedToken {
-	if c == nil {
-		return nil
+// find returns the cached verification of raw if it still holds for cred,
+// and raw's SHA-256 (the LRU's key, and the internal-token cache's).
+func (c *tokenCache) find(ctx context.Context, raw string, cred *policy.Credential) (*cachedToken, [sha256.Size]byte) {
+	h := maphash.String(c.hot.seed, raw)
+	slot := &c.hot.slots[h%hotSlots]
+	if ht := slot.Load(); ht != nil && ht.hash == h && ht.raw == raw {
+		if c.holds(ctx, ht.e, cred) == entryHolds {
+			if !ht.used.Load() {
+				ht.used.Store(true)
+			}
+			return ht.e, ht.e.sum
+		}
+		slot.CompareAndSwap(ht, nil)
 	}
+	sum := digest(raw)
+	e := c.lookup(ctx, sum, cred)
+	if e != nil && len(raw) <= maxHotToken {
+		old := slot.Load()
+		if old == nil || !old.used.Swap(false) {
+			slot.CompareAndSwap(old, &hotToken{hash: h, raw: strings.Clone(raw), e: e})
+		}
+	}
+	return e, sum
+}
+
+// lookup returns the LRU's entry of the token with digest sum if it still
+// holds for cred, and drops one whose key left the issuer's set.
+func (c *tokenCache) lookup(ctx context.Context, sum [sha256.Size]byte, cred *policy.Credential) *cachedToken {
 	e, ok := c.lru.Get(sum)
 	if !ok {
 		return nil
 	}
+	switch c.holds(ctx, e, cred) {
+	case entryHolds:
+		return e
+	case entryKeyGone:
+		c.lru.Remove(sum)
+	}
+	return nil
+}
+
+// entryState is whether a cache entry counts for a Check.
+type entryState int
+
+const (
+	entryHolds entryState = iota
+	// entryOtherIssuer: not an issuer of the Check's rule, or not the
+	// serving policy's.
+	entryOtherIssuer
+	// entryKeysDown: the issuer's keys cannot be had now; the entry may
+	// count again when they can.
+	entryKeysDown
+	// entryKeyGone: the key that verified it left the issuer's set
+	// (rotation, revocation).
+	entryKeyGone
+)
+
+// holds tells whether the entry still counts for cred: the same issuer
+// object of the serving policy (a policy change makes new ones) and a key
+// still in that issuer's set.
+func (c *tokenCache) holds(ctx context.Context, e *cachedToken, cred *policy.Credential) entryState {
 	td := ""
 	if e.issuer.IssuesSVIDs() {
 		td = e.issuer.TrustDomain
@@ -75,19 +166,18 @@ func (c *tokenCache) lookup(ctx context.Context, sum [sha256.Size]byte, cred *po
 	// not skip a tenant check, and a rule's issuers differ from another's.
 	iss, hasIss := e.tok.Issuer()
 	if is, _, ok := cred.MatchIssuer(iss, hasIss, td); is != e.issuer || !ok {
-		return nil
+		return entryOtherIssuer
 	}
 	candidates, err := e.issuer.Keys.Keys(ctx, e.tok.Kid())
 	if err != nil {
-		return nil
+		return entryKeysDown
 	}
 	for _, k := range candidates {
 		if k == e.key {
-			return e
+			return entryHolds
 		}
 	}
-	c.lru.Remove(sum)
-	return nil
+	return entryKeyGone
 }
 
 // add remembers tok, verified by key for is. A token Compact refuses (over

@@ -46,8 +46,8 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw string, now time.Time, cache bool, r *httpRequest, tr *trace) (*verified, string, bool) {
 	var sum [32]byte
 	if cache && s.tokens != nil {
-		sum = digest(raw)
-		if e := s.tokens.lookup(ctx, sum, cred); e != nil {
+		var e *cachedToken
+		if e, sum = s.tokens.find(ctx, raw, cred); e != nil {
 			if tr != nil {
 				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
 			}
