@@ -277,17 +277,72 @@ func (w *viewWire) httpAttrs(b []byte) bool {
 // upper-case letter (Envoy sends none) is declined, so readRequest
 // lower-cases and joins it.
 func (w *viewWire) header(b []byte) bool {
-	k, v, ok := entry(b)
+	k, v, ok := headerEntry(b)
 	if !ok {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		if k[i]-'A' < 26 {
+		if k, v, ok = entry(b); !ok {
 			return false
 		}
 	}
+	if hasUpper(k) {
+		return false
+	}
 	w.headers = append(w.headers, policy.HeaderPair{Name: k, Value: v})
 	return true
+}
+
+// headerEntry reads the entry Envoy writes for a header, a key then a
+// value, each with a one-byte tag and a one-byte length (two for the
+// value), both ASCII. ok is false for any other shape, which entry then
+// reads field by field.
+func headerEntry(b []byte) (key, value string, ok bool) {
+	if len(b) < 4 || b[0] != 0x0a || b[1] >= 0x80 {
+		return "", "", false
+	}
+	kEnd := 2 + int(b[1])
+	if kEnd+2 > len(b) || b[kEnd] != 0x12 {
+		return "", "", false
+	}
+	vAt, n := kEnd+2, int(b[kEnd+1])
+	if n >= 0x80 {
+		if vAt >= len(b) || b[vAt] >= 0x80 {
+			return "", "", false
+		}
+		n = n&0x7f | int(b[vAt])<<7
+		vAt++
+	}
+	if vAt+n != len(b) {
+		return "", "", false
+	}
+	k, v := b[2:kEnd], b[vAt:]
+	if !isASCII(k) || !isASCII(v) {
+		return "", "", false
+	}
+	return unsafe.String(unsafe.SliceData(k), len(k)), unsafe.String(unsafe.SliceData(v), len(v)), true
+}
+
+// hasUpper reports whether the ASCII string s has an upper-case letter,
+// eight bytes at a time (the last eight overlapping the word before):
+// adding 0x80-'A' to a byte sets its top bit from 'A' up, adding
+// 0x80-'Z'-1 from past 'Z', and no byte below 0x80 carries into the next.
+func hasUpper(s string) bool {
+	const ones, tops = 0x0101010101010101, 0x8080808080808080
+	upper := func(x uint64) bool { return (x+ones*(0x80-'A'))&^(x+ones*(0x80-'Z'-1))&tops != 0 }
+	n := len(s)
+	if n < 8 {
+		for i := 0; i < n; i++ {
+			if s[i]-'A' < 26 {
+				return true
+			}
+		}
+		return false
+	}
+	b := unsafe.Slice(unsafe.StringData(s), n)
+	for w := b; len(w) > 8; w = w[8:] {
+		if upper(binary.LittleEndian.Uint64(w[:8])) {
+			return true
+		}
+	}
+	return upper(binary.LittleEndian.Uint64(b[n-8:]))
 }
 
 // mapEntry adds a map<string, string> entry to m, or only checks it when m
@@ -364,8 +419,15 @@ func wireString(v []byte) (string, bool) {
 func isASCII(v []byte) bool {
 	var or uint64
 	if n := len(v); n >= 8 {
-		for i := 0; i < n-8; i += 8 {
-			or |= binary.LittleEndian.Uint64(v[i:])
+		w := v
+		for len(w) >= 32 {
+			or |= binary.LittleEndian.Uint64(w[:8]) | binary.LittleEndian.Uint64(w[8:16]) |
+				binary.LittleEndian.Uint64(w[16:24]) | binary.LittleEndian.Uint64(w[24:32])
+			w = w[32:]
+		}
+		for len(w) > 8 {
+			or |= binary.LittleEndian.Uint64(w[:8])
+			w = w[8:]
 		}
 		or |= binary.LittleEndian.Uint64(v[n-8:])
 	} else {
@@ -392,6 +454,13 @@ func nextField(b []byte) (num protowire.Number, typ protowire.Type, v []byte, n 
 			}
 		case protowire.VarintType:
 			return num, typ, nil, 2
+		}
+	}
+	// A length of 128 to 16383 bytes: the token's header, and the messages
+	// that hold it.
+	if len(b) >= 3 && b[0] < 0x80 && b[1] >= 0x80 && b[2] < 0x80 && b[0]>>3 != 0 && b[0]&7 == byte(protowire.BytesType) {
+		if end := 3 + (int(b[1]&0x7f) | int(b[2])<<7); end <= len(b) {
+			return protowire.Number(b[0] >> 3), protowire.BytesType, b[3:end:end], end
 		}
 	}
 	return nextFieldSlow(b)

@@ -196,10 +196,11 @@ func mustMarshal(t testing.TB, req *authv3.CheckRequest) []byte {
 	return b
 }
 
-// TestIsASCII: isASCII against utf8.RuneSelf, for every length up to three
-// words with every byte value at every place.
+// TestIsASCII: isASCII against utf8.RuneSelf, for every length up to two
+// of its 32-byte steps and a word more, with every byte value at every
+// place.
 func TestIsASCII(t *testing.T) {
-	for n := 1; n <= 24; n++ {
+	for n := 1; n <= 72; n++ {
 		b := bytes.Repeat([]byte{'a'}, n)
 		for i := range b {
 			for c := 0; c < 256; c++ {
@@ -213,5 +214,54 @@ func TestIsASCII(t *testing.T) {
 	}
 	if !isASCII(nil) {
 		t.Error("no bytes are not ASCII")
+	}
+}
+
+// TestHasUpper: hasUpper against a byte loop, for every length up to three
+// words with every ASCII byte at every place.
+func TestHasUpper(t *testing.T) {
+	for n := 1; n <= 24; n++ {
+		b := bytes.Repeat([]byte{'a'}, n)
+		for i := range b {
+			for c := 0; c < utf8.RuneSelf; c++ {
+				b[i] = byte(c)
+				if got, want := hasUpper(string(b)), c >= 'A' && c <= 'Z'; got != want {
+					t.Fatalf("hasUpper(%q) = %v", b, got)
+				}
+			}
+			b[i] = 'a'
+		}
+	}
+}
+
+// TestDecodeViewLengths: every length of a header value across the one-,
+// two- and three-byte lengths of the value and of the messages around it,
+// ASCII and not, decodes to protobuf-go's view.
+func TestDecodeViewLengths(t *testing.T) {
+	lengths := []int{}
+	for n := 0; n <= 600; n++ {
+		lengths = append(lengths, n)
+	}
+	for n := 16_000; n <= 16_500; n += 7 {
+		lengths = append(lengths, n)
+	}
+	for _, n := range lengths {
+		for _, fill := range []string{"a", "é"} {
+			tok := string(bytes.Repeat([]byte(fill), n/len(fill)+1))[:n/len(fill)*len(fill)]
+			got, want, ok := decodeBoth(t, mustMarshal(t, bench.BearerCheck(tok, n)))
+			if !ok {
+				t.Fatalf("value of %d bytes of %q: declined", n, fill)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("value of %d bytes of %q: decoded\n%+v\nwant\n%+v", n, fill, got, want)
+			}
+		}
+		// Envoy's entries up to 16 KiB take headerEntry's short way.
+		tok := string(bytes.Repeat([]byte("a"), n))
+		e := protowire.AppendString(protowire.AppendTag(nil, 1, protowire.BytesType), "authorization")
+		e = protowire.AppendString(protowire.AppendTag(e, 2, protowire.BytesType), tok)
+		if k, v, ok := headerEntry(e); (n < 1<<14) != ok || ok && (k != "authorization" || v != tok) {
+			t.Fatalf("headerEntry of a %d-byte value: %v", n, ok)
+		}
 	}
 }
