@@ -45,7 +45,7 @@ func encodeCheckResponse(b []byte, m *authv3.CheckResponse, memos *metaMemos) ([
 	}
 	if ok && m.DynamicMetadata != nil {
 		if w := memos.wireOf(m.DynamicMetadata); w != nil {
-			b = protowire.AppendTag(b, 4, protowire.BytesType)
+			b = appendTag(b, 4, protowire.BytesType)
 			b = protowire.AppendBytes(b, w)
 		} else {
 			b, ok = appendMsg(b, 4, func(b []byte) ([]byte, bool) { return appendStruct(b, m.DynamicMetadata) })
@@ -59,8 +59,8 @@ func appendStatus(b []byte, s *rpcstatus.Status) ([]byte, bool) {
 		return b, false
 	}
 	if s.Code != 0 {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(int64(s.Code)))
+		b = appendTag(b, 1, protowire.VarintType)
+		b = appendVarint(b, uint64(int64(s.Code)))
 	}
 	return appendString(b, 2, s.Message), true
 }
@@ -73,8 +73,8 @@ func appendOK(b []byte, r *authv3.OkHttpResponse) ([]byte, bool) {
 	}
 	b, ok := appendHeaders(b, 2, r.Headers)
 	for _, h := range r.HeadersToRemove {
-		b = protowire.AppendTag(b, 5, protowire.BytesType)
-		b = protowire.AppendString(b, h)
+		b = appendTag(b, 5, protowire.BytesType)
+		b = appendStringBody(b, h)
 	}
 	if ok {
 		b, ok = appendHeaders(b, 6, r.ResponseHeadersToAdd)
@@ -87,8 +87,8 @@ func appendDenied(b []byte, r *authv3.DeniedHttpResponse) ([]byte, bool) {
 	if r.Status != nil {
 		b, ok = appendMsg(b, 1, func(b []byte) ([]byte, bool) {
 			if r.Status.Code != 0 {
-				b = protowire.AppendTag(b, 1, protowire.VarintType)
-				b = protowire.AppendVarint(b, uint64(int64(r.Status.Code)))
+				b = appendTag(b, 1, protowire.VarintType)
+				b = appendVarint(b, uint64(int64(r.Status.Code)))
 			}
 			return b, true
 		})
@@ -113,19 +113,19 @@ func appendHeaders(b []byte, num protowire.Number, hs []*corev3.HeaderValueOptio
 					b = appendString(b, 1, hv.Key)
 					b = appendString(b, 2, hv.Value)
 					if len(hv.RawValue) > 0 {
-						b = protowire.AppendTag(b, 3, protowire.BytesType)
+						b = appendTag(b, 3, protowire.BytesType)
 						b = protowire.AppendBytes(b, hv.RawValue)
 					}
 					return b, true
 				})
 			}
 			if h.AppendAction != 0 {
-				b = protowire.AppendTag(b, 3, protowire.VarintType)
-				b = protowire.AppendVarint(b, uint64(int64(h.AppendAction)))
+				b = appendTag(b, 3, protowire.VarintType)
+				b = appendVarint(b, uint64(int64(h.AppendAction)))
 			}
 			if h.KeepEmptyValue {
-				b = protowire.AppendTag(b, 4, protowire.VarintType)
-				b = protowire.AppendVarint(b, 1)
+				b = appendTag(b, 4, protowire.VarintType)
+				b = appendVarint(b, 1)
 			}
 			return b, ok
 		})
@@ -148,8 +148,8 @@ func appendStruct(b []byte, s *structpb.Struct) ([]byte, bool) {
 			b = appendString(b, 1, k)
 			// The entry's value is a Value message holding string_value (3).
 			return appendMsg(b, 2, func(b []byte) ([]byte, bool) {
-				b = protowire.AppendTag(b, 3, protowire.BytesType)
-				return protowire.AppendString(b, sv.StringValue), true
+				b = appendTag(b, 3, protowire.BytesType)
+				return appendStringBody(b, sv.StringValue), true
 			})
 		})
 		if !ok {
@@ -164,12 +164,35 @@ func appendString(b []byte, num protowire.Number, s string) []byte {
 	if s == "" {
 		return b
 	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, s)
+	b = appendTag(b, num, protowire.BytesType)
+	return appendStringBody(b, s)
+}
+
+// appendTag is protowire.AppendTag without a call for the one-byte tags
+// (fields 1 to 15) of every message here.
+func appendTag(b []byte, num protowire.Number, typ protowire.Type) []byte {
+	if num < 16 {
+		return append(b, byte(num)<<3|byte(typ))
+	}
+	return protowire.AppendTag(b, num, typ)
+}
+
+// appendVarint is protowire.AppendVarint without a call for values below
+// 128: codes, append actions, the lengths of most strings.
+func appendVarint(b []byte, v uint64) []byte {
+	if v < 0x80 {
+		return append(b, byte(v))
+	}
+	return protowire.AppendVarint(b, v)
+}
+
+// appendStringBody is protowire.AppendString: s's length, then s.
+func appendStringBody(b []byte, s string) []byte {
+	return append(appendVarint(b, uint64(len(s))), s...)
 }
 
 func appendEmpty(b []byte, num protowire.Number) []byte {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = appendTag(b, num, protowire.BytesType)
 	return append(b, 0)
 }
 
@@ -177,7 +200,7 @@ func appendEmpty(b []byte, num protowire.Number) []byte {
 // is written after it, in a byte reserved before it, and the bytes shifted
 // in the rare case that the length needs more than one.
 func appendMsg(b []byte, num protowire.Number, f func([]byte) ([]byte, bool)) ([]byte, bool) {
-	b = protowire.AppendTag(b, num, protowire.BytesType)
+	b = appendTag(b, num, protowire.BytesType)
 	at := len(b)
 	b = append(b, 0)
 	b, ok := f(b)

@@ -308,10 +308,21 @@ func (e *Expr) Value(ctx context.Context, v *Vars) (string, bool) {
 		}
 		s, ok = headerString(out)
 	}
-	if !ok || s == "" || strings.ContainsAny(s, "\r\n\x00") {
+	if !ok || s == "" || breaksHeader(s) {
 		return "", false
 	}
 	return s, true
+}
+
+// breaksHeader reports whether s holds CR, LF or NUL, which no header
+// value may: strings.ContainsAny would build its set on every allow.
+func breaksHeader(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= '\r' && (c == '\r' || c == '\n' || c == 0) {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *Expr) eval(ctx context.Context, v *Vars) (ref.Val, error) {

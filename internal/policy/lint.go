@@ -254,7 +254,7 @@ func noHeaderValue(out ref.Val, err error) (string, bool) {
 		return describeVal(out, nil), true
 	case s == "":
 		return describeVal(out, nil), true
-	case strings.ContainsAny(s, "\r\n\x00"):
+	case breaksHeader(s):
 		return "a value with CR, LF or NUL, which is never sent", true
 	}
 	return "", false
