@@ -44,7 +44,7 @@ func (c codec) Name() string { return c.base.Name() }
 // and encodes any other message with gRPC's codec.
 func (c codec) Marshal(v any) (mem.BufferSlice, error) {
 	if e, ok := v.(*encodedResponse); ok {
-		return mem.BufferSlice{mem.SliceBuffer(e.b)}, nil
+		return mem.BufferSlice{mem.NewBuffer((*[]byte)(e), responseBufs)}, nil
 	}
 	return c.base.Marshal(v)
 }

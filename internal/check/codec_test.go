@@ -352,8 +352,8 @@ func TestCodecDelegates(t *testing.T) {
 	if err != nil || !bytes.Equal(got.Materialize(), want.Materialize()) {
 		t.Errorf("Marshal of the message = %x, %v; want gRPC's %x", got.Materialize(), err, want.Materialize())
 	}
-	e := &encodedResponse{b: []byte("encoded")}
-	if got, err := c.Marshal(e); err != nil || string(got.Materialize()) != "encoded" {
+	e := encodedResponse("encoded")
+	if got, err := c.Marshal(&e); err != nil || string(got.Materialize()) != "encoded" {
 		t.Errorf("Marshal of an encoded response = %q, %v", got.Materialize(), err)
 	}
 }

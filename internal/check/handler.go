@@ -6,6 +6,7 @@ import (
 
 	authv3 "github.com/envoyproxy/go-control-plane/envoy/service/auth/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/mem"
 )
 
 // Register makes s the Authorization service of gs, which must be built
@@ -43,12 +44,15 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	if err != nil {
 		return nil, err // a recovered panic: c is left to the collector
 	}
-	e := &encodedResponse{}
-	if b, ok := encodeCheckResponse(e.buf[:0], resp, &sharedMemos); ok {
-		e.b = b
+	bp := responseBufs.Get(responseBufSize)
+	if b, ok := encodeCheckResponse((*bp)[:0], resp, &sharedMemos); ok {
+		// An append past the buffer's capacity moved b elsewhere: that
+		// larger array goes to the pool when gRPC frees it.
+		*bp = b
 		c.release()
-		return e, nil
+		return (*encodedResponse)(bp), nil
 	}
+	responseBufs.Put(bp)
 	// The response may point into c's scratch, so c stays the response's
 	// and gRPC's codec encodes it.
 	return resp, nil
@@ -68,10 +72,16 @@ func (c *decodedCheck) release() {
 	decodedChecks.Put(c)
 }
 
-// encodedResponse is a response Register's handler encoded: the codec
-// hands gRPC its bytes. The buffer holds an allow's response, so encoding
-// it costs one allocation.
-type encodedResponse struct {
-	b   []byte
-	buf [384]byte
-}
+// encodedResponse is a response Register's handler encoded into a buffer
+// of responseBufs: the codec hands it to gRPC, which frees it back to the
+// pool once the transport has written it, so a Check's response costs no
+// allocation. Nothing else keeps the bytes: they are all copied from the
+// response, and the response from the Check's memory.
+type encodedResponse []byte
+
+// responseBufs hold responses' bytes. A buffer is larger than gRPC's
+// pooling threshold (1 KiB), below which gRPC never gives a buffer back to
+// its pool, and holds an allow's response with room to spare.
+var responseBufs = mem.NewTieredBufferPool(responseBufSize)
+
+const responseBufSize = 2 << 10
