@@ -512,3 +512,33 @@ func FuzzCodec(f *testing.F) {
 		}
 	})
 }
+
+// TestResponsePool: buffers of any length up to responseBufSize come from
+// the pool, larger ones are made and never pooled, and gRPC's Free of a
+// response the codec handed over puts its buffer back.
+func TestResponsePool(t *testing.T) {
+	p := responseBufs
+	b := p.Get(10)
+	if len(*b) != 10 || cap(*b) != responseBufSize {
+		t.Fatalf("Get(10): len %d cap %d", len(*b), cap(*b))
+	}
+	big := p.Get(responseBufSize + 1)
+	if len(*big) != responseBufSize+1 {
+		t.Fatalf("Get(%d): len %d", responseBufSize+1, len(*big))
+	}
+	p.Put(big) // dropped: not a pool buffer
+
+	e := (*encodedResponse)(p.Get(7))
+	copy(*e, "encoded")
+	out, err := serverCodec().Marshal(e)
+	if err != nil || string(out.Materialize()) != "encoded" {
+		t.Fatalf("Marshal = %q, %v", out.Materialize(), err)
+	}
+	if len(out) != 1 || out[0].Len() != 7 {
+		t.Fatalf("BufferSlice %v", out)
+	}
+	out.Free()
+	if n := testing.AllocsPerRun(100, func() { p.Put(p.Get(100)) }); n != 0 {
+		t.Errorf("a pooled buffer allocates %.0f times", n)
+	}
+}

@@ -82,6 +82,30 @@ type encodedResponse []byte
 // responseBufs hold responses' bytes. A buffer is larger than gRPC's
 // pooling threshold (1 KiB), below which gRPC never gives a buffer back to
 // its pool, and holds an allow's response with room to spare.
-var responseBufs = mem.NewTieredBufferPool(responseBufSize)
+var responseBufs mem.BufferPool = &responsePool{p: sync.Pool{New: func() any {
+	b := make([]byte, responseBufSize)
+	return &b
+}}}
 
 const responseBufSize = 2 << 10
+
+// responsePool is a mem.BufferPool of responseBufSize buffers. Unlike
+// gRPC's pools it does not clear a buffer it takes back: the encoder
+// writes every byte of a response before gRPC reads it.
+type responsePool struct{ p sync.Pool }
+
+func (p *responsePool) Get(n int) *[]byte {
+	if n > responseBufSize {
+		b := make([]byte, n)
+		return &b
+	}
+	b := p.p.Get().(*[]byte)
+	*b = (*b)[:n]
+	return b
+}
+
+func (p *responsePool) Put(b *[]byte) {
+	if cap(*b) == responseBufSize {
+		p.p.Put(b)
+	}
+}
