@@ -275,27 +275,38 @@ func RunOutside(ctx context.Context, cfg OutsideConfig) error {
 // process, which moves itself to the load generator's cores when the run
 // pins (this process is not pinned, so the child plans the same split).
 func runLoadProcess(ctx context.Context, cfg OutsideConfig, pin *pinning, sc *outsideScenario, warm time.Duration) (*loadResult, error) {
-	args := []string{"load",
+	args := []string{
 		"-addr", sc.target.Addr, "-pid", strconv.Itoa(sc.target.Proc.Pid()),
 		"-requests", sc.reqs, "-start", strconv.FormatUint(sc.pos, 10),
 		"-concurrency", strconv.Itoa(cfg.Concurrency), "-conns", strconv.Itoa(cfg.Conns),
 		"-warmup", warm.String(), "-duration", cfg.Duration.String(),
 	}
+	lr, err := loadProcess(ctx, cfg.Self, pin, args)
+	if err != nil {
+		return nil, fmt.Errorf("bench: outside: load generator on %s: %w", sc.name, err)
+	}
+	sc.pos += uint64(lr.Sent)
+	return lr, nil
+}
+
+// loadProcess runs `self load` with args (and -pin when the run pins) and
+// reads the line it prints.
+func loadProcess(ctx context.Context, self string, pin *pinning, args []string) (*loadResult, error) {
+	args = append([]string{"load"}, args...)
 	if pin.on {
 		args = append(args, "-pin")
 	}
-	cmd := exec.CommandContext(ctx, cfg.Self, args...)
+	cmd := exec.CommandContext(ctx, self, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut
 	if err := cmd.Run(); err != nil {
-		return nil, fmt.Errorf("bench: outside: load generator on %s: %w\n%s", sc.name, err, errOut.String())
+		return nil, fmt.Errorf("%w\n%s", err, errOut.String())
 	}
 	var lr loadResult
 	if err := json.Unmarshal(out.Bytes(), &lr); err != nil {
-		return nil, fmt.Errorf("bench: outside: load generator on %s printed %q: %w", sc.name, out.String(), err)
+		return nil, fmt.Errorf("printed %q: %w", out.String(), err)
 	}
-	sc.pos += uint64(lr.Sent)
 	return &lr, nil
 }
 

@@ -34,9 +34,10 @@ func Subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (b
 		fs.Uint64Var(&c.Start, "start", 0, "the first request to send")
 		fs.IntVar(&c.Concurrency, "concurrency", 16, "requests in flight")
 		fs.IntVar(&c.Conns, "conns", 4, "HTTP/2 connections")
-		fs.DurationVar(&c.Warmup, "warmup", 0, "warm-up before the measured run")
+		fs.DurationVar(&c.Warmup, "warmup", 0, "warm-up before the measured run (at -rate, when set)")
 		fs.DurationVar(&c.Duration, "duration", 3e9, "the measured run")
 		fs.BoolVar(&c.Pin, "pin", false, "move to the load generator's cores (the second half of those this process may use)")
+		fs.Float64Var(&c.Rate, "rate", 0, "Checks a second, open loop with up to -concurrency in flight (0: closed loop)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return true, err
 		}

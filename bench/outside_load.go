@@ -32,6 +32,11 @@ type LoadConfig struct {
 	Conns       int
 	Warmup      time.Duration // before the measured run; 0 for none
 	Duration    time.Duration
+	// Rate, when positive, makes the warm-up and the measured run open
+	// loop (FixedRate) at that many Checks a second, with up to
+	// Concurrency in flight: the tail latency at a given load rather than
+	// the most a server does.
+	Rate float64
 	// Pin moves this process to the load generator's cores of the bench's
 	// split (pin.go), the servers having been started on the others.
 	Pin bool
@@ -48,13 +53,38 @@ type loadResult struct {
 	LoadNS    int64 `json:"load_cpu_ns"`
 	P50NS     int64 `json:"p50_ns"`
 	P99NS     int64 `json:"p99_ns"`
+	// QuantilesNS are the latencies at every tenth of a percent, 0 to
+	// 100: enough for any percentile a report gives, a thousandth the
+	// size of every latency.
+	QuantilesNS []int64 `json:"quantiles_ns"`
 }
 
+// loadQuantiles is how many latencies a loadResult keeps.
+const loadQuantiles = 1001
+
+// result is l as a Result, whose latencies are l's quantiles: a
+// Percentile of it at a tenth of a percent is the run's own.
 func (l *loadResult) result() *Result {
-	return &Result{
+	r := &Result{
 		Checks: l.Checks, Denied: l.Denied, Errors: l.Errors,
 		Elapsed: time.Duration(l.ElapsedNS), ServerCP: time.Duration(l.ServerNS), LoadCPU: time.Duration(l.LoadNS),
 	}
+	for _, q := range l.QuantilesNS {
+		r.Lat = append(r.Lat, time.Duration(q))
+	}
+	return r
+}
+
+// quantiles are the latencies of r at each of loadQuantiles steps.
+func quantiles(r *Result) []int64 {
+	if len(r.Lat) == 0 {
+		return nil
+	}
+	q := make([]int64, loadQuantiles)
+	for i := range q {
+		q[i] = int64(r.Percentile(float64(i) * 100 / (loadQuantiles - 1)))
+	}
+	return q
 }
 
 // RunLoad is `extauthz-bench load`.
@@ -85,19 +115,25 @@ func RunLoad(ctx context.Context, cfg LoadConfig, out io.Writer) error {
 	defer tg.Close()
 	src := NewCycle(reqs)
 	src.pos.Store(cfg.Start)
+	run := func(d time.Duration) (*Result, error) {
+		if cfg.Rate > 0 {
+			return FixedRate(ctx, tg, src, cfg.Rate, cfg.Concurrency, d)
+		}
+		return ClosedLoop(ctx, tg, src, cfg.Concurrency, d)
+	}
 	if cfg.Warmup > 0 {
-		if _, err := ClosedLoop(ctx, tg, src, cfg.Concurrency, cfg.Warmup); err != nil {
+		if _, err := run(cfg.Warmup); err != nil {
 			return err
 		}
 	}
-	r, err := ClosedLoop(ctx, tg, src, cfg.Concurrency, cfg.Duration)
+	r, err := run(cfg.Duration)
 	if err != nil {
 		return err
 	}
 	return json.NewEncoder(out).Encode(loadResult{
 		Checks: r.Checks, Denied: r.Denied, Errors: r.Errors, Sent: int(src.pos.Load() - cfg.Start),
 		ElapsedNS: int64(r.Elapsed), ServerNS: int64(r.ServerCP), LoadNS: int64(r.LoadCPU),
-		P50NS: int64(r.Percentile(50)), P99NS: int64(r.Percentile(99)),
+		P50NS: int64(r.Percentile(50)), P99NS: int64(r.Percentile(99)), QuantilesNS: quantiles(r),
 	})
 }
 

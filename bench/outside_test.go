@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"testing"
@@ -121,5 +122,52 @@ func TestAB(t *testing.T) {
 	}
 	if err := RunAB(context.Background(), ABConfig{Load: cfg.Load, A: abFloor}); err == nil {
 		t.Error("ab without -b ran")
+	}
+}
+
+// TestLoadProcessOpenLoop runs `extauthz-bench load -rate` against the
+// floor, as make bench's fixed-rate runs do: the process sends the rate
+// asked for, every Check is allowed, and the quantiles it prints give the
+// same p50 and p99 as its own figures.
+func TestLoadProcessOpenLoop(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the floor and a load generator")
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(childEnv, "1")
+	t.Setenv("GORACE", "atexit_sleep_ms=0")
+	dir := t.TempDir()
+	floor, err := startNoop("noop", dir, self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer floor.Proc.Stop()
+	reqs := filepath.Join(dir, "cached.req")
+	if err := writeRequests(reqs, [][]byte{outsideRequest("a.b.c", 0), outsideRequest("a.b.c", 1)}); err != nil {
+		t.Fatal(err)
+	}
+	const rate, d = 400, 500 * time.Millisecond
+	lr, err := loadProcess(context.Background(), self, &pinning{}, []string{
+		"-addr", floor.Addr, "-pid", strconv.Itoa(floor.Proc.Pid()), "-requests", reqs,
+		"-rate", strconv.Itoa(rate), "-concurrency", "8", "-conns", "2", "-warmup", "100ms", "-duration", d.String(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := int(rate * d.Seconds()); lr.Checks != want || lr.Denied != 0 || lr.Errors != 0 {
+		t.Fatalf("%d checks (%d denied, %d errors), want %d allowed", lr.Checks, lr.Denied, lr.Errors, want)
+	}
+	if lr.Sent != lr.Checks+int(rate*0.1) {
+		t.Errorf("sent %d, want the warm-up's %d and the run's %d", lr.Sent, int(rate*0.1), lr.Checks)
+	}
+	r := lr.result()
+	if len(lr.QuantilesNS) != loadQuantiles || int64(r.Percentile(50)) != lr.P50NS || int64(r.Percentile(99)) != lr.P99NS {
+		t.Errorf("%d quantiles; p50 %v p99 %v from them, printed %v %v", len(lr.QuantilesNS), r.Percentile(50), r.Percentile(99), time.Duration(lr.P50NS), time.Duration(lr.P99NS))
+	}
+	if r.ServerCP <= 0 || r.Elapsed < d*9/10 {
+		t.Errorf("server CPU %v over %v", r.ServerCP, r.Elapsed)
 	}
 }

@@ -228,7 +228,7 @@ func (r *report) writeVsFloor(w func(string, ...any)) {
 func (r *report) writeFixed(w func(string, ...any)) {
 	if r.get(scFixed, srvFloor).ok {
 		w("### Fixed rate: half the floor's maximum\n\n")
-		w("Open loop at half the rate the floor reached in the same round (%.0f requests/s, the median of the rounds), at the end of each round: each request has a scheduled send time and its latency counts from then, so queueing is charged to the server. Each run is led by one a sixth as long at the same rate, not recorded,, and the two servers take turns going first, so work the closed loop's heavier servers leave on the servers' core falls on neither more than the other.\n\n", r.rate(scFixed))
+		w("Open loop at half the rate the floor reached in the same round (%.0f requests/s, the median of the rounds), at the end of each round: each request has a scheduled send time and its latency counts from then, so queueing is charged to the server. The requests come from a load generator process of its own (`extauthz-bench load -rate`), on the load generator's cores: the bench's own process holds every request of every scenario, hundreds of megabytes, and its collector's pauses were the tail of every server's run, the floor's too. Each run is led by one a sixth as long at the same rate, not recorded, and the two servers take turns going first, so work the closed loop's heavier servers leave on the servers' core falls on neither more than the other.\n\n", r.rate(scFixed))
 		w("| server | achieved checks/s | p50 µs | p99 µs | server CPU µs/Check | load-gen CPU µs/Check |\n| --- | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, srv := range []string{srvFloor, srvExt} {
 			s := r.get(scFixed, srv)

@@ -112,6 +112,7 @@ type session struct {
 	jwksURL, clientsURL string
 	cachedTok           string
 	cachedReqs          [][]byte
+	fixedReqs           string              // cachedReqs in a file, for the fixed-rate load generator
 	distinct            map[string][][]byte // by algorithm
 	assertMem           [][]byte
 	assertRedis         [][]byte

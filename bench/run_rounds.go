@@ -12,8 +12,10 @@ import (
 	"errors"
 	"fmt"
 	"math/big"
+	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -162,10 +164,7 @@ func (s *session) runRound(ctx context.Context, round int) error {
 		if !p.warm {
 			settle, p.warm = cfg.Warmup/2, true
 		}
-		if _, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, settle); err != nil {
-			return err
-		}
-		r, err := FixedRate(ctx, p.target, p.src, rate, maxInFlight, cfg.Duration)
+		r, err := s.fixedRate(ctx, p.target, rate, maxInFlight, settle)
 		if err != nil {
 			return err
 		}
@@ -175,6 +174,32 @@ func (s *session) runRound(ctx context.Context, round int) error {
 			round, fmt.Sprintf("fixed %.0f/s", rate), p.server, r.Rate(), us(r.Percentile(50)), us(r.Percentile(99)), us(r.CPUPerCheck()), r.Denied, r.Errors)
 	}
 	return nil
+}
+
+// fixedRate is one open-loop run of the cached requests against t, after
+// a settling run at the same rate, from a load generator process of its
+// own: this process holds every request of the bench (hundreds of
+// megabytes), and its collector's pauses, on the load generator's core,
+// were the tail of every server's fixed-rate run, the floor's too.
+func (s *session) fixedRate(ctx context.Context, t *Target, rate float64, maxInFlight int, settle time.Duration) (*Result, error) {
+	if s.fixedReqs == "" {
+		f := filepath.Join(s.dir, "cached.req")
+		if err := writeRequests(f, s.cachedReqs); err != nil {
+			return nil, err
+		}
+		s.fixedReqs = f
+	}
+	// The child inherits this process's cores, the load generator's when
+	// the run pins, so it is not asked to pin itself.
+	lr, err := loadProcess(ctx, s.cfg.Self, &pinning{}, []string{
+		"-addr", t.Addr, "-pid", strconv.Itoa(t.Proc.Pid()), "-requests", s.fixedReqs,
+		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-concurrency", strconv.Itoa(maxInFlight),
+		"-conns", strconv.Itoa(s.cfg.Conns), "-warmup", settle.String(), "-duration", s.cfg.Duration.String(),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bench: fixed rate on %s: %w", t.Name, err)
+	}
+	return lr.result(), nil
 }
 
 // runSameTime loads the floor and extauthz with the cached token at the
