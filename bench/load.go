@@ -94,6 +94,9 @@ type Cycle struct {
 // NewCycle returns a Cycle over reqs.
 func NewCycle(reqs [][]byte) *Cycle { return &Cycle{reqs: reqs} }
 
+// taken is how many requests have been taken, counting every lap.
+func (c *Cycle) taken() uint64 { return c.pos.Load() }
+
 // Next implements Source.
 func (c *Cycle) Next() ([]byte, bool) {
 	i := c.pos.Add(1) - 1
@@ -120,6 +123,10 @@ func (o *OneShot) Next() ([]byte, bool) {
 	}
 	return o.reqs[i], true
 }
+
+// taken is how far the requests have been taken, past the end once they
+// ran out.
+func (o *OneShot) taken() uint64 { return min(o.pos.Load(), uint64(len(o.reqs))) }
 
 // Left is how many requests remain.
 func (o *OneShot) Left() int {

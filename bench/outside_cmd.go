@@ -38,6 +38,8 @@ func Subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (b
 		fs.DurationVar(&c.Duration, "duration", 3e9, "the measured run")
 		fs.BoolVar(&c.Pin, "pin", false, "move to the load generator's cores (the second half of those this process may use)")
 		fs.Float64Var(&c.Rate, "rate", 0, "Checks a second, open loop with up to -concurrency in flight (0: closed loop)")
+		fs.StringVar(&c.Method, "method", "", "the gRPC method (default: ext_authz's Check)")
+		fs.BoolVar(&c.Once, "once", false, "send each request at most once, from -start on, and stop when they run out")
 		if err := fs.Parse(args[1:]); err != nil {
 			return true, err
 		}

@@ -40,6 +40,11 @@ type LoadConfig struct {
 	// Pin moves this process to the load generator's cores of the bench's
 	// split (pin.go), the servers having been started on the others.
 	Pin bool
+	// Method is the gRPC method called, "" for ext_authz's Check.
+	Method string
+	// Once sends each request at most once, from Start on (single-use
+	// credentials), and stops when they run out, instead of cycling.
+	Once bool
 }
 
 // loadResult is the line `extauthz-bench load` prints.
@@ -57,6 +62,10 @@ type loadResult struct {
 	// 100: enough for any percentile a report gives, a thousandth the
 	// size of every latency.
 	QuantilesNS []int64 `json:"quantiles_ns"`
+	// DeniedHTTP counts the denies by their HTTP status.
+	DeniedHTTP map[int32]int `json:"denied_http,omitempty"`
+	// Exhausted is set when a -once run ran out of requests.
+	Exhausted bool `json:"exhausted,omitempty"`
 }
 
 // loadQuantiles is how many latencies a loadResult keeps.
@@ -66,7 +75,7 @@ const loadQuantiles = 1001
 // Percentile of it at a tenth of a percent is the run's own.
 func (l *loadResult) result() *Result {
 	r := &Result{
-		Checks: l.Checks, Denied: l.Denied, Errors: l.Errors,
+		Checks: l.Checks, Denied: l.Denied, DeniedHTTP: l.DeniedHTTP, Errors: l.Errors, Exhausted: l.Exhausted,
 		Elapsed: time.Duration(l.ElapsedNS), ServerCP: time.Duration(l.ServerNS), LoadCPU: time.Duration(l.LoadNS),
 	}
 	for _, q := range l.QuantilesNS {
@@ -105,7 +114,7 @@ func RunLoad(ctx context.Context, cfg LoadConfig, out io.Writer) error {
 			return err
 		}
 	}
-	tg := &Target{Name: "server", Addr: cfg.Addr}
+	tg := &Target{Name: "server", Addr: cfg.Addr, Method: cfg.Method}
 	if cfg.Pid > 0 {
 		tg.Proc = attachProcess("server", cfg.Pid)
 	}
@@ -113,8 +122,19 @@ func RunLoad(ctx context.Context, cfg LoadConfig, out io.Writer) error {
 		return err
 	}
 	defer tg.Close()
-	src := NewCycle(reqs)
-	src.pos.Store(cfg.Start)
+	var src interface {
+		Source
+		taken() uint64
+	}
+	if cfg.Once {
+		o := NewOneShot(reqs)
+		o.pos.Store(cfg.Start)
+		src = o
+	} else {
+		c := NewCycle(reqs)
+		c.pos.Store(cfg.Start)
+		src = c
+	}
 	run := func(d time.Duration) (*Result, error) {
 		if cfg.Rate > 0 {
 			return FixedRate(ctx, tg, src, cfg.Rate, cfg.Concurrency, d)
@@ -131,9 +151,10 @@ func RunLoad(ctx context.Context, cfg LoadConfig, out io.Writer) error {
 		return err
 	}
 	return json.NewEncoder(out).Encode(loadResult{
-		Checks: r.Checks, Denied: r.Denied, Errors: r.Errors, Sent: int(src.pos.Load() - cfg.Start),
+		Checks: r.Checks, Denied: r.Denied, Errors: r.Errors, Sent: int(src.taken() - cfg.Start),
 		ElapsedNS: int64(r.Elapsed), ServerNS: int64(r.ServerCP), LoadNS: int64(r.LoadCPU),
 		P50NS: int64(r.Percentile(50)), P99NS: int64(r.Percentile(99)), QuantilesNS: quantiles(r),
+		DeniedHTTP: r.DeniedHTTP, Exhausted: r.Exhausted,
 	})
 }
 

@@ -202,6 +202,16 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// childrenCPU is the CPU time of this process's children that have ended
+// and been waited for: the load generator processes.
+func childrenCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // threadCPU is the calling OS thread's CPU time.
 func threadCPU() time.Duration {
 	var ru syscall.Rusage

@@ -66,7 +66,7 @@ func (r *report) writeHeader(w func(string, ...any)) {
 	}
 	w("| cores | %s |\n", r.pin.mode())
 	w("| other processes | %.2f cores busy on average during the load, outside the bench's processes; load average (1, 5, 15 min) %s at the start, %s after the load |\n", r.otherCores, r.loadBefore, r.loadAfter)
-	w("| load | %d requests in flight over %d HTTP/2 connections per server; %s warm-up per scenario, then %d alternating rounds of %s; medians of the rounds |\n",
+	w("| load | %d requests in flight over %d HTTP/2 connections per server, from a load generator process of its own for every run (`extauthz-bench load`, as `outside` runs it); %s warm-up per scenario, then %d alternating rounds of %s; medians of the rounds |\n",
 		cfg.Concurrency, cfg.Conns, cfg.Warmup, cfg.Rounds, cfg.Duration)
 	w("| tokens | %d distinct tokens per algorithm, served in a cycle; extauthz runs with `--token-cache-size %d` so the cycle never hits its LRU cache |\n", cfg.Distinct, r.tokenCache)
 	w("| run time | %s in all (%s of load) |\n\n", r.total.Round(time.Second), r.loadDuration.Round(time.Second))

@@ -86,6 +86,11 @@ type pair struct {
 	src      Source
 	runs     []*Result
 	warm     bool
+	// reqs is src's requests in a file, for the load generator processes;
+	// pos is where the next run starts in it, once whether src is single-use.
+	reqs string
+	pos  uint64
+	once bool
 }
 
 // session is one Run: what each phase makes and a later phase uses. The
@@ -112,7 +117,6 @@ type session struct {
 	jwksURL, clientsURL string
 	cachedTok           string
 	cachedReqs          [][]byte
-	fixedReqs           string              // cachedReqs in a file, for the fixed-rate load generator
 	distinct            map[string][][]byte // by algorithm
 	assertMem           [][]byte
 	assertRedis         [][]byte

@@ -83,7 +83,7 @@ func (s *session) runRounds(ctx context.Context) error {
 		}
 		return d
 	}
-	busy0, ours0, wall0 := machineBusy(), ours(), time.Now()
+	busy0, ours0, wall0 := machineBusy(), ours()+childrenCPU(), time.Now()
 	rep.rawVerify = map[string][]float64{}
 	// Each round ends with the open-loop runs: the floor and the cached
 	// bearer at half the rate the floor reached in that round (latency at
@@ -94,6 +94,9 @@ func (s *session) runRounds(ctx context.Context) error {
 	}
 	if !cfg.wants(keyFixed) {
 		s.fixed = nil
+	}
+	if err := s.loadFiles(); err != nil {
+		return err
 	}
 	if err := s.pin.pinSelf(); err != nil {
 		return err
@@ -107,7 +110,7 @@ func (s *session) runRounds(ctx context.Context) error {
 	s.pin.unpinSelf()
 	s.pairs = append(s.pairs, s.fixed...)
 	if busy0 > 0 {
-		other := (machineBusy() - busy0) - (ours() - ours0)
+		other := (machineBusy() - busy0) - (ours() + childrenCPU() - ours0)
 		rep.otherCores = max(0, other.Seconds()/time.Since(wall0).Seconds())
 	}
 	rep.pairs = s.pairs
@@ -126,12 +129,12 @@ func (s *session) runRound(ctx context.Context, round int) error {
 	var floorRate float64
 	for _, p := range s.pairs {
 		if !p.warm {
-			if _, err := ClosedLoop(ctx, p.target, p.src, cfg.Concurrency, cfg.Warmup); err != nil {
+			if _, err := s.closedLoop(ctx, p, cfg.Warmup); err != nil {
 				return err
 			}
 			p.warm = true
 		}
-		r, err := ClosedLoop(ctx, p.target, p.src, cfg.Concurrency, cfg.Duration)
+		r, err := s.closedLoop(ctx, p, cfg.Duration)
 		if err != nil {
 			return err
 		}
@@ -164,7 +167,7 @@ func (s *session) runRound(ctx context.Context, round int) error {
 		if !p.warm {
 			settle, p.warm = cfg.Warmup/2, true
 		}
-		r, err := s.fixedRate(ctx, p.target, rate, maxInFlight, settle)
+		r, err := s.fixedRate(ctx, p, rate, maxInFlight, settle)
 		if err != nil {
 			return err
 		}
@@ -176,28 +179,76 @@ func (s *session) runRound(ctx context.Context, round int) error {
 	return nil
 }
 
-// fixedRate is one open-loop run of the cached requests against t, after
-// a settling run at the same rate, from a load generator process of its
-// own: this process holds every request of the bench (hundreds of
-// megabytes), and its collector's pauses, on the load generator's core,
-// were the tail of every server's fixed-rate run, the floor's too.
-func (s *session) fixedRate(ctx context.Context, t *Target, rate float64, maxInFlight int, settle time.Duration) (*Result, error) {
-	if s.fixedReqs == "" {
-		f := filepath.Join(s.dir, "cached.req")
-		if err := writeRequests(f, s.cachedReqs); err != nil {
-			return nil, err
+// loadFiles writes each pair's requests to a file, once per set of
+// requests, for the load generator processes, and starts each pair where
+// its source stands (the sanity checks took the first single-use ones).
+// The load comes from processes of their own, as in `outside`: this
+// process holds every request of the bench, hundreds of megabytes, and
+// its collector's pauses on the load generator's core stalled the load,
+// which changed what every server's Check cost.
+func (s *session) loadFiles() error {
+	files := map[*[]byte]string{}
+	for _, p := range append(slices.Clone(s.pairs), s.fixed...) {
+		var reqs [][]byte
+		switch src := p.src.(type) {
+		case *Cycle:
+			reqs, p.pos = src.reqs, src.taken()
+		case *OneShot:
+			reqs, p.pos, p.once = src.reqs, src.taken(), true
+		default:
+			return fmt.Errorf("bench: %s on %s: a %T cannot be written for a load generator", p.scenario, p.server, p.src)
 		}
-		s.fixedReqs = f
+		if len(reqs) == 0 {
+			return fmt.Errorf("bench: %s on %s: no requests", p.scenario, p.server)
+		}
+		f, ok := files[&reqs[0]]
+		if !ok {
+			f = filepath.Join(s.dir, fmt.Sprintf("requests-%d.req", len(files)))
+			if err := writeRequests(f, reqs); err != nil {
+				return err
+			}
+			files[&reqs[0]] = f
+		}
+		p.reqs = f
 	}
-	// The child inherits this process's cores, the load generator's when
-	// the run pins, so it is not asked to pin itself.
+	return nil
+}
+
+// closedLoop is one closed-loop run of p from a load generator process of
+// its own, which inherits this process's cores (the load generator's when
+// the run pins), going on in p's requests where the last run stopped.
+func (s *session) closedLoop(ctx context.Context, p *pair, d time.Duration) (*Result, error) {
+	args := []string{
+		"-addr", p.target.Addr, "-pid", strconv.Itoa(p.target.Proc.Pid()), "-requests", p.reqs,
+		"-start", strconv.FormatUint(p.pos, 10), "-concurrency", strconv.Itoa(s.cfg.Concurrency),
+		"-conns", strconv.Itoa(s.cfg.Conns), "-duration", d.String(),
+	}
+	if p.target.Method != "" {
+		args = append(args, "-method", p.target.Method)
+	}
+	if p.once {
+		args = append(args, "-once")
+	}
+	lr, err := loadProcess(ctx, s.cfg.Self, &pinning{}, args)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s on %s: load generator: %w", p.scenario, p.server, err)
+	}
+	p.pos += uint64(lr.Sent)
+	return lr.result(), nil
+}
+
+// fixedRate is one open-loop run of p's requests, after a settling run
+// at the same rate, from a load generator process of its own (see
+// loadFiles: the collector's pauses of this process were the tail of
+// every server's fixed-rate run, the floor's too).
+func (s *session) fixedRate(ctx context.Context, p *pair, rate float64, maxInFlight int, settle time.Duration) (*Result, error) {
 	lr, err := loadProcess(ctx, s.cfg.Self, &pinning{}, []string{
-		"-addr", t.Addr, "-pid", strconv.Itoa(t.Proc.Pid()), "-requests", s.fixedReqs,
+		"-addr", p.target.Addr, "-pid", strconv.Itoa(p.target.Proc.Pid()), "-requests", p.reqs,
 		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-concurrency", strconv.Itoa(maxInFlight),
 		"-conns", strconv.Itoa(s.cfg.Conns), "-warmup", settle.String(), "-duration", s.cfg.Duration.String(),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("bench: fixed rate on %s: %w", t.Name, err)
+		return nil, fmt.Errorf("bench: fixed rate on %s: %w", p.server, err)
 	}
 	return lr.result(), nil
 }
@@ -213,13 +264,28 @@ func (s *session) runSameTime(ctx context.Context, round int) error {
 		return nil
 	}
 	cfg := s.cfg
+	var reqs string
+	for _, p := range s.pairs {
+		if p.src == s.cached {
+			reqs = p.reqs
+		}
+	}
+	// Each from a load generator process of its own (see loadFiles).
 	both := func(d time.Duration) ([2]*Result, error) {
 		var out [2]*Result
 		var errs [2]error
 		var wg sync.WaitGroup
 		for i, t := range []*Target{s.floor, s.ext} {
 			wg.Go(func() {
-				out[i], errs[i] = ClosedLoop(ctx, t, NewCycle(s.cachedReqs), max(1, cfg.Concurrency/2), d)
+				lr, err := loadProcess(ctx, cfg.Self, &pinning{}, []string{
+					"-addr", t.Addr, "-pid", strconv.Itoa(t.Proc.Pid()), "-requests", reqs,
+					"-concurrency", strconv.Itoa(max(1, cfg.Concurrency/2)), "-conns", strconv.Itoa(cfg.Conns), "-duration", d.String(),
+				})
+				if err != nil {
+					errs[i] = fmt.Errorf("bench: same time on %s: %w", t.Name, err)
+					return
+				}
+				out[i] = lr.result()
 			})
 		}
 		wg.Wait()
