@@ -46,8 +46,8 @@ func checkHandler(srv any, ctx context.Context, dec func(any) error, interceptor
 	}
 	bp := responseBufs.Get(responseBufSize)
 	if b, ok := encodeCheckResponse((*bp)[:0], resp, &sharedMemos); ok {
-		// An append past the buffer's capacity moved b elsewhere: that
-		// larger array goes to the pool when gRPC frees it.
+		// An append past the buffer's capacity moved b to a larger array,
+		// which the pool drops when gRPC frees it.
 		*bp = b
 		c.release()
 		return (*encodedResponse)(bp), nil

@@ -33,8 +33,9 @@ type tokenCache struct {
 	hot hotTokens
 }
 
-// Hashing the token was the largest part of a cached Check after gRPC's
-// own work. hotTokens is a direct-mapped table of LRU entries by a seeded
+// SHA-256 of a token of some hundred bytes and the LRU's lock cost a
+// cached Check about 2% of its CPU (extauthz-bench ab). hotTokens is a
+// direct-mapped table of LRU entries by a seeded
 // maphash of the token's bytes, each slot holding a copy of the token: a
 // hit is a 64-bit hash, a comparison of the hash and then of every byte,
 // and the same checks an LRU hit runs. A slot is filled on an LRU hit,

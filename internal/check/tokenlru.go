@@ -16,8 +16,11 @@ type tokenLRU struct {
 	size int
 }
 
-// lruLinks are a cachedToken's place in its tokenLRU, guarded by the LRU's
-// mutex; the rest of the entry never changes once added.
+// lruLinks are a cachedToken's place in its tokenLRU: prev and next are
+// guarded by the LRU's mutex; sum is set by Add before the entry can be
+// found and never changes, so a holder of the entry (the cache's front)
+// reads it without the lock. The rest of the entry never changes once
+// added.
 type lruLinks struct {
 	prev, next *cachedToken
 	sum        [sha256.Size]byte
