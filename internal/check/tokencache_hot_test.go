@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/extauthz/extauthz/internal/keys"
+	"github.com/extauthz/extauthz/internal/policy"
 )
 
 // hotSlot is the front slot tok maps to in srv's token cache, and what it
@@ -35,23 +36,47 @@ func clientIDOf(srv *Server, tok string) string {
 	return ""
 }
 
+// hotFixture is cacheServer with one ES256 key, k1, in a set the test
+// swaps, on a clock the test moves.
+type hotFixture struct {
+	priv  *ecdsa.PrivateKey
+	key   *keys.Key
+	src   *swappableKeys
+	clock time.Time
+	srv   *Server
+	store *policy.Store
+	load  func() *policy.Snapshot
+}
+
+func newHotFixture(t *testing.T) *hotFixture {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := &hotFixture{priv: priv, key: &keys.Key{ID: "k1", Public: &priv.PublicKey}, clock: time.Unix(1_900_000_000, 0)}
+	f.src = &swappableKeys{set: keys.NewSet([]*keys.Key{f.key})}
+	f.srv, f.store, f.load = cacheServer(t, f.src, &f.clock)
+	return f
+}
+
+// token is an access token of the policy's API rule for client id,
+// expiring in a minute.
+func (f *hotFixture) token(t *testing.T, id string) string {
+	return es256(t, f.priv, map[string]any{
+		"iss": "https://login.example.com", "aud": "api", "scope": "read", "client_id": id,
+		"exp": f.clock.Unix() + 60,
+	})
+}
+
 // TestHotTokens follows a token into the cache's front and out again: the
 // front fills on the LRU's second sight of a token, never on a miss, and
 // each way an LRU entry stops counting (reload, rotation, expiry) stops a
 // front entry too.
 func TestHotTokens(t *testing.T) {
-	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	key := &keys.Key{ID: "k1", Public: &priv.PublicKey}
-	src := &swappableKeys{set: keys.NewSet([]*keys.Key{key})}
-	clock := time.Unix(1_900_000_000, 0)
-	srv, store, load := cacheServer(t, src, &clock)
-	tok := es256(t, priv, map[string]any{
-		"iss": "https://login.example.com", "aud": "api", "scope": "read", "client_id": "c1",
-		"exp": clock.Unix() + 60,
-	})
+	f := newHotFixture(t)
+	srv, store := f.srv, f.store
+	tok := f.token(t, "c1")
 
 	cached(srv, tok)
 	if ht := hotSlot(srv, tok); ht != nil {
@@ -67,7 +92,7 @@ func TestHotTokens(t *testing.T) {
 	}
 
 	// Reload: the front's entry has the old issuer object.
-	store.Swap(load())
+	store.Swap(f.load())
 	if hit, reason := cached(srv, tok); hit || reason != ReasonAllowed {
 		t.Fatalf("after reload: hit %v reason %s; want a fresh verification", hit, reason)
 	}
@@ -78,7 +103,7 @@ func TestHotTokens(t *testing.T) {
 
 	// Rotation while the token is in the front.
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	src.swap(keys.NewSet([]*keys.Key{{ID: "k1", Public: &other.PublicKey}}))
+	f.src.swap(keys.NewSet([]*keys.Key{{ID: "k1", Public: &other.PublicKey}}))
 	if hit, reason := cached(srv, tok); hit || reason != ReasonSignature {
 		t.Fatalf("after rotation: hit %v reason %s; want signature_invalid", hit, reason)
 	}
@@ -87,13 +112,13 @@ func TestHotTokens(t *testing.T) {
 	}
 
 	// Expiry while the token is in the front.
-	src.swap(keys.NewSet([]*keys.Key{key}))
+	f.src.swap(keys.NewSet([]*keys.Key{f.key}))
 	cached(srv, tok)
 	cached(srv, tok)
 	if hotSlot(srv, tok) == nil {
 		t.Fatal("the front does not hold the token again")
 	}
-	clock = clock.Add(91 * time.Second)
+	f.clock = f.clock.Add(91 * time.Second)
 	if hit, reason := cached(srv, tok); !hit || reason != ReasonExpired {
 		t.Fatalf("after exp: hit %v reason %s; want the cached token expired", hit, reason)
 	}
@@ -104,14 +129,9 @@ func TestHotTokens(t *testing.T) {
 // comparison must refuse it, and a token one byte off a hot one is
 // verified (and denied) as itself.
 func TestHotTokensCompareEveryByte(t *testing.T) {
-	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	src := &swappableKeys{set: keys.NewSet([]*keys.Key{{ID: "k1", Public: &priv.PublicKey}})}
-	clock := time.Unix(1_900_000_000, 0)
-	srv, _, _ := cacheServer(t, src, &clock)
-	claims := func(id string) map[string]any {
-		return map[string]any{"iss": "https://login.example.com", "aud": "api", "scope": "read", "client_id": id, "exp": clock.Unix() + 60}
-	}
-	a, b := es256(t, priv, claims("a")), es256(t, priv, claims("b"))
+	f := newHotFixture(t)
+	srv := f.srv
+	a, b := f.token(t, "a"), f.token(t, "b")
 	for range 2 {
 		cached(srv, a)
 	}
@@ -137,17 +157,12 @@ func TestHotTokensCompareEveryByte(t *testing.T) {
 // while others read them: every Check must answer its own token's client.
 // Run under -race it also checks the front's publication.
 func TestHotTokensConcurrent(t *testing.T) {
-	priv, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	src := &swappableKeys{set: keys.NewSet([]*keys.Key{{ID: "k1", Public: &priv.PublicKey}})}
-	clock := time.Unix(1_900_000_000, 0)
-	srv, _, _ := cacheServer(t, src, &clock)
+	f := newHotFixture(t)
+	srv := f.srv
 	n := hotSlots + hotSlots/2
 	toks := make([]string, n)
 	for i := range toks {
-		toks[i] = es256(t, priv, map[string]any{
-			"iss": "https://login.example.com", "aud": "api", "scope": "read",
-			"client_id": fmt.Sprintf("c%d", i), "exp": clock.Unix() + 60,
-		})
+		toks[i] = f.token(t, fmt.Sprintf("c%d", i))
 	}
 	const workers, rounds = 4, 3
 	var wg sync.WaitGroup
