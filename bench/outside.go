@@ -275,13 +275,10 @@ func RunOutside(ctx context.Context, cfg OutsideConfig) error {
 // process, which moves itself to the load generator's cores when the run
 // pins (this process is not pinned, so the child plans the same split).
 func runLoadProcess(ctx context.Context, cfg OutsideConfig, pin *pinning, sc *outsideScenario, warm time.Duration) (*loadResult, error) {
-	args := []string{
-		"-addr", sc.target.Addr, "-pid", strconv.Itoa(sc.target.Proc.Pid()),
-		"-requests", sc.reqs, "-start", strconv.FormatUint(sc.pos, 10),
-		"-concurrency", strconv.Itoa(cfg.Concurrency), "-conns", strconv.Itoa(cfg.Conns),
-		"-warmup", warm.String(), "-duration", cfg.Duration.String(),
-	}
-	lr, err := loadProcess(ctx, cfg.Self, pin, args)
+	lr, err := loadProcess(ctx, cfg.Self, LoadConfig{
+		Addr: sc.target.Addr, Pid: sc.target.Proc.Pid(), Requests: sc.reqs, Start: sc.pos,
+		Concurrency: cfg.Concurrency, Conns: cfg.Conns, Warmup: warm, Duration: cfg.Duration, Pin: pin.on,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("bench: outside: load generator on %s: %w", sc.name, err)
 	}
@@ -289,14 +286,9 @@ func runLoadProcess(ctx context.Context, cfg OutsideConfig, pin *pinning, sc *ou
 	return lr, nil
 }
 
-// loadProcess runs `self load` with args (and -pin when the run pins) and
-// reads the line it prints.
-func loadProcess(ctx context.Context, self string, pin *pinning, args []string) (*loadResult, error) {
-	args = append([]string{"load"}, args...)
-	if pin.on {
-		args = append(args, "-pin")
-	}
-	cmd := exec.CommandContext(ctx, self, args...)
+// loadProcess runs `self load` as c says and reads the line it prints.
+func loadProcess(ctx context.Context, self string, c LoadConfig) (*loadResult, error) {
+	cmd := exec.CommandContext(ctx, self, c.args()...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	var out, errOut bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errOut

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"time"
 )
 
@@ -45,6 +46,29 @@ type LoadConfig struct {
 	// Once sends each request at most once, from Start on (single-use
 	// credentials), and stops when they run out, instead of cycling.
 	Once bool
+}
+
+// args are c as the command line of `extauthz-bench load`
+// (outside_cmd.go parses it back).
+func (c LoadConfig) args() []string {
+	a := []string{"load",
+		"-addr", c.Addr, "-pid", strconv.Itoa(c.Pid), "-requests", c.Requests,
+		"-start", strconv.FormatUint(c.Start, 10), "-concurrency", strconv.Itoa(c.Concurrency),
+		"-conns", strconv.Itoa(c.Conns), "-warmup", c.Warmup.String(), "-duration", c.Duration.String(),
+	}
+	if c.Rate > 0 {
+		a = append(a, "-rate", strconv.FormatFloat(c.Rate, 'f', -1, 64))
+	}
+	if c.Method != "" {
+		a = append(a, "-method", c.Method)
+	}
+	if c.Once {
+		a = append(a, "-once")
+	}
+	if c.Pin {
+		a = append(a, "-pin")
+	}
+	return a
 }
 
 // loadResult is the line `extauthz-bench load` prints.

@@ -150,9 +150,9 @@ func TestLoadProcessOpenLoop(t *testing.T) {
 		t.Fatal(err)
 	}
 	const rate, d = 400, 500 * time.Millisecond
-	lr, err := loadProcess(context.Background(), self, &pinning{}, []string{
-		"-addr", floor.Addr, "-pid", strconv.Itoa(floor.Proc.Pid()), "-requests", reqs,
-		"-rate", strconv.Itoa(rate), "-concurrency", "8", "-conns", "2", "-warmup", "100ms", "-duration", d.String(),
+	lr, err := loadProcess(context.Background(), self, LoadConfig{
+		Addr: floor.Addr, Pid: floor.Proc.Pid(), Requests: reqs,
+		Rate: rate, Concurrency: 8, Conns: 2, Warmup: 100 * time.Millisecond, Duration: d,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -214,22 +213,22 @@ func (s *session) loadFiles() error {
 	return nil
 }
 
+// load is a load generator run of reqs against t with the bench's load
+// settings. The process inherits this process's cores (the load
+// generator's when the run pins), so it is not asked to pin itself.
+func (s *session) load(t *Target, reqs string, d time.Duration) LoadConfig {
+	return LoadConfig{
+		Addr: t.Addr, Pid: t.Proc.Pid(), Requests: reqs, Method: t.Method,
+		Concurrency: s.cfg.Concurrency, Conns: s.cfg.Conns, Duration: d,
+	}
+}
+
 // closedLoop is one closed-loop run of p from a load generator process of
-// its own, which inherits this process's cores (the load generator's when
-// the run pins), going on in p's requests where the last run stopped.
+// its own, going on in p's requests where the last run stopped.
 func (s *session) closedLoop(ctx context.Context, p *pair, d time.Duration) (*Result, error) {
-	args := []string{
-		"-addr", p.target.Addr, "-pid", strconv.Itoa(p.target.Proc.Pid()), "-requests", p.reqs,
-		"-start", strconv.FormatUint(p.pos, 10), "-concurrency", strconv.Itoa(s.cfg.Concurrency),
-		"-conns", strconv.Itoa(s.cfg.Conns), "-duration", d.String(),
-	}
-	if p.target.Method != "" {
-		args = append(args, "-method", p.target.Method)
-	}
-	if p.once {
-		args = append(args, "-once")
-	}
-	lr, err := loadProcess(ctx, s.cfg.Self, &pinning{}, args)
+	c := s.load(p.target, p.reqs, d)
+	c.Start, c.Once = p.pos, p.once
+	lr, err := loadProcess(ctx, s.cfg.Self, c)
 	if err != nil {
 		return nil, fmt.Errorf("bench: %s on %s: load generator: %w", p.scenario, p.server, err)
 	}
@@ -242,11 +241,9 @@ func (s *session) closedLoop(ctx context.Context, p *pair, d time.Duration) (*Re
 // loadFiles: the collector's pauses of this process were the tail of
 // every server's fixed-rate run, the floor's too).
 func (s *session) fixedRate(ctx context.Context, p *pair, rate float64, maxInFlight int, settle time.Duration) (*Result, error) {
-	lr, err := loadProcess(ctx, s.cfg.Self, &pinning{}, []string{
-		"-addr", p.target.Addr, "-pid", strconv.Itoa(p.target.Proc.Pid()), "-requests", p.reqs,
-		"-rate", strconv.FormatFloat(rate, 'f', 0, 64), "-concurrency", strconv.Itoa(maxInFlight),
-		"-conns", strconv.Itoa(s.cfg.Conns), "-warmup", settle.String(), "-duration", s.cfg.Duration.String(),
-	})
+	c := s.load(p.target, p.reqs, s.cfg.Duration)
+	c.Rate, c.Concurrency, c.Warmup = rate, maxInFlight, settle
+	lr, err := loadProcess(ctx, s.cfg.Self, c)
 	if err != nil {
 		return nil, fmt.Errorf("bench: fixed rate on %s: %w", p.server, err)
 	}
@@ -277,10 +274,9 @@ func (s *session) runSameTime(ctx context.Context, round int) error {
 		var wg sync.WaitGroup
 		for i, t := range []*Target{s.floor, s.ext} {
 			wg.Go(func() {
-				lr, err := loadProcess(ctx, cfg.Self, &pinning{}, []string{
-					"-addr", t.Addr, "-pid", strconv.Itoa(t.Proc.Pid()), "-requests", reqs,
-					"-concurrency", strconv.Itoa(max(1, cfg.Concurrency/2)), "-conns", strconv.Itoa(cfg.Conns), "-duration", d.String(),
-				})
+				c := s.load(t, reqs, d)
+				c.Concurrency = max(1, cfg.Concurrency/2)
+				lr, err := loadProcess(ctx, cfg.Self, c)
 				if err != nil {
 					errs[i] = fmt.Errorf("bench: same time on %s: %w", t.Name, err)
 					return
