@@ -124,11 +124,28 @@ func RunAB(ctx context.Context, cfg ABConfig) error {
 // own load-generator process, b's started first when bFirst; both must
 // allow every Check (the floor answers OK to all).
 func runAtOnce(ctx context.Context, oc OutsideConfig, pin *pinning, a, b *outsideScenario, warm time.Duration, bFirst bool) (ra, rb *Result, err error) {
-	var la, lb *loadResult
+	la, lb, err := loadsAtOnce(ctx, oc.Self, a.load(oc, pin, warm), b.load(oc, pin, warm), bFirst)
+	if err != nil {
+		return nil, nil, err
+	}
+	a.pos += uint64(la.Sent)
+	b.pos += uint64(lb.Sent)
+	ra, rb = la.result(), lb.result()
+	for _, r := range []*Result{ra, rb} {
+		if r.Denied > 0 || r.Errors > 0 || r.Checks == 0 {
+			return nil, nil, fmt.Errorf("%d checks, %d denied, %d errors: every Check should be allowed", r.Checks, r.Denied, r.Errors)
+		}
+	}
+	return ra, rb, nil
+}
+
+// loadsAtOnce runs two load generator processes at the same time, b's
+// started first when bFirst.
+func loadsAtOnce(ctx context.Context, self string, a, b LoadConfig, bFirst bool) (la, lb *loadResult, err error) {
 	var ea, eb error
 	var wg sync.WaitGroup
-	first := func() { la, ea = runLoadProcess(ctx, oc, pin, a, warm) }
-	second := func() { lb, eb = runLoadProcess(ctx, oc, pin, b, warm) }
+	first := func() { la, ea = loadProcess(ctx, self, a) }
+	second := func() { lb, eb = loadProcess(ctx, self, b) }
 	if bFirst {
 		first, second = second, first
 	}
@@ -138,11 +155,5 @@ func runAtOnce(ctx context.Context, oc OutsideConfig, pin *pinning, a, b *outsid
 	if err := errors.Join(ea, eb); err != nil {
 		return nil, nil, err
 	}
-	ra, rb = la.result(), lb.result()
-	for _, r := range []*Result{ra, rb} {
-		if r.Denied > 0 || r.Errors > 0 || r.Checks == 0 {
-			return nil, nil, fmt.Errorf("%d checks, %d denied, %d errors: every Check should be allowed", r.Checks, r.Denied, r.Errors)
-		}
-	}
-	return ra, rb, nil
+	return la, lb, nil
 }

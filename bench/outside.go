@@ -275,15 +275,20 @@ func RunOutside(ctx context.Context, cfg OutsideConfig) error {
 // process, which moves itself to the load generator's cores when the run
 // pins (this process is not pinned, so the child plans the same split).
 func runLoadProcess(ctx context.Context, cfg OutsideConfig, pin *pinning, sc *outsideScenario, warm time.Duration) (*loadResult, error) {
-	lr, err := loadProcess(ctx, cfg.Self, LoadConfig{
-		Addr: sc.target.Addr, Pid: sc.target.Proc.Pid(), Requests: sc.reqs, Start: sc.pos,
-		Concurrency: cfg.Concurrency, Conns: cfg.Conns, Warmup: warm, Duration: cfg.Duration, Pin: pin.on,
-	})
+	lr, err := loadProcess(ctx, cfg.Self, sc.load(cfg, pin, warm))
 	if err != nil {
 		return nil, fmt.Errorf("bench: outside: load generator on %s: %w", sc.name, err)
 	}
 	sc.pos += uint64(lr.Sent)
 	return lr, nil
+}
+
+// load is the load generator run of one round of sc.
+func (sc *outsideScenario) load(cfg OutsideConfig, pin *pinning, warm time.Duration) LoadConfig {
+	return LoadConfig{
+		Addr: sc.target.Addr, Pid: sc.target.Proc.Pid(), Requests: sc.reqs, Start: sc.pos,
+		Concurrency: cfg.Concurrency, Conns: cfg.Conns, Warmup: warm, Duration: cfg.Duration, Pin: pin.on,
+	}
 }
 
 // loadProcess runs `self load` as c says and reads the line it prints.

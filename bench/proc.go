@@ -194,19 +194,16 @@ func machineBusy() time.Duration {
 }
 
 // selfCPU is this process's CPU time (the load generator's share).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
+func selfCPU() time.Duration { return rusageCPU(syscall.RUSAGE_SELF) }
 
 // childrenCPU is the CPU time of this process's children that have ended
 // and been waited for: the load generator processes.
-func childrenCPU() time.Duration {
+func childrenCPU() time.Duration { return rusageCPU(syscall.RUSAGE_CHILDREN) }
+
+// rusageCPU is the user and system time getrusage reports for who.
+func rusageCPU(who int) time.Duration {
 	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_CHILDREN, &ru); err != nil {
+	if err := syscall.Getrusage(who, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

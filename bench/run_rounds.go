@@ -9,14 +9,12 @@ import (
 	"crypto/sha256"
 	"encoding/asn1"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"math/big"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/extauthz/extauthz/bench/mint"
@@ -73,8 +71,9 @@ func (s *session) runRounds(ctx context.Context) error {
 	cfg, rep := s.cfg, s.rep
 	// What the rest of the machine does meanwhile is noise in every number:
 	// the report says how much of it there was.
+	// The load generator processes count as ours once they have ended.
 	ours := func() time.Duration {
-		d := selfCPU()
+		d := selfCPU() + childrenCPU()
 		for _, p := range s.procs {
 			if c, err := p.CPU(); err == nil {
 				d += c
@@ -82,7 +81,7 @@ func (s *session) runRounds(ctx context.Context) error {
 		}
 		return d
 	}
-	busy0, ours0, wall0 := machineBusy(), ours()+childrenCPU(), time.Now()
+	busy0, ours0, wall0 := machineBusy(), ours(), time.Now()
 	rep.rawVerify = map[string][]float64{}
 	// Each round ends with the open-loop runs: the floor and the cached
 	// bearer at half the rate the floor reached in that round (latency at
@@ -109,7 +108,7 @@ func (s *session) runRounds(ctx context.Context) error {
 	s.pin.unpinSelf()
 	s.pairs = append(s.pairs, s.fixed...)
 	if busy0 > 0 {
-		other := (machineBusy() - busy0) - (ours() + childrenCPU() - ours0)
+		other := (machineBusy() - busy0) - (ours() - ours0)
 		rep.otherCores = max(0, other.Seconds()/time.Since(wall0).Seconds())
 	}
 	rep.pairs = s.pairs
@@ -269,23 +268,13 @@ func (s *session) runSameTime(ctx context.Context, round int) error {
 	}
 	// Each from a load generator process of its own (see loadFiles).
 	both := func(d time.Duration) ([2]*Result, error) {
-		var out [2]*Result
-		var errs [2]error
-		var wg sync.WaitGroup
-		for i, t := range []*Target{s.floor, s.ext} {
-			wg.Go(func() {
-				c := s.load(t, reqs, d)
-				c.Concurrency = max(1, cfg.Concurrency/2)
-				lr, err := loadProcess(ctx, cfg.Self, c)
-				if err != nil {
-					errs[i] = fmt.Errorf("bench: same time on %s: %w", t.Name, err)
-					return
-				}
-				out[i] = lr.result()
-			})
+		f, e := s.load(s.floor, reqs, d), s.load(s.ext, reqs, d)
+		f.Concurrency, e.Concurrency = max(1, cfg.Concurrency/2), max(1, cfg.Concurrency/2)
+		lf, le, err := loadsAtOnce(ctx, cfg.Self, f, e, false)
+		if err != nil {
+			return [2]*Result{}, fmt.Errorf("bench: same time: %w", err)
 		}
-		wg.Wait()
-		return out, errors.Join(errs[:]...)
+		return [2]*Result{lf.result(), le.result()}, nil
 	}
 	if round == 1 {
 		if _, err := both(cfg.Warmup); err != nil {
