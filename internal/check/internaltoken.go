@@ -10,6 +10,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2"
 
 	"github.com/extauthz/extauthz/internal/policy"
+	"github.com/extauthz/extauthz/internal/token"
 	"github.com/extauthz/extauthz/internal/txtoken"
 )
 
@@ -98,7 +99,7 @@ func (s *Server) internalToken(ctx context.Context, rule *policy.Rule, d *decisi
 		case d.tokenSummed:
 			key.sum = d.tokenSum
 		case d.token != "":
-			key.sum = digest(d.token)
+			key.sum = token.DigestOf(d.token).Sum
 		}
 		if got := s.minted.get(key, now, m.Keys, it.Lifetime); got != nil {
 			if tr != nil {

@@ -6,7 +6,6 @@ import (
 	"hash/maphash"
 	"strings"
 	"sync/atomic"
-	"unsafe"
 
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
@@ -92,15 +91,11 @@ func newTokenCache(size int) *tokenCache {
 	return &tokenCache{lru: newTokenLRU(size), hot: hotTokens{seed: maphash.MakeSeed()}}
 }
 
-// digest hashes the token in place: copying a 1 KiB string to a []byte
-// would cost as much as hashing it.
-func digest(raw string) [sha256.Size]byte {
-	return sha256.Sum256(unsafe.Slice(unsafe.StringData(raw), len(raw)))
-}
-
 // find returns the cached verification of raw if it still holds for cred,
-// and raw's SHA-256 (the LRU's key, and the internal-token cache's).
-func (c *tokenCache) find(ctx context.Context, raw string, cred *policy.Credential) (*cachedToken, [sha256.Size]byte) {
+// and raw's digest: its Sum is the LRU's key, and the internal-token
+// cache's; on a miss the whole digest, whose Parse the signature check
+// reuses.
+func (c *tokenCache) find(ctx context.Context, raw string, cred *policy.Credential) (*cachedToken, token.Digest) {
 	h := maphash.String(c.hot.seed, raw)
 	slot := &c.hot.slots[h%hotSlots]
 	if ht := slot.Load(); ht != nil && ht.hash == h && ht.raw == raw {
@@ -108,19 +103,19 @@ func (c *tokenCache) find(ctx context.Context, raw string, cred *policy.Credenti
 			if !ht.used.Load() {
 				ht.used.Store(true)
 			}
-			return ht.e, ht.e.sum
+			return ht.e, token.Digest{Sum: ht.e.sum}
 		}
 		slot.CompareAndSwap(ht, nil)
 	}
-	sum := digest(raw)
-	e := c.lookup(ctx, sum, cred)
+	d := token.DigestOf(raw)
+	e := c.lookup(ctx, d.Sum, cred)
 	if e != nil && len(raw) <= maxHotToken {
 		old := slot.Load()
 		if old == nil || !old.used.Swap(false) {
 			slot.CompareAndSwap(old, &hotToken{hash: h, raw: strings.Clone(raw), e: e})
 		}
 	}
-	return e, sum
+	return e, d
 }
 
 // lookup returns the LRU's entry of the token with digest sum if it still

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/sha256"
 	"os"
 	"path/filepath"
 	"testing"
@@ -16,6 +15,7 @@ import (
 	"github.com/extauthz/extauthz/internal/keys"
 	"github.com/extauthz/extauthz/internal/policy"
 	"github.com/extauthz/extauthz/internal/replay"
+	"github.com/extauthz/extauthz/internal/token"
 )
 
 // viewPolicy reads, on every Check, what a cached token's view must give as
@@ -144,7 +144,7 @@ func TestTokenCacheHitDecidesAsMiss(t *testing.T) {
 				allowed++
 			}
 		}
-		if _, ok := cachedSrv.tokens.lru.m[sha256.Sum256([]byte(tok))]; !ok && name != "not yet" {
+		if _, ok := cachedSrv.tokens.lru.m[token.DigestOf(tok).Sum]; !ok && name != "not yet" {
 			t.Errorf("%s: not cached", name)
 		}
 	}

@@ -28,7 +28,8 @@ type verified struct {
 	keysErr error
 	// introspected tokens are the issuer's answer about an opaque token.
 	introspected bool
-	// sum is the token's SHA-256 when the token cache computed it (summed).
+	// sum is the token's token.Digest Sum when the token cache computed it
+	// (summed).
 	sum    [32]byte
 	summed bool
 }
@@ -44,17 +45,18 @@ func (s *Server) verify(ctx context.Context, cred *policy.Credential, raw string
 
 // verifyIn is verify, with a token cache hit's result in r's scratch.
 func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw string, now time.Time, cache bool, r *httpRequest, tr *trace) (*verified, string, bool) {
-	var sum [32]byte
-	if cache && s.tokens != nil {
+	var d token.Digest
+	summed := cache && s.tokens != nil
+	if summed {
 		var e *cachedToken
-		if e, sum = s.tokens.find(ctx, raw, cred); e != nil {
+		if e, d = s.tokens.find(ctx, raw, cred); e != nil {
 			if tr != nil {
 				tr.add("token cache", true, "signature verified before by issuer %q; key still current", e.issuer.Name)
 			}
 			v := r.newVerified()
 			tok := r.newToken()
 			e.tok.View(tok)
-			*v = verified{tok: tok, issuer: e.issuer, issuerVars: e.issuerVars, sum: sum, summed: true}
+			*v = verified{tok: tok, issuer: e.issuer, issuerVars: e.issuerVars, sum: d.Sum, summed: true}
 			if e.issuer.IssuesSVIDs() {
 				v.spiffeID = tok.Subject
 			}
@@ -64,7 +66,17 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 			return v, s.validateTime(v, now, tr), false
 		}
 	}
-	tok, err := token.Parse(raw, s.cfg.TokenLimits)
+	// On a miss the token cache hashed the token (d), which the signature
+	// check then reuses.
+	var (
+		tok *token.Token
+		err error
+	)
+	if summed {
+		tok, err = d.Parse(s.cfg.TokenLimits)
+	} else {
+		tok, err = token.Parse(raw, s.cfg.TokenLimits)
+	}
 	if err != nil {
 		if tr != nil {
 			tr.add("parse token", false, "%v", err)
@@ -98,7 +110,7 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 	if tr != nil {
 		tr.add("issuer", true, "issuer %q", is.Name)
 	}
-	v := &verified{tok: tok, issuer: is, issuerVars: vars, sum: sum, summed: cache && s.tokens != nil}
+	v := &verified{tok: tok, issuer: is, issuerVars: vars, sum: d.Sum, summed: summed}
 	if !is.Allows(tok.Header.Alg) {
 		if tr != nil {
 			tr.add("algorithm", false, "%s is not in the issuer's allow-list %v", tok.Header.Alg, is.Algorithms)
@@ -150,7 +162,7 @@ func (s *Server) verifyIn(ctx context.Context, cred *policy.Credential, raw stri
 	}
 	reason := s.validateTime(v, now, tr)
 	if reason == "" && cache {
-		s.tokens.add(sum, tok, is, key, vars)
+		s.tokens.add(d.Sum, tok, is, key, vars)
 	}
 	return v, reason, false
 }

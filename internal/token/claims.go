@@ -46,7 +46,7 @@ func (t *Token) registered(claim func(name string) (any, bool)) error {
 	switch v := v.(type) {
 	case string:
 		t.audBuf[0] = v
-		t.Audience = t.audBuf[:]
+		t.Audience = t.audBuf[:1:1]
 		return nil
 	case []any:
 		if len(v) == 0 {
@@ -56,7 +56,11 @@ func (t *Token) registered(claim func(name string) (any, bool)) error {
 			return fmt.Errorf("%w: aud has %d entries, more than %d", ErrClaimType, len(v), maxAudience)
 		}
 		t.AudienceIsArray = true
-		t.Audience = make([]string, len(v))
+		if len(v) <= len(t.audBuf) {
+			t.Audience = t.audBuf[:len(v):len(v)]
+		} else {
+			t.Audience = make([]string, len(v))
+		}
 		for i, e := range v {
 			s, ok := e.(string)
 			if !ok {
@@ -67,6 +71,138 @@ func (t *Token) registered(claim func(name string) (any, bool)) error {
 		return nil
 	}
 	return fmt.Errorf("%w: aud is %s, not a string or an array", ErrClaimType, JSONType(v))
+}
+
+// registeredClaims are the claims registered lifts, in its order.
+var registeredClaims = [...]string{"iss", "sub", "jti", "exp", "nbf", "iat", "aud"}
+
+// registeredIndex is name's place in registeredClaims, or -1.
+func registeredIndex(name string) int {
+	switch name {
+	case "iss":
+		return 0
+	case "sub":
+		return 1
+	case "jti":
+		return 2
+	case "exp":
+		return 3
+	case "nbf":
+		return 4
+	case "iat":
+		return 5
+	case "aud":
+		return 6
+	}
+	return -1
+}
+
+// lift is registered for registeredClaims[r] read straight from the payload
+// at p, consuming its value: the same types, ranges and messages, without
+// boxing the value. err is a syntax error, which ends the parse; claimErr a
+// value of the wrong type, which the caller reports once the payload is
+// known to be valid.
+func (t *Token) lift(p *parser, r int) (claimErr, err error) {
+	name := registeredClaims[r]
+	switch c := p.peek(); {
+	case r == 6:
+		return t.liftAudience(p)
+	case r >= 3:
+		if c != '-' && (c < '0' || c > '9') {
+			return p.wrongType(name, "not a number")
+		}
+		n, f, integer, err := p.numberParts()
+		if err != nil {
+			return nil, err
+		}
+		sec, nsec, cerr := numericDate(name, n, f, integer)
+		if cerr != nil {
+			return cerr, nil
+		}
+		switch r {
+		case 3:
+			t.Expiry, t.expiryNsec, t.HasExpiry = sec, nsec, true
+		case 4:
+			t.NotBefore, t.notBeforeNsec, t.HasNotBefore = sec, nsec, true
+		default:
+			t.IssuedAt, t.issuedAtNsec, t.HasIssuedAt = sec, nsec, true
+		}
+		return nil, nil
+	case c != '"':
+		return p.wrongType(name, "not a string")
+	}
+	s, err := p.str()
+	switch r {
+	case 0:
+		t.Issuer, t.HasIssuer = s, true
+	case 1:
+		t.Subject, t.HasSubject = s, true
+	default:
+		t.ID, t.HasID = s, true
+	}
+	return nil, err
+}
+
+// liftAudience is lift for aud: a string, or a non-empty array of at most
+// maxAudience strings.
+func (t *Token) liftAudience(p *parser) (claimErr, err error) {
+	t.HasAudience = true
+	switch p.peek() {
+	case '"':
+		s, err := p.str()
+		t.audBuf[0] = s
+		t.Audience = t.audBuf[:1:1]
+		return nil, err
+	case '[':
+	default:
+		return p.wrongType("aud", "not a string or an array")
+	}
+	var small [8]string
+	auds := small[:0]
+	n, bad := 0, -1
+	var badType string
+	err = p.elements(func() error {
+		n++
+		if p.peek() == '"' {
+			s, err := p.str()
+			auds = append(auds, s)
+			return err
+		}
+		if bad >= 0 {
+			return p.vet(2)
+		}
+		bad = n - 1
+		v, err := p.value(2)
+		badType = JSONType(v)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, err
+	case n == 0:
+		return fmt.Errorf("%w: aud is an empty array", ErrClaimType), nil
+	case n > maxAudience:
+		return fmt.Errorf("%w: aud has %d entries, more than %d", ErrClaimType, n, maxAudience), nil
+	case bad >= 0:
+		return fmt.Errorf("%w: aud entry %d is %s, not a string", ErrClaimType, bad, badType), nil
+	}
+	t.AudienceIsArray = true
+	if n <= len(t.audBuf) {
+		t.Audience = t.audBuf[:copy(t.audBuf[:], auds):n]
+	} else {
+		t.Audience = append([]string(nil), auds...)
+	}
+	return nil, nil
+}
+
+// wrongType consumes the value at p (a top-level member's) and names its
+// type in the error registered gives for claim name.
+func (p *parser) wrongType(name, want string) (claimErr, err error) {
+	v, err := p.value(1)
+	if err != nil {
+		return nil, err
+	}
+	return fmt.Errorf("%w: %s is %s, %s", ErrClaimType, name, JSONType(v), want), nil
 }
 
 func stringClaim(claim func(string) (any, bool), name string) (string, bool, error) {
@@ -94,19 +230,29 @@ func dateClaim(claim func(string) (any, bool), name string) (sec int64, nsec int
 	}
 	switch n := v.(type) {
 	case int64:
-		if n < 0 || n > maxNumericDate {
-			return 0, 0, false, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
-		}
-		return n, 0, true, nil
+		sec, nsec, err = numericDate(name, n, 0, true)
 	case float64:
-		// Written so that NaN, which no comparison holds for, is refused too.
-		if !(n >= 0 && n <= maxNumericDate) {
-			return 0, 0, false, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
-		}
-		sec, nsec := splitSeconds(n)
-		return sec, nsec, true, nil
+		sec, nsec, err = numericDate(name, 0, n, false)
+	default:
+		return 0, 0, false, fmt.Errorf("%w: %s is %s, not a number", ErrClaimType, name, JSONType(v))
 	}
-	return 0, 0, false, fmt.Errorf("%w: %s is %s, not a number", ErrClaimType, name, JSONType(v))
+	return sec, nsec, err == nil, err
+}
+
+// numericDate is the NumericDate n (integer) or f, refused out of range.
+func numericDate(name string, n int64, f float64, integer bool) (sec int64, nsec int32, err error) {
+	if integer {
+		if n < 0 || n > maxNumericDate {
+			return 0, 0, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
+		}
+		return n, 0, nil
+	}
+	// Written so that NaN, which no comparison holds for, is refused too.
+	if !(f >= 0 && f <= maxNumericDate) {
+		return 0, 0, fmt.Errorf("%w: %s is out of range", ErrClaimType, name)
+	}
+	sec, nsec = splitSeconds(f)
+	return sec, nsec, nil
 }
 
 // splitSeconds splits f, in [0, maxNumericDate], into whole seconds and

@@ -161,7 +161,7 @@ func (c *Compact) Kid() string { return c.str(c.kid) }
 
 // View fills dst with the token c was made from, less its signature: every
 // field as Parse set it, and Claims built from the payload on first use.
-// It allocates only for an aud array.
+// It allocates only for an aud array of more than four entries.
 func (c *Compact) View(dst *Token) {
 	*dst = Token{
 		Header:  Header{Alg: c.str(c.alg), Kid: c.str(c.kid), Typ: c.str(c.typ), JWK: c.str(c.jwk)},
@@ -176,13 +176,17 @@ func (c *Compact) View(dst *Token) {
 	}
 	switch {
 	case dst.AudienceIsArray:
-		dst.Audience = make([]string, c.aud.n)
+		if int(c.aud.n) <= len(dst.audBuf) {
+			dst.Audience = dst.audBuf[:c.aud.n:c.aud.n]
+		} else {
+			dst.Audience = make([]string, c.aud.n)
+		}
 		for i := range dst.Audience {
 			e := c.s[int(c.aud.off)+4*i:]
 			dst.Audience[i] = c.str(span{uint16(e[0]) | uint16(e[1])<<8, uint16(e[2]) | uint16(e[3])<<8})
 		}
 	case dst.HasAudience:
 		dst.audBuf[0] = c.str(c.aud)
-		dst.Audience = dst.audBuf[:]
+		dst.Audience = dst.audBuf[:1:1]
 	}
 }

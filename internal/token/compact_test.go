@@ -20,8 +20,8 @@ func checkCompact(t *testing.T, tok *Token) {
 	var v Token
 	c.View(&v)
 	want, got := *tok, v
-	want.claims, want.payload, want.audBuf, want.signingInput, want.signature = nil, "", [1]string{}, nil, nil
-	got.claims, got.payload, got.audBuf = nil, "", [1]string{}
+	want.claims, want.payload, want.audBuf, want.signingInput, want.signature = nil, "", [4]string{}, nil, nil
+	got.claims, got.payload, got.audBuf = nil, "", [4]string{}
 	if fmt.Sprintf("%#v", got) != fmt.Sprintf("%#v", want) {
 		t.Fatalf("view differs:\n got %#v\nwant %#v", got, want)
 	}

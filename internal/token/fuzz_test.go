@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,18 @@ var (
 // that is self-consistent, re-encodes to itself, and verifies without panic.
 func checkParse(t *testing.T, raw string) {
 	tok, err := Parse(raw, Limits{})
+	// A token parsed through its Digest reads and verifies the same.
+	d := DigestOf(raw)
+	dtok, derr := d.Parse(Limits{})
+	if fmt.Sprint(err) != fmt.Sprint(derr) {
+		t.Fatalf("Parse: %v; Digest.Parse: %v", err, derr)
+	}
+	if err == nil {
+		verr, dverr := tok.Verify(fuzzCandidates()), dtok.Verify(fuzzCandidates())
+		if fmt.Sprint(verr) != fmt.Sprint(dverr) {
+			t.Fatalf("Verify: %v; after Digest.Parse: %v", verr, dverr)
+		}
+	}
 	if err != nil {
 		if tok != nil {
 			t.Fatal("token and error")
@@ -287,4 +300,60 @@ func num(v any) string {
 		}
 	}
 	return ""
+}
+
+// FuzzScanPayload holds scanPayload, which vets a payload without building
+// it, to the reading it stands for: parsing the payload into a map and
+// lifting the registered claims from it. Both must give the same error, or
+// the same registered claims and index of the known ones.
+func FuzzScanPayload(f *testing.F) {
+	for _, s := range []string{
+		goodClaims, `{}`, `{"a":1,"a":2}`, `{"n":{"a":1,"a":2}}`, `{"iss":1,"x":}`, `{"iss":1,"sub":true}`,
+		`{"aud":[]}`, `{"aud":["a",1,{"b":2}]}`, `{"aud":{}}`, `{"aud":"\u00e9"}`, `{"exp":-1}`, `{"exp":"1"}`,
+		`{"exp":1e400}`, `{"exp":1.5,"nbf":2e0,"iat":null}`, `{"client_id":"c","scope":"a b"}`,
+		`{"client_id":1,"scope":["a"],"cnf":{"jkt":"x"}}`, `{"sub":"\ud800"}`, `{"jti":"a\"b"}`, nest(32), nest(33),
+		`{"iss":"a","iss":1}`, `{"a":[1,2,[3,[4]]],"b":-0.0e-0}`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		scanned := &Token{payload: string(data)}
+		serr := scanned.scanPayload()
+		m, err := parseObject(string(data))
+		var mapped *Token
+		if err != nil {
+			err = fmt.Errorf("%w: payload: %w", ErrMalformed, err)
+		} else {
+			mapped, err = FromClaims(m)
+		}
+		if fmt.Sprint(serr) != fmt.Sprint(err) {
+			t.Fatalf("%q: scanned %v, mapped %v", data, serr, err)
+		}
+		if err != nil {
+			return
+		}
+		// The index is the scan's own; the loop below checks it.
+		got, want := *scanned, *mapped
+		got.payload, want.claims, want.index = "", nil, got.index
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q: scanned %+v, mapped %+v", data, got, want)
+		}
+		for i, name := range knownClaims {
+			v, ok := m[name]
+			s, isString := v.(string)
+			if scanned.index.present&(1<<i) != 0 != ok {
+				t.Fatalf("%q: %s present %v in the index", data, name, !ok)
+			}
+			if i != knownClientID && i != knownScope {
+				continue
+			}
+			got := scanned.index.scope
+			if i == knownClientID {
+				got = scanned.index.clientID
+			}
+			if scanned.index.isString&(1<<i) != 0 != isString || got != s {
+				t.Fatalf("%q: %s indexed as %q (string %v), claim %#v", data, name, got, !isString, v)
+			}
+		}
+	})
 }

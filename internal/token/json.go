@@ -214,31 +214,46 @@ func (p *parser) literal(lit string) error {
 }
 
 func (p *parser) array(depth int) ([]any, error) {
+	// As in object, elements are gathered on the stack to allocate once.
+	var small [16]any
+	a := small[:0]
+	err := p.elements(func() error {
+		v, err := p.value(depth)
+		a = append(a, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(a) == 0 {
+		return []any{}, nil
+	}
+	return append([]any(nil), a...), nil
+}
+
+// elements walks the array whose '[' is at p.i, calling each with p at
+// every element, which each must consume.
+func (p *parser) elements(each func() error) error {
 	p.i++
 	p.ws()
 	if p.peek() == ']' {
 		p.i++
-		return []any{}, nil
+		return nil
 	}
-	// As in object, elements are gathered on the stack to allocate once.
-	var small [16]any
-	a := small[:0]
 	for {
 		p.ws()
-		v, err := p.value(depth)
-		if err != nil {
-			return nil, err
+		if err := each(); err != nil {
+			return err
 		}
-		a = append(a, v)
 		p.ws()
 		switch p.peek() {
 		case ',':
 			p.i++
 		case ']':
 			p.i++
-			return append([]any(nil), a...), nil
+			return nil
 		default:
-			return nil, p.fail(kindSyntax, "expected ',' or ']'")
+			return p.fail(kindSyntax, "expected ',' or ']'")
 		}
 	}
 }
@@ -246,6 +261,19 @@ func (p *parser) array(depth int) ([]any, error) {
 // number returns int64 for an integer literal that fits, float64 otherwise,
 // so callers can tell 1 from 1.0 and 1e0 (RFC 7519 NumericDate checks do).
 func (p *parser) number() (any, error) {
+	n, f, integer, err := p.numberParts()
+	if err != nil {
+		return nil, err
+	}
+	if integer {
+		return n, nil
+	}
+	return f, nil
+}
+
+// numberParts parses the number at p.i as number does, unboxed: n when
+// integer (a literal without fraction or exponent that fits int64), else f.
+func (p *parser) numberParts() (n int64, f float64, integer bool, err error) {
 	start := p.i
 	if p.peek() == '-' {
 		p.i++
@@ -256,14 +284,14 @@ func (p *parser) number() (any, error) {
 	case c >= '1' && c <= '9':
 		p.digits()
 	default:
-		return nil, p.fail(kindSyntax, "invalid number")
+		return 0, 0, false, p.fail(kindSyntax, "invalid number")
 	}
-	integer := true
+	integer = true
 	if p.peek() == '.' {
 		p.i++
 		integer = false
 		if p.digits() == 0 {
-			return nil, p.fail(kindSyntax, "invalid number")
+			return 0, 0, false, p.fail(kindSyntax, "invalid number")
 		}
 	}
 	if c := p.peek(); c == 'e' || c == 'E' {
@@ -273,20 +301,58 @@ func (p *parser) number() (any, error) {
 			p.i++
 		}
 		if p.digits() == 0 {
-			return nil, p.fail(kindSyntax, "invalid number")
+			return 0, 0, false, p.fail(kindSyntax, "invalid number")
 		}
 	}
 	lit := p.s[start:p.i]
 	if integer {
 		if n, err := strconv.ParseInt(lit, 10, 64); err == nil {
-			return n, nil
+			return n, 0, true, nil
 		}
 	}
-	f, err := strconv.ParseFloat(lit, 64)
+	f, err = strconv.ParseFloat(lit, 64)
 	if err != nil {
-		return nil, &jsonError{kind: kindRange, off: start, what: "number out of range"}
+		return 0, 0, false, &jsonError{kind: kindRange, off: start, what: "number out of range"}
 	}
-	return f, nil
+	return 0, f, false, nil
+}
+
+// vet validates the value at p.i exactly as value parses it (the same
+// verdict and the same error), building nothing: a payload's claims are
+// checked on every new token, and boxing each into an any cost more than
+// reading it.
+func (p *parser) vet(depth int) error {
+	switch c := p.peek(); {
+	case c == '{' || c == '[':
+		if depth+1 > maxDepth {
+			return p.fail(kindDepth, "nesting too deep")
+		}
+		if c == '[' {
+			return p.elements(func() error { return p.vet(depth + 1) })
+		}
+		var small [16]member
+		names := small[:0]
+		if err := p.members(func(name string, off int) error {
+			names = append(names, member{name: name, off: off})
+			return p.vet(depth + 1)
+		}); err != nil {
+			return err
+		}
+		return duplicateName(names)
+	case c == '"':
+		_, err := p.str()
+		return err
+	case c == '-' || c >= '0' && c <= '9':
+		_, _, _, err := p.numberParts()
+		return err
+	case c == 't':
+		return p.literal("true")
+	case c == 'f':
+		return p.literal("false")
+	case c == 'n':
+		return p.literal("null")
+	}
+	return p.fail(kindSyntax, "expected a value")
 }
 
 func (p *parser) digits() int {

@@ -196,46 +196,46 @@ func (m ClaimMap) HasClaim(name string) bool {
 
 var _ ClaimReader = (*Token)(nil)
 
-// registeredClaims are the claims registered lifts, by their place here.
-var registeredClaims = [...]string{"iss", "sub", "jti", "exp", "nbf", "iat", "aud"}
-
 // scanPayload validates the payload as strictly as parsing it into a map
-// would (syntax, UTF-8, depth, numbers, duplicate names at every level),
-// lifts the registered claims and fills the index of the known ones, but
-// keeps no map: Claims builds it from the payload if a Check asks. Values
-// are parsed as Claims would hold them, so the registered claims are typed
-// exactly as for a map, and nested objects are still parsed as maps, where
-// their duplicates are found.
+// would (syntax, UTF-8, depth, numbers, duplicate names at every level, and
+// the same error for the same fault), lifts the registered claims and fills
+// the index of the known ones, but builds nothing else: values are vetted,
+// not boxed, and Claims builds the map from the payload if a Check asks.
 func (t *Token) scanPayload() error {
 	p := parser{s: t.payload}
 	// Gathered as object gathers members, without their values.
 	var small [16]member
 	names := small[:0]
-	var reg [len(registeredClaims)]any
-	var regHas uint8
+	// A registered claim of the wrong type is reported once the whole
+	// payload is known to be valid JSON, and the first in registered's
+	// order, as if the claims had been parsed into a map and then lifted.
+	var claimErr error
+	claimErrAt := len(registeredClaims)
 	err := p.document(func(name string, off int) error {
-		v, err := p.value(1)
-		if err != nil {
+		names = append(names, member{name: name, off: off})
+		if r := registeredIndex(name); r >= 0 {
+			cerr, err := t.lift(&p, r)
+			if cerr != nil && r < claimErrAt {
+				claimErr, claimErrAt = cerr, r
+			}
 			return err
 		}
-		names = append(names, member{name: name, off: off})
-		for i, r := range registeredClaims {
-			if name == r {
-				reg[i], regHas = v, regHas|1<<i
-			}
+		i := knownIndex(name)
+		if i < 0 {
+			return p.vet(1)
 		}
-		if i := knownIndex(name); i >= 0 {
-			t.index.present |= 1 << i
-			if s, ok := v.(string); ok && (i == knownClientID || i == knownScope) {
-				t.index.isString |= 1 << i
-				if i == knownClientID {
-					t.index.clientID = s
-				} else {
-					t.index.scope = s
-				}
-			}
+		t.index.present |= 1 << i
+		if (i != knownClientID && i != knownScope) || p.peek() != '"' {
+			return p.vet(1)
 		}
-		return nil
+		s, err := p.str()
+		t.index.isString |= 1 << i
+		if i == knownClientID {
+			t.index.clientID = s
+		} else {
+			t.index.scope = s
+		}
+		return err
 	})
 	if err == nil {
 		err = duplicateName(names)
@@ -243,14 +243,7 @@ func (t *Token) scanPayload() error {
 	if err != nil {
 		return fmt.Errorf("%w: payload: %w", ErrMalformed, err)
 	}
-	return t.registered(func(name string) (any, bool) {
-		for i, r := range registeredClaims {
-			if name == r {
-				return reg[i], regHas&(1<<i) != 0
-			}
-		}
-		return nil, false
-	})
+	return claimErr
 }
 
 // duplicateName reports the first of ms (in order) whose name repeats an

@@ -259,7 +259,7 @@ func TestParseAccepts(t *testing.T) {
 				index: lazyIndex{present: 1<<knownClientID | 1<<knownScope, isString: 1<<knownClientID | 1<<knownScope, clientID: "c-123", scope: "read write"},
 			}
 			got := *tok
-			got.claims, got.payload, got.Audience, got.signingInput, got.signature = nil, "", nil, nil, nil
+			got.claims, got.payload, got.Audience, got.audBuf, got.signingInput, got.signature = nil, "", nil, [4]string{}, nil, nil
 			if fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("got  %+v\nwant %+v", got, want)
 			}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 )
 
 // Errors Parse, Verify and ValidateTime return, wrapped with detail. Callers
@@ -79,8 +80,9 @@ type Token struct {
 	// payload is the decoded payload JSON, from which claims are read when
 	// the map was not built.
 	payload string
-	// audBuf backs Audience in a view of a cached token.
-	audBuf [1]string
+	// audBuf backs an Audience of up to four entries (most have one or
+	// two), so that neither Parse nor a cached token's view allocates it.
+	audBuf [4]string
 	// index is a view's knowledge of the claims a Check probes (known.go).
 	index lazyIndex
 
@@ -101,6 +103,9 @@ type Token struct {
 
 	signingInput []byte // header.payload, as signed
 	signature    []byte // decoded
+	// signingSHA256 is the SHA-256 of signingInput when Digest.Parse knew it.
+	signingSHA256    [32]byte
+	hasSigningSHA256 bool
 }
 
 // b64 is built once: Strict returns a fresh *Encoding per call.
@@ -173,7 +178,9 @@ func Parse(raw string, lim Limits) (*Token, error) {
 	if err := decode(dec[hn:hn+pn], src[dot1+1:dot2], "payload"); err != nil {
 		return nil, err
 	}
-	js := string(dec[:hn+pn])
+	// The decoded header and payload are read as a string without a copy:
+	// dec is this Token's alone and nothing writes it after this point.
+	js := unsafe.String(unsafe.SliceData(dec), hn+pn)
 
 	t := &Token{signingInput: src[:dot2]}
 	var err error

@@ -74,7 +74,11 @@ func (t *Token) VerifiedBy(candidates []*keys.Key) (*keys.Key, error) {
 		if k == nil || !k.Fits(alg) {
 			continue
 		}
-		if digest == nil && a.Hash != 0 && a.Kind != keys.KindHMAC {
+		switch {
+		case digest != nil || a.Hash == 0 || a.Kind == keys.KindHMAC:
+		case a.Hash == crypto.SHA256 && t.hasSigningSHA256:
+			digest = append(sum[:0], t.signingSHA256[:]...)
+		default:
 			digest = sum64(a.Hash, t.signingInput, &sum)
 		}
 		fits, ok := a.verify(k.Public, t.signingInput, digest, t.signature)
