@@ -48,8 +48,11 @@
 //	// t.Issuer, t.Audience, t.Claims()... are now trustworthy. A cache
 //	// keeps t.Compact(); its View gives the token back.
 //
-// Parse validates the whole payload but keeps no claims map: the registered
-// claims are lifted and the ones every Check probes (client_id, scope, cnf
-// and a few more) indexed, and Claims builds the map from the payload the
-// first time a caller asks, for a parsed token and a cached view alike.
+// Parse validates the whole payload but builds nothing of it: values are
+// vetted in place, the registered claims lifted typed and the ones every
+// Check probes (client_id, scope, cnf and a few more) indexed, and Claims
+// builds the map from the payload the first time a caller asks, for a
+// parsed token and a cached view alike. A cache of verified tokens names a
+// token by DigestOf, whose Parse lets Verify reuse the hash of the signing
+// input, so a new token is hashed once.
 package token

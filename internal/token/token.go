@@ -114,9 +114,9 @@ var b64 = base64.RawURLEncoding.Strict()
 // b64url marks the bytes of the base64url alphabet. Checking them up front
 // matters because the decoder skips CR and LF even in strict mode, and it
 // rejects '=', '+', '/' and whitespace with one clear message.
-var b64url = func() (t [256]bool) {
+var b64url = func() (t [256]uint8) {
 	for _, c := range []byte("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") {
-		t[c] = true
+		t[c] = 1
 	}
 	return t
 }()
@@ -137,8 +137,19 @@ func Parse(raw string, lim Limits) (*Token, error) {
 	// little.
 	dot1, dot2 := -1, -1
 	for i := 0; i < len(raw); i++ {
+		// Eight characters a step while all are of the alphabet, as they
+		// are but for the two dots: a token is hundreds of them.
+		for ; i+8 <= len(raw); i += 8 {
+			b := raw[i : i+8]
+			if b64url[b[0]]&b64url[b[1]]&b64url[b[2]]&b64url[b[3]]&b64url[b[4]]&b64url[b[5]]&b64url[b[6]]&b64url[b[7]] == 0 {
+				break
+			}
+		}
+		if i == len(raw) {
+			break
+		}
 		c := raw[i]
-		if b64url[c] {
+		if b64url[c] == 1 {
 			continue
 		}
 		if c == '{' && i == 0 {
