@@ -42,8 +42,9 @@ type decision struct {
 	// every allow of a rule that requires nonces.
 	nonce string
 	// token is the bearer token that authenticated the request, the key of
-	// its internal-token reuse (internaltoken.go); tokenSum is its SHA-256
-	// when the token cache computed it already (tokenSummed).
+	// its internal-token reuse (internaltoken.go); tokenSum is its
+	// token.DigestOf Sum when the token cache computed it already
+	// (tokenSummed).
 	token       string
 	tokenSum    [32]byte
 	tokenSummed bool

@@ -28,8 +28,8 @@ type verified struct {
 	keysErr error
 	// introspected tokens are the issuer's answer about an opaque token.
 	introspected bool
-	// sum is the token's token.Digest Sum when the token cache computed it
-	// (summed).
+	// sum is the token's token.DigestOf Sum when the token cache computed
+	// it (summed).
 	sum    [32]byte
 	summed bool
 }
