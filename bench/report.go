@@ -37,7 +37,10 @@ type report struct {
 	// sameTime is, per round, the floor and extauthz on the cached token
 	// measured at the same time on the same cores (runSameTime).
 	sameTime [][2]*Result
-	gobench  []goBench
+	// cachedSplit is the cached bearer's server CPU split by a profile
+	// (profileCached); nil without one.
+	cachedSplit *cachedSplit
+	gobench     []goBench
 }
 
 // summary is the median of a pair's rounds.

@@ -69,6 +69,9 @@ func (r *report) writeHeader(w func(string, ...any)) {
 	w("| load | %d requests in flight over %d HTTP/2 connections per server, from a load generator process of its own for every run (`extauthz-bench load`, as `outside` runs it); %s warm-up per scenario, then %d alternating rounds of %s; medians of the rounds |\n",
 		cfg.Concurrency, cfg.Conns, cfg.Warmup, cfg.Rounds, cfg.Duration)
 	w("| tokens | %d distinct tokens per algorithm, served in a cycle; extauthz runs with `--token-cache-size %d` so the cycle never hits its LRU cache |\n", cfg.Distinct, r.tokenCache)
+	if r.cachedSplit != nil {
+		w("| profile | extauthz serves `/debug/pprof` (`--debug-pprof`), but no profile is taken during the rounds; after them, one more cached-bearer run of %s, not recorded, is profiled for the cached target's reason |\n", profileRun)
+	}
 	w("| run time | %s in all (%s of load) |\n\n", r.total.Round(time.Second), r.loadDuration.Round(time.Second))
 }
 

@@ -143,15 +143,18 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	*st = checkStatus{}
 	// CheckResponse: status (1) is a google.rpc.Status whose code is field
 	// 1; denied_response (2) holds an HttpStatus (1) whose code is field 1.
-	return eachField(data, func(num protowire.Number, msg []byte) error {
+	return eachField(data, func(num protowire.Number, typ protowire.Type, msg []byte) error {
+		if typ != protowire.BytesType {
+			return nil
+		}
 		switch num {
 		case 1:
 			c, err := varintField(msg, 1)
 			st.code = int32(c)
 			return err
 		case 2:
-			return eachField(msg, func(num protowire.Number, hs []byte) error {
-				if num == 1 {
+			return eachField(msg, func(num protowire.Number, typ protowire.Type, hs []byte) error {
+				if num == 1 && typ == protowire.BytesType {
 					c, err := varintField(hs, 1)
 					st.http = int32(c)
 					return err
@@ -163,30 +166,36 @@ func (rawCodec) Unmarshal(data []byte, v any) error {
 	})
 }
 
-// eachField calls f with each length-delimited field of a message.
-func eachField(data []byte, f func(protowire.Number, []byte) error) error {
+// eachField calls f with every varint and length-delimited field of a
+// message, in order: a varint as its encoding, a length-delimited field as
+// its contents. Fixed-size fields are skipped: nothing the bench reads
+// has one.
+func eachField(data []byte, f func(num protowire.Number, typ protowire.Type, v []byte) error) error {
 	for len(data) > 0 {
 		num, typ, n := protowire.ConsumeTag(data)
 		if n < 0 {
 			return protowire.ParseError(n)
 		}
 		data = data[n:]
-		if typ == protowire.BytesType {
-			msg, m := protowire.ConsumeBytes(data)
-			if m < 0 {
-				return protowire.ParseError(m)
-			}
-			if err := f(num, msg); err != nil {
+		var v []byte
+		switch typ {
+		case protowire.VarintType:
+			_, n = protowire.ConsumeVarint(data)
+			v = data[:max(n, 0)]
+		case protowire.BytesType:
+			v, n = protowire.ConsumeBytes(data)
+		default:
+			n = protowire.ConsumeFieldValue(num, typ, data)
+		}
+		if n < 0 {
+			return protowire.ParseError(n)
+		}
+		data = data[n:]
+		if typ == protowire.VarintType || typ == protowire.BytesType {
+			if err := f(num, typ, v); err != nil {
 				return err
 			}
-			data = data[m:]
-			continue
 		}
-		m := protowire.ConsumeFieldValue(num, typ, data)
-		if m < 0 {
-			return protowire.ParseError(m)
-		}
-		data = data[m:]
 	}
 	return nil
 }

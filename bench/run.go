@@ -31,9 +31,6 @@ type Config struct {
 	// is always measured. Empty means every scenario.
 	Scenarios []string
 	Peers     bool // build and run OPA-Envoy and Heimdall
-	// DebugPprof starts extauthz with --debug-pprof, so its CPU can be
-	// profiled under the bench's load (the log names its HTTP address).
-	DebugPprof bool
 	// Baseline is a git revision whose extauthz runs beside this one in the
 	// cached and new-ES256 scenarios, for a before/after in one run.
 	Baseline   string
@@ -127,6 +124,7 @@ type session struct {
 	serversStart                     time.Time
 	policyFile, dpopFile             string
 	extra                            []string // extauthz's flags beyond its main policy file
+	profiled                         bool     // extauthz serves /debug/pprof
 	cacheSize                        int
 	introspection                    *introspectionEndpoint
 	txReqs                           [][]byte
@@ -164,6 +162,7 @@ func Run(ctx context.Context, cfg Config) error {
 		s.sanityChecks,
 		s.buildPairs,
 		s.runRounds,
+		s.profileCached,
 		s.stopServers,
 		s.goBenchmarks,
 		s.writeReport,

@@ -34,7 +34,7 @@ func (s *session) startServers(ctx context.Context) error {
 		return err
 	}
 	s.procs = append(s.procs, s.ext.Proc)
-	if cfg.DebugPprof {
+	if s.profiled {
 		s.logf("extauthz profiles: go tool pprof http://%s/debug/pprof/profile?seconds=10", s.ext.HTTPAddr)
 	}
 	if s.baseBin != "" {
@@ -101,7 +101,9 @@ func (s *session) writePolicies() error {
 		}
 		s.extra = append(s.extra, "--policy", f)
 	}
-	if cfg.DebugPprof {
+	// Profiles are served, not taken, until profileCached asks for one
+	// after the rounds: serving them costs a Check nothing.
+	if s.profiled = ExtauthzHasFlag(s.bin, "debug-pprof"); s.profiled {
 		s.extra = append(s.extra, "--debug-pprof")
 	}
 	if cfg.wants(keyTxToken) && ExtauthzHasFlag(s.bin, "token-keys") {

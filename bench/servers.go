@@ -61,7 +61,9 @@ func startNoop(name, dir, self string) (*Target, error) {
 // ExtauthzHasFlag reports whether `extauthz serve` knows the flag.
 func ExtauthzHasFlag(bin, flag string) bool {
 	out, _ := exec.Command(bin, "serve", "-h").CombinedOutput()
-	return strings.Contains(string(out), "-"+flag+" ")
+	// A flag with a value is listed as "-name value", a boolean one alone
+	// on its line.
+	return strings.Contains(string(out), "-"+flag+" ") || strings.Contains(string(out), "-"+flag+"\n")
 }
 
 // startExtauthz starts the binary on the policy, with extra flags; it is

@@ -60,7 +60,6 @@ func run(ctx context.Context, args []string) error {
 	fs.IntVar(&cfg.DPoPProofs, "dpop-proofs", cfg.DPoPProofs, "DPoP-bound tokens signed, each with its own proof")
 	scenarios := fs.String("scenarios", "all", "comma-separated scenarios to measure besides the floor, or all: "+strings.Join(bench.ScenarioKeys()[1:], ", "))
 	fs.BoolVar(&cfg.Peers, "peers", cfg.Peers, "build and measure OPA-Envoy and Heimdall")
-	fs.BoolVar(&cfg.DebugPprof, "debug-pprof", false, "start extauthz with --debug-pprof, to profile it under load")
 	fs.StringVar(&cfg.Baseline, "baseline", "", "a git revision whose extauthz runs beside this one (cached and new ES256 tokens), for a before/after in one run")
 	fs.BoolVar(&cfg.GoBench, "gobench", cfg.GoBench, "run the in-process go test benchmarks")
 	fs.StringVar(&cfg.GoBenchDur, "gobench-time", cfg.GoBenchDur, "-benchtime of the in-process speed benchmarks")
