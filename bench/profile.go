@@ -17,9 +17,10 @@ import (
 // server, among gRPC's own work, where an in-process benchmark does not
 // see it: the data a Check touches is cold there, so the same code costs
 // more. After the rounds, make bench runs the cached bearer once more
-// while it takes a CPU profile of extauthz (--debug-pprof), and splits the
-// server CPU per Check of that run among the parts below, each the share
-// of samples with the part's function anywhere on the stack.
+// while it takes a CPU profile of extauthz (--debug-pprof), and splits its
+// server CPU among the parts below, each the share of samples with the
+// part's function anywhere on the stack; the report turns the shares into
+// µs of the rounds' CPU per Check.
 
 // profilePart is a part of a Check in the server, by the function that
 // does it.
@@ -27,10 +28,10 @@ type profilePart struct {
 	name, fn string
 }
 
-// cachedParts are the parts the report names. decode holds copy; handler
-// holds decode, check and encode.
+// cachedParts are extauthz's own work in a Check, which the floor does
+// not do; decode holds copy. The rest of the server's CPU (gRPC's reading
+// and writing, the Go runtime's) is work the floor does too.
 var cachedParts = []profilePart{
-	{"handler", "github.com/extauthz/extauthz/internal/check.checkHandler"},
 	{"decode", "github.com/extauthz/extauthz/internal/check.codec.Unmarshal"},
 	{"copy", "google.golang.org/grpc/mem.BufferSlice.Materialize"},
 	{"check", "github.com/extauthz/extauthz/internal/check.(*Server).checkDecoded"},
@@ -212,13 +213,13 @@ func fetchProfile(ctx context.Context, httpAddr string, d time.Duration) ([]byte
 	return b, nil
 }
 
-// cachedSplit is the server CPU per Check of the profiled cached run and
-// its parts (cachedParts), in µs; missing names parts whose function the
-// binary does not have (renamed), which a profile cannot tell from one
-// that took too little time to be sampled.
+// cachedSplit is the share of the profiled run's server CPU that each of
+// cachedParts took: shares, not µs, because the profiled run comes after
+// the rounds, when the machine may be faster or slower than it was for
+// them. missing names parts whose function the binary does not have
+// (renamed), which a profile cannot tell from one too small to be sampled.
 type cachedSplit struct {
-	cpu     float64
-	parts   map[string]float64
+	shares  map[string]float64
 	missing []string
 	sampled time.Duration // the CPU time the profile's samples stand for
 }
@@ -247,15 +248,14 @@ func (s *session) profileCached(ctx context.Context) error {
 		return nil
 	}
 	s.rep.cachedSplit = split
-	s.logf("profiled cached bearer: %.1f µs/Check; %v", split.cpu, split.parts)
+	s.logf("profiled cached bearer: shares of its server CPU %v", split.shares)
 	return nil
 }
 
 // splitCached profiles ext, the binary bin, while a load generator runs c
-// against it, and splits that run's server CPU per Check among
-// cachedParts. The profile
+// against it, and splits its server CPU among cachedParts. The profile
 // leaves out the load's first and last half second, so it sees only the
-// steady state: c.Duration must be over a second.
+// steady state: c.Duration must be two seconds or more.
 func splitCached(ctx context.Context, self, bin string, ext *Target, c LoadConfig) (*cachedSplit, error) {
 	d := c.Duration - time.Second
 	if d < time.Second {
@@ -276,7 +276,7 @@ func splitCached(ctx context.Context, self, bin string, ext *Target, c LoadConfi
 		b, err := fetchProfile(ctx, ext.HTTPAddr, d)
 		done <- fetched{b, err}
 	}()
-	lr, err := loadProcess(ctx, self, c)
+	_, err := loadProcess(ctx, self, c)
 	f := <-done
 	if err != nil {
 		return nil, fmt.Errorf("bench: profile: load generator: %w", err)
@@ -289,13 +289,13 @@ func splitCached(ctx context.Context, self, bin string, ext *Target, c LoadConfi
 		return nil, err
 	}
 	syms := symbols(bin)
-	split := &cachedSplit{cpu: us(lr.result().CPUPerCheck()), parts: map[string]float64{}, sampled: time.Duration(prof.total)}
+	split := &cachedSplit{shares: map[string]float64{}, sampled: time.Duration(prof.total)}
 	for _, part := range cachedParts {
 		if syms != nil && !syms[part.fn] {
 			split.missing = append(split.missing, part.fn)
 			continue
 		}
-		split.parts[part.name] = prof.share(part.fn) * split.cpu
+		split.shares[part.name] = prof.share(part.fn)
 	}
 	return split, nil
 }

@@ -112,20 +112,21 @@ func spinForProfile(d time.Duration) {
 	}
 }
 
-// TestCachedSplitWhy: the cached target's reason names each part in µs,
-// and says so when the profile lacks a part's function.
+// TestCachedSplitWhy: the cached target's reason names each part in µs
+// of the rounds' CPU per Check, and says so when the binary lacks a part's
+// function.
 func TestCachedSplitWhy(t *testing.T) {
-	sp := &cachedSplit{cpu: 24.8, sampled: 9 * time.Second, parts: map[string]float64{"handler": 4.4, "decode": 1.25, "copy": 0.3, "check": 1.9, "encode": 0.2}}
-	got := sp.why()
-	for _, want := range []string{"(24.8 µs of server CPU per Check, 9.0 s of it sampled)", "4.4 µs per Check in extauthz's handler", "1.2 µs decoding", "(0.3 µs of it copying", "1.9 µs the Check", "0.2 µs encoding"} {
+	sp := &cachedSplit{sampled: 9 * time.Second, shares: map[string]float64{"decode": 0.05, "copy": 0.01, "check": 0.1, "encode": 0.02}}
+	got := sp.why(20)
+	for _, want := range []string{"(9.0 s of CPU sampled)", "puts 17% of extauthz's server CPU in its own work, 3.4 µs of the rounds' median 20.0 µs", "decoding the CheckRequest 1.0 µs", "(copying the message out of gRPC's buffers 0.2 µs", "the Check 2.0 µs", "encoding the response 0.4 µs"} {
 		if !strings.Contains(got, want) {
 			t.Errorf("why lacks %q:\n%s", want, got)
 		}
 	}
-	if got := (&cachedSplit{missing: []string{"x.f"}}).why(); !strings.Contains(got, "has no x.f (renamed)") {
+	if got := (&cachedSplit{missing: []string{"x.f"}}).why(20); !strings.Contains(got, "has no x.f (renamed)") {
 		t.Errorf("missing: %s", got)
 	}
-	if (*cachedSplit)(nil).why() != "" {
+	if (*cachedSplit)(nil).why(20) != "" {
 		t.Error("no profile: a reason")
 	}
 }
@@ -159,8 +160,8 @@ func TestSplitCachedRealServer(t *testing.T) {
 	if syms := symbols(bin); syms == nil || syms["github.com/extauthz/extauthz/bench.spinForProfile"] {
 		t.Errorf("symbols of %s: %d, the bench's own among them", bin, len(syms))
 	}
-	p := split.parts
-	if split.cpu <= 0 || p["handler"] <= 0 || p["check"] <= 0 || p["decode"] <= 0 || p["handler"] > split.cpu || p["check"]+p["decode"] > p["handler"] {
+	sh := split.shares
+	if sh["check"] <= 0 || sh["decode"] <= 0 || sh["copy"] > sh["decode"] || sh["decode"]+sh["check"]+sh["encode"] >= 1 {
 		t.Errorf("split %+v", split)
 	}
 }

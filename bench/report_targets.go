@@ -90,24 +90,26 @@ func (r *report) targetCached() target {
 			if d, ok := r.bench("BenchmarkDecodeCheckRequest/view"); ok {
 				t.why += fmt.Sprintf(" Decoding the bench's CheckRequest into the view takes %.1f µs (%.0f allocations) in process.", d.Metrics["ns/op"]/1e3, d.Metrics["allocs/op"])
 			}
-			t.why += r.cachedSplit.why()
+			t.why += r.cachedSplit.why(cached.cpu)
 		}
 	}
 	return t
 }
 
 // why is the profiled split of a cached Check in the server, for the
-// cached target's reason; "" without a profile.
-func (sp *cachedSplit) why() string {
+// cached target's reason, in µs of cpu (the rounds' median server CPU per
+// cached Check); "" without a profile.
+func (sp *cachedSplit) why(cpu float64) string {
 	switch {
 	case sp == nil:
 		return ""
 	case len(sp.missing) > 0:
 		return fmt.Sprintf(" extauthz's binary has no %s (renamed), so its profile is not split here.", strings.Join(sp.missing, ", "))
 	}
-	p := sp.parts
-	return fmt.Sprintf(" In the server, where what a Check reads is no longer in the CPU's caches, the same work costs more: a CPU profile of one more cached run (%.1f µs of server CPU per Check, %.1f s of it sampled) puts %.1f µs per Check in extauthz's handler, of which %.1f µs decoding the CheckRequest (%.1f µs of it copying the message out of gRPC's buffers), %.1f µs the Check and %.1f µs encoding the response; the rest is gRPC's and the Go runtime's, work the floor does too.",
-		sp.cpu, sp.sampled.Seconds(), p["handler"], p["decode"], p["copy"], p["check"], p["encode"])
+	sh := sp.shares
+	own := sh["decode"] + sh["check"] + sh["encode"]
+	return fmt.Sprintf(" In the server the same work costs more, as what a Check reads is no longer in the CPU's caches: a CPU profile of one more cached run (%.1f s of CPU sampled) puts %.0f%% of extauthz's server CPU in its own work, %.1f µs of the rounds' median %.1f µs per Check: decoding the CheckRequest %.1f µs (copying the message out of gRPC's buffers %.1f µs of it), the Check %.1f µs and encoding the response %.1f µs. The rest is gRPC's and the Go runtime's, work the floor does too.",
+		sp.sampled.Seconds(), 100*own, own*cpu, cpu, sh["decode"]*cpu, sh["copy"]*cpu, sh["check"]*cpu, sh["encode"]*cpu)
 }
 
 // targetDistinctES256 is new ES256 tokens against what the floor and one
